@@ -1,0 +1,67 @@
+import { isIPv6 } from "net";
+import { cookieValue, stableServerIds } from "./identity";
+import { applyDefaults, BackendServer, HaproxySettings, ResolvedSettings } from "./settings";
+import { renderTemplate } from "./templates";
+import { validateSettings } from "./validate";
+
+const DEFAULT_WEIGHT = 100;
+
+interface ServerView {
+    name: string;
+    hostPort: string;
+    id: number;
+    weight: number;
+    cookie: string;
+    resolvable: boolean;
+}
+
+function isHostname(address: string): boolean {
+    return !isIPv6(address) && !/^\d{1,3}(\.\d{1,3}){3}$/.test(address);
+}
+
+function serverViews(pool: string, servers: BackendServer[], defaultPort: number, cookieSecret: string): ServerView[] {
+    const ids = stableServerIds(servers.map((server) => server.name));
+    return servers.map((server) => {
+        const port = server.port ?? defaultPort;
+        const host = isIPv6(server.address) ? `[${server.address}]` : server.address;
+        return {
+            name: server.name,
+            hostPort: `${host}:${port}`,
+            id: ids.get(server.name) as number,
+            weight: server.weight ?? DEFAULT_WEIGHT,
+            cookie: cookieValue(pool, server.name, cookieSecret),
+            resolvable: isHostname(server.address),
+        };
+    });
+}
+
+/** The mustache view for haproxy.cfg: every derived value computed here, none in the template. */
+export function configView(s: ResolvedSettings): object {
+    const apiServers = serverViews("api_pool", s.apiServers, s.backendApiPort, s.cookieSecret);
+    const streamServers = serverViews("stream_pool", s.streamServers, s.streamServerPort, s.cookieSecret);
+    const prefixSegments = s.streamPathPrefix.split("/").filter((segment) => segment !== "").length;
+    return {
+        ...s,
+        apiServers,
+        streamServers,
+        tls: s.tlsCertPath !== "",
+        logEnabled: s.logTarget !== "none",
+        logFormat: s.logTarget === "stdout" || s.logTarget === "stderr" ? "format raw " : "",
+        slowstart: s.gracefulDrainSeconds > 0,
+        resolvers: [...apiServers, ...streamServers].some((server) => server.resolvable),
+        trackHash: s.streamHashMode === "track",
+        // "/stream/42/seg.ts" splits on "/" into "", "stream", "42", ...: the track id is field prefixSegments + 2.
+        trackField: prefixSegments + 2,
+    };
+}
+
+/**
+ * Renders haproxy.cfg from plain settings: applies defaults, validates (throws
+ * a SettingsError naming each bad field), and is deterministic: the same
+ * settings give a byte-identical file.
+ */
+export function renderHaproxyConfig(settings: HaproxySettings): string {
+    const resolved = applyDefaults(settings);
+    validateSettings(resolved);
+    return renderTemplate("haproxy.cfg.mustache", configView(resolved));
+}
