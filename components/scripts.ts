@@ -52,12 +52,12 @@ export function containerStep(inputs: ContainerStepInputs): ScriptStep {
         update: create,
         delete: renderScript("container-delete.sh.mustache"),
         environment: {
-            CONTAINER: inputs.containerName,
-            IMAGE: inputs.image,
-            PROFILES: inputs.profiles.join(","),
-            ADMIN_SOCKET: inputs.adminSocketPath,
-            STATE_FILE: inputs.serverStateFile,
-            WAIT_SECONDS: String(inputs.waitSeconds ?? 60),
+            VEZA_CONTAINER: inputs.containerName,
+            VEZA_IMAGE: inputs.image,
+            VEZA_PROFILES: inputs.profiles.join(","),
+            VEZA_ADMIN_SOCKET: inputs.adminSocketPath,
+            VEZA_STATE_FILE: inputs.serverStateFile,
+            VEZA_WAIT_SECONDS: String(inputs.waitSeconds ?? 60),
         },
     };
 }
@@ -76,12 +76,12 @@ export function configStep(inputs: ConfigStepInputs): ScriptStep {
         create,
         update: create,
         environment: {
-            CONTAINER: inputs.containerName,
-            CONFIG_PATH,
-            CONFIG_SHA256: sha256Hex(inputs.config),
-            CERT_SHA256: inputs.certSha256 ?? "none",
-            MASTER_SOCKET,
-            RELOAD_WAIT_SECONDS: String(inputs.reloadWaitSeconds ?? 15),
+            VEZA_CONTAINER: inputs.containerName,
+            VEZA_CONFIG_PATH: CONFIG_PATH,
+            VEZA_CONFIG_SHA256: sha256Hex(inputs.config),
+            VEZA_CERT_SHA256: inputs.certSha256 ?? "none",
+            VEZA_MASTER_SOCKET: MASTER_SOCKET,
+            VEZA_RELOAD_WAIT_SECONDS: String(inputs.reloadWaitSeconds ?? 15),
         },
         stdin: inputs.config,
     };
@@ -105,7 +105,7 @@ export function tlsStep(inputs: TlsStepInputs): ScriptStep {
     return {
         create,
         update: create,
-        environment: { CONTAINER: inputs.containerName, CERT_PATH: inputs.certPath },
+        environment: { VEZA_CONTAINER: inputs.containerName, VEZA_CERT_PATH: inputs.certPath },
         stdin: tlsBundle(inputs.certificatePem, inputs.privateKeyPem),
     };
 }

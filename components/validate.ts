@@ -167,3 +167,38 @@ export function validateSettings(s: ResolvedSettings): void {
 
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
+
+/** Where and how the HAProxy container is provisioned: checked before any command runs. */
+export interface ProvisioningSettings {
+    containerName: string;
+    image: string;
+    profiles: string[];
+}
+
+const INSTANCE_NAME = /^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:\/-]{0,254}$/;
+
+export function validateProvisioning(p: ProvisioningSettings): void {
+    const c = new Checker();
+    c.matches("containerName", p.containerName, INSTANCE_NAME,
+        "must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with -");
+    c.matches("image", p.image, IMAGE, 'must be an Incus image reference such as "images:debian/12" or a local alias (A-Z a-z 0-9 . _ : / -)');
+    if (!Array.isArray(p.profiles) || p.profiles.length === 0) {
+        c.fail("profiles", 'must list at least one Incus profile, e.g. ["default"]');
+    } else {
+        p.profiles.forEach((profile, i) => c.matches(`profiles[${i}]`, profile, NAME, `must be an Incus profile name of ${CHARSET_NAME}`));
+    }
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+}
+
+/** A certificate is only usable with its key, and the other way round. */
+export function validateTlsPair(certificatePem: string, privateKeyPem: string): void {
+    const problems: string[] = [];
+    if (!/-----BEGIN CERTIFICATE-----/.test(certificatePem)) {
+        problems.push("tls.certificatePem must be a PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKeyPem)) {
+        problems.push("tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)");
+    }
+    if (problems.length > 0) throw new SettingsError(problems);
+}

@@ -1,0 +1,54 @@
+import { writeFileSync } from "fs";
+import * as os from "os";
+import * as path from "path";
+import { execFileP, fillPlaceholders, readBenchFile, waitForPort } from "./literal";
+import { spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs";
+
+export const NGINX_BIN = "/usr/sbin/nginx";
+
+export interface NginxPorts {
+    httpPort: number;
+    api: [number, number];
+    stream: [number, number];
+}
+
+/** nginx from bench/nginx.conf in a temp dir, in the foreground, own process group. */
+export class NginxContender {
+    private constructor(readonly dir: string, readonly httpPort: number, private readonly proc: Spawned) {}
+
+    static render(dir: string, p: NginxPorts, workers = os.cpus().length): string {
+        return fillPlaceholders(readBenchFile("nginx.conf"), {
+            DIR: dir,
+            WORKERS: workers,
+            HTTP_PORT: p.httpPort,
+            API_1_PORT: p.api[0],
+            API_2_PORT: p.api[1],
+            STREAM_1_PORT: p.stream[0],
+            STREAM_2_PORT: p.stream[1],
+        });
+    }
+
+    static async start(p: NginxPorts): Promise<NginxContender> {
+        const dir = tempDir("nginx");
+        const conf = path.join(dir, "nginx.conf");
+        writeFileSync(conf, NginxContender.render(dir, p));
+        // -p: prefix for relative paths; -e: error log before the config is read.
+        const base = ["-p", dir, "-e", path.join(dir, "error.log"), "-c", conf];
+        await execFileP(NGINX_BIN, [...base, "-t", "-q"]).catch((e) => {
+            throw new Error(`nginx -t rejected ${conf}:\n${e.stderr ?? e}`);
+        });
+        const proc = spawnGroup(NGINX_BIN, base, { cwd: dir });
+        try {
+            await waitForPort(p.httpPort, 10000, () => proc.child.exitCode === null);
+        } catch (e) {
+            await stopGroup(proc, 200);
+            throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`);
+        }
+        return new NginxContender(dir, p.httpPort, proc);
+    }
+
+    async stop(): Promise<void> {
+        await stopGroup(this.proc, 2000);
+        removeTempDir(this.dir);
+    }
+}

@@ -1,0 +1,81 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { HaproxyLoadBalancerArgs } from "./component";
+import { BackendServer } from "./settings";
+import { SettingsError } from "./validate";
+
+/** Stack config keys (namespace `haproxy`) that map one-to-one onto numeric settings. */
+const NUMBER_KEYS = [
+    "listenHttp", "listenHttps", "backendApiPort", "streamServerPort", "healthCheckIntervalMs",
+    "healthCheckFall", "healthCheckRise", "gracefulDrainSeconds", "statsPort", "maxConnections",
+    "timeoutClientMs", "timeoutServerMs", "timeoutConnectMs", "timeoutTunnelMs", "hardStopAfterSeconds",
+] as const;
+const STRING_KEYS = [
+    "tlsCertPath", "stickyCookieName", "apiHealthPath", "streamHealthPath", "streamPathPrefix",
+    "statsUser", "containerName", "image",
+] as const;
+
+/** SSH access to the Incus host; the private key is read separately as a secret. */
+export interface IncusHostConfig {
+    host: string;
+    user?: string;
+    port?: number;
+}
+
+/**
+ * Reads the `haproxy:*` stack config into component args. Wrong types fail
+ * here, naming the key; values are validated by the component before anything
+ * reaches a container.
+ */
+export function readStackConfig(config: pulumi.Config, name: string, parent?: pulumi.Resource): HaproxyLoadBalancerArgs {
+    const args: Record<string, unknown> = {
+        apiServers: config.requireObject<BackendServer[]>("apiServers"),
+        streamServers: config.requireObject<BackendServer[]>("streamServers"),
+        profiles: config.getObject<string[]>("profiles"),
+        httpsRedirect: config.getBoolean("httpsRedirect"),
+        streamHashMode: config.get("streamHashMode"),
+        statsPassword: config.getSecret("statsPassword"),
+    };
+    for (const key of NUMBER_KEYS) args[key] = config.getNumber(key);
+    for (const key of STRING_KEYS) args[key] = config.get(key);
+
+    const incusHost = config.getObject<IncusHostConfig>("incusHost");
+    if (incusHost) {
+        args.connection = {
+            host: incusHost.host,
+            user: incusHost.user ?? "root",
+            port: incusHost.port ?? 22,
+            privateKey: config.requireSecret("incusSshPrivateKey"),
+        };
+    }
+
+    const certificatePem = config.getSecret("tlsCertificatePem");
+    const privateKeyPem = config.getSecret("tlsPrivateKeyPem");
+    const labTls = config.getBoolean("labTls") ?? false;
+    if ((certificatePem === undefined) !== (privateKeyPem === undefined)) {
+        throw new SettingsError([
+            "haproxy:tlsCertificatePem and haproxy:tlsPrivateKeyPem go together: set both (`pulumi config set --secret`) or neither",
+        ]);
+    }
+    if (certificatePem && privateKeyPem) {
+        if (labTls) throw new SettingsError(["haproxy:labTls must be false when haproxy:tlsCertificatePem is set: choose one certificate"]);
+        args.tls = { certificatePem, privateKeyPem };
+    } else if (labTls) {
+        args.tls = labCertificate(name, (args.containerName as string | undefined) ?? "haproxy", parent);
+    }
+    return args as unknown as HaproxyLoadBalancerArgs;
+}
+
+/** A self-signed certificate for the lab (browsers will warn): made and kept in the stack by @pulumi/tls. */
+export function labCertificate(name: string, containerName: string, parent?: pulumi.Resource) {
+    const key = new tls.PrivateKey(`${name}-lab-tls-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
+    const cert = new tls.SelfSignedCert(`${name}-lab-tls-cert`, {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: `${containerName}.lxd`, organization: "Veza lab" },
+        dnsNames: [`${containerName}.lxd`, "localhost"],
+        validityPeriodHours: 24 * 365,
+        allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
+    }, { parent });
+    return { certificatePem: cert.certPem, privateKeyPem: key.privateKeyPem };
+}
+

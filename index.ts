@@ -1,0 +1,15 @@
+// The veza-haproxy stack: read the `haproxy:*` config, stand up the load balancer, export where it serves.
+import * as pulumi from "@pulumi/pulumi";
+import { HaproxyLoadBalancer, readStackConfig } from "./components";
+
+const config = new pulumi.Config("haproxy");
+const lb = new HaproxyLoadBalancer("haproxy", readStackConfig(config, "haproxy"));
+
+export const containerName = lb.containerName;
+export const address = lb.address;
+export const httpUrl = lb.httpUrl;
+export const httpsUrl = lb.httpsUrl;
+export const statsUrl = lb.statsUrl;
+export const metricsUrl = lb.metricsUrl;
+export const configSha256 = lb.configSha256;
+export const statsPassword = lb.statsPassword;

@@ -1,0 +1,73 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** The SDK marks a secret input to `newResource` with this signature key/value. */
+export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface Registered {
+    type: string;
+    name: string;
+    /** Inputs as the engine would receive them: secrets still wrapped. */
+    inputs: Record<string, unknown>;
+}
+
+export function isSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG_VALUE;
+}
+
+/** The plain value behind a (possibly) secret input. */
+export function unwrap<T = unknown>(value: unknown): T {
+    return (isSecret(value) ? (value as { value: unknown }).value : value) as T;
+}
+
+/** Mock provider state for the resource types the component creates. */
+function mockState(args: pulumi.runtime.MockResourceArgs, address: string): Record<string, unknown> {
+    switch (args.type) {
+        case "command:local:Command":
+        case "command:remote:Command":
+            return { ...args.inputs, stdout: args.name.endsWith("-container") ? `${address}\n` : "", stderr: "" };
+        case "random:index/randomPassword:RandomPassword":
+            return { ...args.inputs, result: "mockStatsPassword0123456789abcdef" };
+        case "random:index/randomId:RandomId":
+            return { ...args.inputs, hex: "00112233445566778899aabbccddeeff" };
+        case "tls:index/privateKey:PrivateKey":
+            return { ...args.inputs, privateKeyPem: "-----BEGIN PRIVATE KEY-----\nmock\n-----END PRIVATE KEY-----\n" };
+        case "tls:index/selfSignedCert:SelfSignedCert":
+            return { ...args.inputs, certPem: "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n" };
+        default:
+            return args.inputs;
+    }
+}
+
+/**
+ * Runs Pulumi programs under `setMocks` (the engine cannot run here) and
+ * records every resource registration. Call before any resource is created.
+ */
+export function installMocks(options: { address?: string; config?: Record<string, string> } = {}): Registered[] {
+    const registered: Registered[] = [];
+    const address = options.address ?? "198.18.0.10";
+    pulumi.runtime.setAllConfig(options.config ?? {}, Object.keys(options.config ?? {}).filter((k) => k.endsWith("Pem") || k.endsWith("Password") || k.endsWith("PrivateKey")));
+    pulumi.runtime.setMocks({
+        newResource(args) {
+            registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+            return { id: `${args.name}-id`, state: mockState(args, address) };
+        },
+        call(args) {
+            return args.inputs;
+        },
+    }, "veza-haproxy", "test", false);
+    return registered;
+}
+
+/** Resolves an Output under mocks. */
+export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+        // Rejections surface through the Output's promise, not the apply callback.
+        (output as unknown as { promise(): Promise<T> }).promise().then(resolve, reject);
+    });
+}
+
+/** Waits until these resources are registered (their URNs resolve after the mock saw them). */
+export async function registeredAll(resources: pulumi.Resource[]): Promise<void> {
+    await Promise.all(resources.map((r) => valueOf(r.urn)));
+}

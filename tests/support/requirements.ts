@@ -1,0 +1,55 @@
+import { accessSync, constants } from "fs";
+import * as path from "path";
+
+/** Directories searched besides $PATH: haproxy lives in /usr/sbin, often not on a normal user's PATH. */
+const EXTRA_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+const INSTALL_HINTS: Record<string, string> = {
+    haproxy: "apt-get install -y haproxy",
+    openssl: "apt-get install -y openssl",
+    wrk: "apt-get install -y wrk",
+    socat: "apt-get install -y socat",
+};
+
+/** Absolute path of an executable named `name`, or undefined. */
+export function findBinary(name: string): string | undefined {
+    const dirs = [...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
+    for (const dir of dirs) {
+        const candidate = path.join(dir, name);
+        try {
+            accessSync(candidate, constants.X_OK);
+            return candidate;
+        } catch {
+            // not here
+        }
+    }
+    return undefined;
+}
+
+export function isCI(): boolean {
+    const ci = (process.env.CI ?? "").toLowerCase();
+    return ci === "true" || ci === "1";
+}
+
+/**
+ * Gate a suite on binaries. Returns `describe` when every binary is present.
+ * When one is missing: under CI=true it throws (the suite fails loudly, with
+ * the reason); elsewhere it warns "SKIPPED: ..." and returns `describe.skip`,
+ * so jest reports the tests as skipped, never silently passed.
+ *
+ *   const describeWithHaproxy = requireBinary("haproxy");
+ *   describeWithHaproxy("api_pool", () => { ... });
+ */
+export function requireBinary(...names: string[]): jest.Describe {
+    const missing = names.filter((name) => findBinary(name) === undefined);
+    if (missing.length === 0) return describe;
+    const reason = missing
+        .map((name) => `${name} not found (searched $PATH and ${EXTRA_DIRS.join(", ")}): ${INSTALL_HINTS[name] ?? `install ${name}`}`)
+        .join("; ");
+    if (isCI()) {
+        throw new Error(`CI=true and a required binary is missing: ${reason}`);
+    }
+    // eslint-disable-next-line no-console
+    console.warn(`SKIPPED: ${reason}`);
+    return describe.skip;
+}
