@@ -46,7 +46,7 @@ function mockState(args: pulumi.runtime.MockResourceArgs, address: string): Reco
 export function installMocks(options: { address?: string; config?: Record<string, string> } = {}): Registered[] {
     const registered: Registered[] = [];
     const address = options.address ?? "198.18.0.10";
-    pulumi.runtime.setAllConfig(options.config ?? {}, Object.keys(options.config ?? {}).filter((k) => k.endsWith("Pem") || k.endsWith("Password") || k.endsWith("PrivateKey")));
+    setStackConfig(options.config ?? {});
     pulumi.runtime.setMocks({
         newResource(args) {
             registered.push({ type: args.type, name: args.name, inputs: args.inputs });
@@ -57,6 +57,12 @@ export function installMocks(options: { address?: string; config?: Record<string
         },
     }, "veza-haproxy", "test", false);
     return registered;
+}
+
+/** Replaces the stack config the program reads (keys like "haproxy:apiServers", objects as JSON). */
+export function setStackConfig(config: Record<string, string>): void {
+    const secretKeys = Object.keys(config).filter((k) => /(Pem|Password|PrivateKey)$/.test(k));
+    pulumi.runtime.setAllConfig(config, secretKeys);
 }
 
 /** Resolves an Output under mocks. */

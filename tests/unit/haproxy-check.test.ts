@@ -1,0 +1,60 @@
+import { execFileSync, spawnSync } from "child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import * as path from "path";
+import { HaproxySettings, renderHaproxyConfig } from "../../components";
+import { findBinary, requireBinary } from "../support/requirements";
+import { labSettings, pool } from "./lab-settings";
+
+const describeWithHaproxy = requireBinary("haproxy", "openssl");
+
+describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
+    let dir: string;
+    let certPath: string;
+
+    beforeAll(() => {
+        dir = mkdtempSync(path.join(tmpdir(), "veza-check-"));
+        certPath = path.join(dir, "veza.pem");
+        const key = path.join(dir, "key.pem");
+        const crt = path.join(dir, "crt.pem");
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", crt], { stdio: "ignore" });
+        execFileSync("sh", ["-c", 'cat "$1" "$2" > "$3"', "sh", crt, key, certPath]);
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    // IP addresses keep the check offline: hostnames would make haproxy -c resolve them.
+    const ipLab = (overrides: Partial<HaproxySettings> = {}) => labSettings({
+        apiServers: [{ name: "backend-api-1", address: "127.0.0.11" }, { name: "backend-api-2", address: "127.0.0.12" }],
+        streamServers: [{ name: "stream-srv-1", address: "127.0.0.21" }, { name: "stream-srv-2", address: "127.0.0.22" }],
+        ...overrides,
+    });
+
+    test.each<[string, () => Partial<HaproxySettings>]>([
+        ["lab", () => ({})],
+        ["TLS with a test certificate", () => ({ tlsCertPath: certPath })],
+        ["TLS without redirect", () => ({ tlsCertPath: certPath, httpsRedirect: false })],
+        ["one server per pool", () => ({ apiServers: [{ name: "only", address: "127.0.0.11" }], streamServers: [{ name: "only", address: "127.0.0.21" }] })],
+        ["50 servers per pool", () => ({ apiServers: pool("api", 50), streamServers: pool("stream", 50) })],
+        ["custom ports and paths", () => ({ listenHttp: 8080, backendApiPort: 9000, streamServerPort: 9001, statsPort: 19100, streamPathPrefix: "/media/hls/", apiHealthPath: "/healthz" })],
+        ["seed literal hash mode", () => ({ streamHashMode: "uri-whole" })],
+        ["IPv6 server", () => ({ apiServers: [{ name: "v6", address: "::1", port: 8080 }] })],
+        ["slowstart off", () => ({ gracefulDrainSeconds: 0 })],
+    ])("%s", (_name, overrides) => {
+        const cfg = path.join(dir, "haproxy.cfg");
+        writeFileSync(cfg, renderHaproxyConfig(ipLab(overrides())));
+        const check = spawnSync(findBinary("haproxy") as string, ["-c", "-f", cfg], { encoding: "utf8" });
+        expect(check.stderr + check.stdout).toContain("Configuration file is valid");
+        expect(check.status).toBe(0);
+        // The only warning allowed is the state file that a first start has not written yet.
+        const warnings = (check.stderr.match(/\[WARNING\].*/g) ?? []).filter((w) => !w.includes("server state file"));
+        expect(warnings).toEqual([]);
+    });
+
+    test("haproxy -c rejects a broken config, so the config step's gate is real", () => {
+        const cfg = path.join(dir, "broken.cfg");
+        writeFileSync(cfg, renderHaproxyConfig(ipLab()).replace("balance roundrobin", "balance no-such-algorithm"));
+        const check = spawnSync(findBinary("haproxy") as string, ["-c", "-f", cfg], { encoding: "utf8" });
+        expect(check.status).not.toBe(0);
+        expect(check.stderr).toContain("balance only supports");
+    });
+});

@@ -1,0 +1,111 @@
+import { readFileSync, writeFileSync } from "fs";
+import * as path from "path";
+import { configView, cookieValue, renderHaproxyConfig, stableServerIds } from "../../components";
+import { labSettings, pool } from "./lab-settings";
+
+const GOLDEN_DIR = path.join(__dirname, "golden");
+
+/** Compares with a golden file; UPDATE_GOLDEN=1 rewrites it (review the diff before committing). */
+function expectGolden(file: string, actual: string): void {
+    const goldenPath = path.join(GOLDEN_DIR, file);
+    if (process.env.UPDATE_GOLDEN === "1") writeFileSync(goldenPath, actual);
+    expect(actual).toBe(readFileSync(goldenPath, "utf8"));
+}
+
+function serverLines(config: string, backend: string): string[] {
+    const section = config.split(`backend ${backend}\n`)[1].split("\n\n")[0];
+    return section.split("\n").filter((line) => line.trim().startsWith("server "));
+}
+
+describe("renderHaproxyConfig", () => {
+    test("lab stack matches the golden file", () => {
+        expectGolden("lab.cfg", renderHaproxyConfig(labSettings()));
+    });
+
+    test("TLS on matches the golden file", () => {
+        expectGolden("lab-tls.cfg", renderHaproxyConfig(labSettings({ tlsCertPath: "/etc/haproxy/certs/veza.pem" })));
+    });
+
+    test("seed literal hash mode (uri whole) matches the golden file", () => {
+        expectGolden("lab-uri-whole.cfg", renderHaproxyConfig(labSettings({ streamHashMode: "uri-whole" })));
+    });
+
+    test("is deterministic: same settings, byte-identical output", () => {
+        const a = renderHaproxyConfig(labSettings());
+        const b = renderHaproxyConfig(JSON.parse(JSON.stringify(labSettings())));
+        expect(a).toBe(b);
+    });
+
+    test("does not modify its input", () => {
+        const settings = labSettings();
+        const copy = JSON.parse(JSON.stringify(settings));
+        renderHaproxyConfig(settings);
+        expect(settings).toEqual(copy);
+    });
+
+    test("applies the seed's defaults", () => {
+        const config = renderHaproxyConfig({ apiServers: [{ name: "a", address: "a.lxd" }], streamServers: [{ name: "s", address: "s.lxd" }], statsPassword: "password-1" });
+        expect(config).toContain("bind *:80\n");
+        expect(config).not.toContain(":443");
+        expect(config).toContain("server a a.lxd:8080 ");
+        expect(config).toContain("server s s.lxd:8082 ");
+        expect(config).toContain("default-server check inter 5000ms fall 3 rise 2 slowstart 30s on-marked-down shutdown-sessions");
+        expect(config).toContain("cookie VEZA_SERVERID insert indirect nocache httponly\n");
+        expect(config).toContain("bind 127.0.0.1:9100\n");
+        expect(config).toContain("http-check send meth GET uri /api/v1/health ");
+        expect(config).toContain("http-check send meth GET uri /health ");
+        expect(config).toContain("use_backend stream_pool if { path_beg /stream/ }");
+    });
+
+    test("a server's id and cookie do not depend on its position in the list", () => {
+        const servers = pool("stream", 5);
+        const reordered = [servers[3], servers[0], servers[4], servers[2], servers[1]];
+        const lines = (list: typeof servers) => serverLines(renderHaproxyConfig(labSettings({ streamServers: list, apiServers: list })), "stream_pool").sort();
+        expect(lines(reordered)).toEqual(lines(servers));
+        const withoutMiddle = servers.filter((_, i) => i !== 2);
+        const remaining = lines(withoutMiddle);
+        for (const line of remaining) expect(lines(servers)).toContain(line);
+    });
+
+    test("cookie values are opaque, stable and differ per server and secret", () => {
+        const first = cookieValue("api_pool", "backend-api-1", "k");
+        expect(first).toMatch(/^[0-9a-f]{16}$/);
+        expect(first).toBe(cookieValue("api_pool", "backend-api-1", "k"));
+        expect(first).not.toBe(cookieValue("api_pool", "backend-api-2", "k"));
+        expect(first).not.toBe(cookieValue("api_pool", "backend-api-1", "other"));
+        const config = renderHaproxyConfig(labSettings());
+        for (const line of serverLines(config, "api_pool")) {
+            const cookie = line.split(" cookie ")[1].split(" ")[0];
+            expect(cookie).toMatch(/^[0-9a-f]{16}$/);
+            expect(cookie).not.toContain("backend");
+        }
+    });
+
+    test("stable ids are distinct even when names collide in the hash space", () => {
+        const names = pool("srv", 2000).map((s) => s.name);
+        const ids = stableServerIds(names);
+        expect(new Set(ids.values()).size).toBe(2000);
+        for (const id of ids.values()) expect(id).toBeGreaterThanOrEqual(1);
+        for (const id of ids.values()) expect(id).toBeLessThan(1 << 20);
+        expect(stableServerIds([...names].reverse())).toEqual(ids);
+    });
+
+    test("track hashing keys on the segment after the configured prefix", () => {
+        expect(renderHaproxyConfig(labSettings())).toContain("balance hash path,field(3,/)");
+        expect(renderHaproxyConfig(labSettings({ streamPathPrefix: "/media/hls/" }))).toContain("balance hash path,field(4,/)");
+        expect(renderHaproxyConfig(labSettings({ streamPathPrefix: "/media/hls/" }))).toContain("use_backend stream_pool if { path_beg /media/hls/ }");
+    });
+
+    test("IP servers skip the runtime resolver; hostnames use it", () => {
+        const config = renderHaproxyConfig(labSettings({ apiServers: [{ name: "ip", address: "10.1.2.3" }, { name: "v6", address: "fd00::5", port: 9000 }], streamServers: [{ name: "s", address: "10.1.2.4" }] }));
+        expect(config).not.toContain("resolvers veza");
+        expect(config).toContain("server v6 [fd00::5]:9000 ");
+        expect(renderHaproxyConfig(labSettings())).toContain("resolvers veza resolve-prefer ipv4");
+    });
+
+    test("weight and per-server port are honoured", () => {
+        const config = renderHaproxyConfig(labSettings({ apiServers: [{ name: "a", address: "a.lxd", port: 9999, weight: 7 }] }));
+        expect(config).toMatch(/server a a\.lxd:9999 id \d+ weight 7 /);
+    });
+
+});

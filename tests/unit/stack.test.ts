@@ -1,0 +1,93 @@
+import { readFileSync } from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support/pulumi-mocks";
+
+// One mock monitor for the whole file: each run only swaps the config and re-runs index.ts.
+const allRegistered = installMocks();
+
+/** Pulumi.lab.yaml's config, as the CLI hands it to the program (objects as JSON). */
+function labConfig(extra: Record<string, unknown> = {}): Record<string, string> {
+    const file = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.lab.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const config: Record<string, string> = {};
+    for (const [key, value] of Object.entries({ ...file.config, ...extra })) {
+        config[key] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return config;
+}
+
+/** Runs index.ts afresh with the lab config plus `extra`; returns its exports and the start of its registrations. */
+function runStack(extra: Record<string, unknown> = {}): { start: number; stack: Record<string, unknown> } {
+    const start = allRegistered.length;
+    setStackConfig(labConfig(extra));
+    let stack: Record<string, unknown> = {};
+    jest.isolateModules(() => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        stack = require("../../index");
+    });
+    return { stack, start };
+}
+
+/** What a run registered, once its config step (the last resource) has reached the mock. */
+async function registeredBy(run: { start: number }, deadlineMs = 10000): Promise<Registered[]> {
+    const deadline = Date.now() + deadlineMs;
+    while (!allRegistered.slice(run.start).some((r) => r.name === "haproxy-config")) {
+        if (Date.now() > deadline) throw new Error("haproxy-config was never registered");
+        await new Promise((resolve) => setImmediate(resolve));
+    }
+    return allRegistered.slice(run.start);
+}
+
+describe("the stack program (index.ts) with the lab stack's config", () => {
+    test("exports every output, from the lab config", async () => {
+        const run = runStack();
+        const { stack } = run;
+        const outputs = stack as Record<string, import("@pulumi/pulumi").Output<string>>;
+        expect(await valueOf(outputs.containerName)).toBe("haproxy");
+        expect(await valueOf(outputs.address)).toBe("198.18.0.10");
+        expect(await valueOf(outputs.httpUrl)).toBe("http://198.18.0.10/");
+        expect(await valueOf(outputs.httpsUrl)).toBe("");
+        expect(await valueOf(outputs.statsUrl)).toBe("http://127.0.0.1:9100/stats");
+        expect(await valueOf(outputs.configSha256)).toMatch(/^[0-9a-f]{64}$/);
+        expect(await valueOf(outputs.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
+        const registered = await registeredBy(run);
+        const container = registered.find((r) => r.name === "haproxy-container") as Registered;
+        expect(unwrap<Record<string, string>>(container.inputs.environment).VEZA_IMAGE).toBe("veza-debian12");
+        const config = registered.find((r) => r.name === "haproxy-config") as Registered;
+        expect(unwrap<string>(config.inputs.stdin)).toContain("server backend-api-2 backend-api-2.lxd:8080");
+        expect(unwrap<string>(config.inputs.stdin)).toContain("server stream-srv-2 stream-srv-2.lxd:8082");
+    });
+
+    test("labTls makes a self-signed certificate with @pulumi/tls and serves HTTPS", async () => {
+        const run = runStack({ "haproxy:labTls": true });
+        const outputs = run.stack as Record<string, import("@pulumi/pulumi").Output<string>>;
+        expect(await valueOf(outputs.httpsUrl)).toBe("https://198.18.0.10/");
+        const registered = await registeredBy(run);
+        expect(registered.map((r) => r.type)).toEqual(expect.arrayContaining(["tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"]));
+        const tlsStep = registered.find((r) => r.name === "haproxy-tls") as Registered;
+        expect(isSecret(tlsStep.inputs.stdin)).toBe(true);
+    });
+
+    test("an SSH connection to the Incus host turns the steps into remote commands with a secret key", async () => {
+        const run = runStack({ "haproxy:incusHost": { host: "incus.example", user: "deploy" }, "haproxy:incusSshPrivateKey": "PRIVATE-KEY" });
+        const registered = await registeredBy(run);
+        const container = registered.find((r) => r.name === "haproxy-container") as Registered;
+        expect(container.type).toBe("command:remote:Command");
+        const connection = unwrap<Record<string, unknown>>(container.inputs.connection);
+        expect(connection).toMatchObject({ host: "incus.example", user: "deploy", port: 22 });
+        // The key's secrecy covers the whole connection object the engine receives.
+        expect(isSecret(container.inputs.connection)).toBe(true);
+        expect(connection.privateKey).toBe("PRIVATE-KEY");
+    });
+
+    test.each<[string, Record<string, unknown>, string]>([
+        ["a certificate without its key", { "haproxy:tlsCertificatePem": "-----BEGIN CERTIFICATE-----" }, "haproxy:tlsCertificatePem and haproxy:tlsPrivateKeyPem go together: set both (`pulumi config set --secret`) or neither"],
+        ["a bad fall count", { "haproxy:healthCheckFall": 0 }, "healthCheckFall must be an integer from 1 to 100 (got 0)"],
+        ["a port that is not a number", { "haproxy:listenHttp": "eighty" }, "haproxy:listenHttp"],
+        ["a server with a bad name", { "haproxy:apiServers": [{ name: "bad name", address: "x.lxd" }] }, 'apiServers[0].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")'],
+    ])("bad config fails the program before any resource: %s", (_case, extra, message) => {
+        const start = allRegistered.length;
+        expect(() => runStack(extra)).toThrow(message);
+        expect(allRegistered.slice(start).filter((r) => r.type.startsWith("command:"))).toEqual([]);
+    });
+});
