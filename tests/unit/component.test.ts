@@ -5,7 +5,7 @@ import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } fr
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
-import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, renderHaproxyConfig, sha256Hex } from "../../components";
+import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, renderHaproxyConfig, sha256Hex } from "../../components";
 
 const labArgs = (): HaproxyLoadBalancerArgs => ({
     apiServers: [
@@ -70,7 +70,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
         const { lb, byName } = await build({ ...labArgs(), statsPassword: "lab-password-123", cookieSecret: "k" });
         const config = byName("config");
         expect(isSecret(config.inputs.stdin)).toBe(true);
-        const expected = renderHaproxyConfig({ ...labArgs() as never, statsPassword: "lab-password-123", cookieSecret: "k" });
+        const expected = renderHaproxyConfig({ ...(labArgs() as unknown as HaproxySettings), statsPassword: "lab-password-123", cookieSecret: "k" });
         expect(unwrap(config.inputs.stdin)).toBe(expected);
         const env = unwrap<Record<string, string>>(config.inputs.environment);
         expect(env.VEZA_CONFIG_SHA256).toBe(sha256Hex(expected));
