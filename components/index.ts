@@ -4,4 +4,4 @@ export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAU
 export { SettingsError, validateSettings, validateProvisioning, validateTlsPair, ProvisioningSettings } from "./validate";
 export { stableServerIds, cookieValue, sha256Hex } from "./identity";
 export { containerStep, configStep, tlsStep, tlsBundle, renderScript, ScriptStep, CONFIG_PATH, MASTER_SOCKET, DEFAULT_TLS_CERT_PATH } from "./scripts";
-export { readStackConfig, labCertificate, IncusHostConfig } from "./stack-config";
+export { readStackConfig, labCertificate, IncusHostConfig, STACK_CONFIG_KEYS } from "./stack-config";

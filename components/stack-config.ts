@@ -15,6 +15,12 @@ const STRING_KEYS = [
     "statsUser", "containerName", "image",
 ] as const;
 
+/** Every `haproxy:*` key the stack reads: the README's config table lists exactly these. */
+export const STACK_CONFIG_KEYS: readonly string[] = [
+    "apiServers", "streamServers", ...NUMBER_KEYS, ...STRING_KEYS, "httpsRedirect", "streamHashMode", "statsPassword",
+    "profiles", "labTls", "tlsCertificatePem", "tlsPrivateKeyPem", "incusHost", "incusSshPrivateKey",
+];
+
 /** SSH access to the Incus host; the private key is read separately as a secret. */
 export interface IncusHostConfig {
     host: string;
