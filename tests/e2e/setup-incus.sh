@@ -10,7 +10,9 @@
 #            /etc/apt/sources.list.d/debian.sources, or /etc/apt/sources.list);
 #            no mirror host name is written in this repository.
 #   daemon   starts incusd when it is not answering (there is no systemd on the
-#            VM): setsid /usr/libexec/incus/incusd --group root, log /tmp/incusd.log.
+#            VM): setsid /usr/libexec/incus/incusd --group root, log /tmp/incusd.log,
+#            with INCUS_SKIP_INSTANCE_TYPES=1 so it never fetches instance types
+#            from the internet.
 #   network  storage pool "default" (dir), bridge $VEZA_LAB_BRIDGE on
 #            198.18.0.1/24 with NAT off (containers reach only each other and
 #            this host), root disk + eth0 nic in the "default" profile.
@@ -187,7 +189,10 @@ if incus info >/dev/null 2>&1; then
 else
   [[ -x "$INCUSD" ]] || die "$INCUSD not found (is the incus package installed?)"
   log "daemon: starting incusd (log: $INCUSD_LOG)"
-  setsid "$INCUSD" --group root >"$INCUSD_LOG" 2>&1 </dev/null &
+  # 9>&-: the daemon must not inherit (and hold forever) the setup lock.
+  # INCUS_SKIP_INSTANCE_TYPES=1: no daily download of instance-type lists from
+  # the internet (this lab only talks to loopback and its own bridge).
+  INCUS_SKIP_INSTANCE_TYPES=1 setsid "$INCUSD" --group root >"$INCUSD_LOG" 2>&1 </dev/null 9>&- &
   incus admin waitready --timeout 60 || die "incusd did not become ready in 60 s (see $INCUSD_LOG)"
   incus info >/dev/null || die "incusd is ready but 'incus info' fails"
 fi
