@@ -1,22 +1,17 @@
 import { spawnSync } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { labSettings } from "./lab-settings";
 import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support/pulumi-mocks";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, renderHaproxyConfig, sha256Hex } from "../../components";
 
-const labArgs = (): HaproxyLoadBalancerArgs => ({
-    apiServers: [
-        { name: "backend-api-1", address: "backend-api-1.lxd" },
-        { name: "backend-api-2", address: "backend-api-2.lxd" },
-    ],
-    streamServers: [
-        { name: "stream-srv-1", address: "stream-srv-1.lxd" },
-        { name: "stream-srv-2", address: "stream-srv-2.lxd" },
-    ],
-});
+const labArgs = (): HaproxyLoadBalancerArgs => {
+    const { apiServers, streamServers } = labSettings();
+    return { apiServers, streamServers };
+};
 
 interface Built {
     lb: HaproxyLoadBalancer;
