@@ -9,7 +9,8 @@ import { WebSocket, WebSocketServer } from "ws";
  *       "unhealthy" after setHealthy(false); each one is recorded in healthChecks.
  *   anything else -> 200 JSON {backend, method, path, headers} (+ track for
  *       /stream/<track>/...); `?delay_ms=N` delays the answer by N ms.
- *   Upgrade: websocket on any path -> WebSocket echo (text and binary).
+ *   Upgrade: websocket on any path -> WebSocket echo (text and binary); the
+ *       text message "__request__" is answered with the upgrade request as JSON.
  *   Every response, the 101 included, carries `x-backend: <name>`.
  *
  * The request path is the benchmark's hot path (wrk, keep-alive): no logging,
@@ -56,6 +57,8 @@ export interface BackendOptions {
 }
 
 const DEFAULT_HEALTH_PATHS = ["/api/v1/health", "/health"];
+/** Sent as a WebSocket text message, answered with the upgrade request as JSON {backend, method, path, headers}. */
+export const REQUEST_PROBE = "__request__";
 const live = new Set<FakeBackend>();
 
 class Backend implements FakeBackend {
@@ -73,9 +76,14 @@ class Backend implements FakeBackend {
         this.healthPaths = new Set(healthPath ? [...DEFAULT_HEALTH_PATHS, healthPath] : DEFAULT_HEALTH_PATHS);
         this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: true });
         this.wss.on("headers", (headers) => headers.push(`x-backend: ${this.name}`));
-        this.wss.on("connection", (ws: WebSocket) => {
+        this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => {
             ws.on("message", (data, isBinary) => {
-                if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: isBinary });
+                if (ws.readyState !== WebSocket.OPEN) return;
+                if (!isBinary && data.toString() === REQUEST_PROBE) {
+                    ws.send(JSON.stringify({ backend: this.name, method: req.method, path: req.url, headers: req.headers }));
+                    return;
+                }
+                ws.send(data, { binary: isBinary });
             });
             ws.on("error", () => undefined);
         });

@@ -7,6 +7,7 @@ import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
 import { freePort } from "./ports";
 import { findBinary } from "./requirements";
+import { sleep, within } from "./time";
 
 /*
  * Runs the REAL rendered haproxy.cfg, unprivileged, on 127.0.0.1: only the
@@ -92,9 +93,6 @@ export interface HaproxyProcess {
 
 const registry = new Set<HaproxyProcess>();
 
-function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /**
  * Polls `predicate` until it returns something truthy (returned) or the time
@@ -122,8 +120,26 @@ export async function waitFor<T>(predicate: () => T | Promise<T>, opts: WaitOpti
     }
 }
 
-/** Sends one command to a UNIX stream socket and reads until the peer closes. */
-export function socketCommand(socketPath: string, cmd: string, timeoutMs = 5000): Promise<string> {
+/**
+ * Sends one command to a UNIX stream socket and reads until the peer closes.
+ * A refused or missing socket (the master re-executing during a reload, a
+ * worker re-binding the admin socket) is retried for `connectRetryMs`: the
+ * command was never sent, so retrying is safe.
+ */
+export async function socketCommand(socketPath: string, cmd: string, timeoutMs = 5000, connectRetryMs = 5000): Promise<string> {
+    const started = Date.now();
+    for (;;) {
+        try {
+            return await socketCommandOnce(socketPath, cmd, timeoutMs);
+        } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if ((code !== "ECONNREFUSED" && code !== "ENOENT") || Date.now() - started > connectRetryMs) throw err;
+            await sleep(20);
+        }
+    }
+}
+
+function socketCommandOnce(socketPath: string, cmd: string, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         // Half-open: the master CLI answers once our side is shut for writing (like socat on EOF).
@@ -286,7 +302,7 @@ class Haproxy implements HaproxyProcess {
         const s: HaproxySettings = { ...given };
         const prev = previous ?? ({} as Partial<HaproxySettings>);
         for (const field of PROCESS_FIELDS) {
-            if (s[field] === undefined && prev[field] !== undefined) (s as Record<string, unknown>)[field] = prev[field];
+            if (s[field] === undefined && prev[field] !== undefined) (s as unknown as Record<string, unknown>)[field] = prev[field];
         }
         s.bindAddress ??= "127.0.0.1";
         s.adminSocketPath ??= path.join(this.dir, "admin.sock");
@@ -336,7 +352,7 @@ class Haproxy implements HaproxyProcess {
                 if (this.exitInfo !== undefined) {
                     throw new FatalStartError(`haproxy ${this.exitInfo} before its admin socket answered:\n${this.out}`);
                 }
-                return /Pid:/.test(await this.admin("show info"));
+                return /Pid:/.test(await socketCommand(this.settings.adminSocketPath as string, "show info", 5000, 0));
             },
             { timeoutMs, what: `haproxy admin socket ${this.settings.adminSocketPath} to answer`, intervalMs: 20 },
         ).catch((err) => {
@@ -409,6 +425,7 @@ class Haproxy implements HaproxyProcess {
                 if (info.masterFailedReloads > before.masterFailedReloads) {
                     throw new FatalStartError(`reload #${this.reloads + 1} failed (master "show proc": failed ${info.masterFailedReloads}):\n${this.out}`);
                 }
+                if (info.masterReloads <= before.masterReloads) return false;
                 if (info.workers.length === 0 || info.workers[0] === oldWorker) return false;
                 newWorker = info.workers[0];
                 // Serving: the admin socket now belongs to the new worker.
@@ -430,7 +447,7 @@ class Haproxy implements HaproxyProcess {
         const pid = this.child?.pid;
         if (pid !== undefined && this.exitInfo === undefined) {
             killGroup(pid, "SIGTERM");
-            const done = await Promise.race([this.exited.then(() => true), sleep(3000).then(() => false)]);
+            const done = await within(this.exited.then(() => true), 3000, false);
             if (!done) {
                 killGroup(pid, "SIGKILL");
                 await this.exited;
