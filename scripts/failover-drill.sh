@@ -38,12 +38,18 @@ admin() { printf '%s\n' "$1" | incus exec "$lb" -- socat stdio UNIX-CONNECT:/run
 status_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $18}'; }
 total_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $8}'; }
 servers() { admin "show stat" | awk -F, -v p="$pool" '$1 == p && $2 != "FRONTEND" && $2 != "BACKEND" {print $2}'; }
-wait_status() { # server wanted-prefix -> prints elapsed seconds
-    start=$(date +%s)
+# Milliseconds since the epoch (GNU date; whole seconds where %N is unsupported).
+now_ms() {
+    t=$(date +%s%N 2>/dev/null) || t=""
+    case $t in "" | *[!0-9]*) echo $(( $(date +%s) * 1000 )) ;; *) echo $(( t / 1000000 )) ;; esac
+}
+secs() { printf '%d.%02d' $(( $1 / 1000 )) $(( $1 % 1000 / 10 )); } # ms -> "1.50"
+wait_status() { # server wanted-prefix -> prints elapsed seconds ("1.63")
+    start=$(now_ms)
     while :; do
         now_status=$(status_of "$1")
-        case $now_status in "$2"*) echo $(( $(date +%s) - start )); return 0 ;; esac
-        [ $(( $(date +%s) - start )) -lt "$timeout" ] || die "$pool/$1 still '$now_status' after ${timeout}s (wanted $2)"
+        case $now_status in "$2"*) secs $(( $(now_ms) - start )); return 0 ;; esac
+        [ $(( $(now_ms) - start )) -lt $(( timeout * 1000 )) ] || die "$pool/$1 still '$now_status' after ${timeout}s (wanted $2)"
         sleep 0.2
     done
 }
@@ -68,7 +74,13 @@ trap 'incus exec "$backend" -- systemctl start "$unit" >/dev/null 2>&1 || true' 
 
 say "3/5 waiting for HAProxy to mark $pool/$backend DOWN"
 down_after=$(wait_status "$backend" DOWN)
-say "marked DOWN after ${down_after}s (inter ${inter_ms:-?}ms x fall ${fall:-?} = $(( ${inter_ms:-0} * ${fall:-0} / 1000 ))s + up to one interval)"
+if [ -n "$inter_ms" ] && [ -n "$fall" ]; then
+    # The first failed check comes within one interval of the stop, then fall-1 more.
+    expected="inter ${inter_ms}ms x fall $fall = $(secs $(( inter_ms * fall )))s; expected $(secs $(( inter_ms * (fall - 1) )))-$(secs $(( inter_ms * fall )))s + polling"
+else
+    expected="inter/fall not found in $lb's haproxy.cfg"
+fi
+say "marked DOWN after ${down_after}s ($expected)"
 
 say "4/5 a request through the LB must still succeed"
 before=$(for server in $all; do printf '%s=%s\n' "$server" "$(total_of "$server")"; done)

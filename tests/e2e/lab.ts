@@ -330,3 +330,27 @@ export function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpRes
     req.end();
   });
 }
+
+/**
+ * Gate an e2e suite on the Incus lab (incusAvailable()). When it is ready:
+ * `describe`. When not: under CI=true this throws with the reason (the suite
+ * fails loudly); elsewhere it warns "SKIPPED: <reason>" and returns
+ * `describe.skip`, so jest reports the tests as skipped, never as passed.
+ */
+export function requireIncusLab(): jest.Describe {
+  const lab = incusAvailable();
+  if (lab.ok) return describe;
+  const ci = (process.env.CI ?? "").toLowerCase();
+  if (ci === "true" || ci === "1") {
+    throw new Error(`CI=true and the Incus lab is not available: ${lab.reason}`);
+  }
+  // eslint-disable-next-line no-console
+  console.warn(`SKIPPED: e2e suite needs the Incus lab: ${lab.reason}`);
+  return describe.skip;
+}
+
+/** Container names that exist right now (`incus list`), whatever their state. */
+export async function listContainers(): Promise<string[]> {
+  const out = await incusOk(["list", "--format", "json"]);
+  return (JSON.parse(out) as { name: string }[]).map((c) => c.name);
+}
