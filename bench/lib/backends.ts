@@ -58,6 +58,11 @@ export class BackendProcess {
         });
     }
 
+    /** Process group id (the leader's pid): for CPU accounting. */
+    get pgid(): number {
+        return this.proc.child.pid ?? -1;
+    }
+
     /** FakeBackend.kill(): every socket destroyed at once, listener closed. */
     async kill(): Promise<void> {
         await this.command("kill");
@@ -65,6 +70,11 @@ export class BackendProcess {
 
     async restart(): Promise<void> {
         await this.command("restart");
+    }
+
+    /** Health checks this backend has answered so far. */
+    async healthChecks(): Promise<number> {
+        return (await this.command("stats")).healthChecks as number;
     }
 
     async requests(): Promise<number> {

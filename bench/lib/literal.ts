@@ -2,6 +2,7 @@ import { execFile } from "child_process";
 import { readFileSync, writeFileSync } from "fs";
 import * as net from "net";
 import * as path from "path";
+import { socketCommand } from "../../tests/support/haproxy-process";
 import { sleep, spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs";
 
 /** Replaces every {{NAME}} in `text`; throws if one is left unfilled. */
@@ -37,27 +38,8 @@ export async function waitForPort(port: number, timeoutMs = 10000, alive?: () =>
     throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
-/** Sends one command to a UNIX-socket CLI (haproxy admin or master socket) and returns the answer. */
-export function socketCommand(socketPath: string, command: string, timeoutMs = 10000): Promise<string> {
-    return new Promise((resolve, reject) => {
-        const s = net.connect(socketPath);
-        let out = "";
-        const timer = setTimeout(() => {
-            s.destroy();
-            reject(new Error(`${socketPath}: no answer to "${command}" in ${timeoutMs} ms`));
-        }, timeoutMs);
-        s.on("connect", () => s.write(command + "\n"));
-        s.on("data", (d) => (out += d.toString()));
-        s.on("end", () => {
-            clearTimeout(timer);
-            resolve(out);
-        });
-        s.on("error", (e) => {
-            clearTimeout(timer);
-            reject(e);
-        });
-    });
-}
+/** One command on an admin / master CLI socket: the shared harness's client. */
+export { socketCommand };
 
 export function execFileP(cmd: string, args: string[], timeoutMs = 120000): Promise<{ stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
@@ -102,8 +84,47 @@ export class LiteralHaproxy {
         return h;
     }
 
+    /** Process group id (the leader's pid): for CPU accounting. */
+    get pgid(): number {
+        return this.proc.child.pid ?? -1;
+    }
+
     admin(command: string): Promise<string> {
         return socketCommand(this.adminSocket, command);
+    }
+
+    /** Current worker pid from the master CLI's "show proc" (first line of "# workers"). */
+    async workerPid(): Promise<number> {
+        const text = await socketCommand(this.masterSocket, "show proc");
+        const lines = text.split("\n");
+        const at = lines.findIndex((l) => /^#\s*workers/.test(l));
+        const m = at === -1 ? null : /^(\d+)\s+worker/.exec(lines[at + 1] ?? "");
+        if (m === null) throw new Error(`no current worker in "show proc": ${text}`);
+        return Number(m[1]);
+    }
+
+    /**
+     * Reload through the master CLI (optionally with a new config text written
+     * first), after saving server state to `stateFile` if given; resolves once
+     * a new worker answers the admin socket.
+     */
+    async reload(opts: { config?: string; stateFile?: string } = {}): Promise<void> {
+        const before = await this.workerPid();
+        if (opts.config !== undefined) writeFileSync(this.cfgPath, opts.config);
+        if (opts.stateFile !== undefined) writeFileSync(opts.stateFile, await this.admin("show servers state"));
+        await socketCommand(this.masterSocket, "reload").catch(() => "");
+        const deadline = Date.now() + 15000;
+        for (;;) {
+            try {
+                const now = await this.workerPid();
+                const info = await this.admin("show info");
+                if (now !== before && new RegExp(`^Pid: ${now}$`, "m").test(info)) return;
+            } catch {
+                /* master re-executing */
+            }
+            if (Date.now() > deadline) throw new Error(`reload: no new worker after 15 s\n${this.proc.stderr()}`);
+            await sleep(20);
+        }
     }
 
     /** "show stat" as rows keyed by column name. */

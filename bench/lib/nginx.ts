@@ -47,6 +47,11 @@ export class NginxContender {
         return new NginxContender(dir, p.httpPort, proc);
     }
 
+    /** Process group id (the leader's pid): for CPU accounting. */
+    get pgid(): number {
+        return this.proc.child.pid ?? -1;
+    }
+
     async stop(): Promise<void> {
         await stopGroup(this.proc, 2000);
         removeTempDir(this.dir);

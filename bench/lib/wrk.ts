@@ -27,7 +27,23 @@ export interface WrkResult {
     non2xx: number;
     ok2xx: number;
     latencyMs: { mean: number; p50: number; p90: number; p99: number; p999: number; max: number };
+    /** wrk's own CPU time (user + system), ms. */
+    cpuMs: number;
     raw: string;
+}
+
+function seconds(t: string): number {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+}
+
+/** Children's user+system time from bash `times` (second line after WRK_TIMES), ms. */
+function parseTimes(stdout: string): number {
+    const lines = stdout.split("\n");
+    const at = lines.indexOf("WRK_TIMES");
+    if (at === -1 || lines[at + 2] === undefined) return NaN;
+    const [user, sys] = lines[at + 2].trim().split(/\s+/);
+    return (seconds(user) + seconds(sys)) * 1000;
 }
 
 /** Parses the WRK_JSON line that bench/wrk-report.lua prints in done(). */
@@ -55,12 +71,19 @@ export function parseWrkOutput(stdout: string): WrkResult {
             p999: ms(j.latency_us.p999),
             max: ms(j.latency_us.max),
         },
+        cpuMs: parseTimes(stdout),
         raw: stdout,
     };
 }
 
-/** Runs wrk (own process group, always stopped) and returns its parsed report. */
-export async function runWrk(o: WrkOptions): Promise<WrkResult> {
+export interface RunningWrk {
+    done: Promise<WrkResult>;
+    /** SIGINT: wrk stops early and still prints its report (and runs done()). */
+    interrupt(): void;
+}
+
+/** Starts wrk (own process group, always stopped); `done` resolves with its parsed report. */
+export function startWrk(o: WrkOptions): RunningWrk {
     const url = new URL(o.url);
     if (url.hostname !== "127.0.0.1") throw new Error(`bench traffic goes to 127.0.0.1 only, not ${url.hostname}`);
     const args = [
@@ -75,14 +98,34 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
     for (const h of o.headers ?? []) args.push("-H", h);
     args.push(o.url);
     const env = { ...process.env, WRK_COUNT_STATUS: o.countStatus ? "1" : "0" };
-    const p = spawnGroup("wrk", args, { env });
+    // bash's `times` reports wrk's user+system CPU once it has exited.
+    const p = spawnGroup("bash", ["-c", 'wrk "$@"; rc=$?; echo WRK_TIMES; times; exit $rc', "wrk", ...args], { env });
     const guard = setTimeout(() => void stopGroup(p, 500), (o.durationSec + 30) * 1000);
-    try {
-        const code = await p.exited;
-        if (code !== 0) throw new Error(`wrk exited ${code}: ${p.stderr()}\n${p.stdout()}`);
-        return parseWrkOutput(p.stdout());
-    } finally {
-        clearTimeout(guard);
-        await stopGroup(p, 100);
-    }
+    const done = (async () => {
+        try {
+            const code = await p.exited;
+            if (code !== 0) throw new Error(`wrk exited ${code}: ${p.stderr()}\n${p.stdout()}`);
+            return parseWrkOutput(p.stdout());
+        } finally {
+            clearTimeout(guard);
+            await stopGroup(p, 100);
+        }
+    })();
+    return {
+        done,
+        interrupt: () => {
+            // SIGINT to the group: wrk stops and reports; bash sees wrk exit normally and goes on to `times`.
+            if (p.child.exitCode === null && p.child.pid !== undefined) {
+                try {
+                    process.kill(-p.child.pid, "SIGINT");
+                } catch {
+                    /* gone */
+                }
+            }
+        },
+    };
+}
+
+export function runWrk(o: WrkOptions): Promise<WrkResult> {
+    return startWrk(o).done;
 }

@@ -1,0 +1,90 @@
+import * as path from "path";
+import { renderHaproxyConfig } from "../../components/render";
+import { HaproxySettings } from "../../components/settings";
+import { freePort } from "../../tests/support/ports";
+import { HaproxyProcess, startHaproxy } from "../../tests/support/haproxy-process";
+import { BackendProcess } from "./backends";
+import { fillPlaceholders, LiteralHaproxy, readBenchFile } from "./literal";
+import { NginxContender } from "./nginx";
+import { onCleanup, tempDir } from "./procs";
+
+export interface Named {
+    name: string;
+    port: number;
+}
+
+export function serverEntry(b: Named, weight?: number): { name: string; address: string; port: number; weight?: number } {
+    return weight === undefined ? { name: b.name, address: "127.0.0.1", port: b.port } : { name: b.name, address: "127.0.0.1", port: b.port, weight };
+}
+
+/** Product settings for the bench: product defaults except pools and whatever `extra` sets. */
+export function productSettings(api: Named[], stream: Named[], extra: Partial<HaproxySettings> = {}): HaproxySettings {
+    return { apiServers: api.map((b) => serverEntry(b)), streamServers: stream.map((b) => serverEntry(b)), ...extra };
+}
+
+/** Product config through the shared harness (rendered by the product renderer, run unprivileged). */
+export async function startProduct(settings: HaproxySettings): Promise<HaproxyProcess> {
+    const h = await startHaproxy(settings);
+    onCleanup(() => h.stop());
+    return h;
+}
+
+/**
+ * The product's config rendered with bench-chosen process-level settings into
+ * `dir` (e.g. bench/tmp/...), for literal edits in tuning experiments.
+ */
+export async function renderProductCopy(
+    dir: string,
+    settings: HaproxySettings,
+    ports?: { httpPort: number; statsPort: number },
+): Promise<{ config: string; httpPort: number; statsPort: number; adminSocket: string }> {
+    const httpPort = ports?.httpPort ?? (await freePort());
+    const statsPort = ports?.statsPort ?? (await freePort());
+    const adminSocket = path.join(dir, "admin.sock");
+    const config = renderHaproxyConfig({
+        statsPassword: "bench-password-1",
+        ...settings,
+        bindAddress: "127.0.0.1",
+        listenHttp: httpPort,
+        statsPort,
+        adminSocketPath: adminSocket,
+        serverStateFile: path.join(dir, "server-state"),
+        chrootDir: "",
+        runAsUser: "",
+        runAsGroup: "",
+        logTarget: "none",
+    });
+    return { config, httpPort, statsPort, adminSocket };
+}
+
+/** The seed's literal haproxy.cfg (bench/seed-literal.cfg) with ports filled in. */
+export async function startSeedLiteral(api: Named[], stream: Named[], checkInterMs = 5000): Promise<LiteralHaproxy> {
+    const dir = tempDir("seed");
+    const httpPort = await freePort();
+    const config = fillPlaceholders(readBenchFile("seed-literal.cfg"), {
+        HTTP_PORT: httpPort,
+        STATS_PORT: await freePort(),
+        ADMIN_SOCKET: path.join(dir, "admin.sock"),
+        API_1_PORT: api[0].port,
+        API_2_PORT: api[1].port,
+        STREAM_1_PORT: stream[0].port,
+        STREAM_2_PORT: stream[1].port,
+        CHECK_INTER_MS: checkInterMs,
+    });
+    const h = await LiteralHaproxy.start(config, { httpPort, dir });
+    onCleanup(() => h.stop());
+    return h;
+}
+
+export async function startNginx(api: Named[], stream: Named[]): Promise<NginxContender> {
+    const n = await NginxContender.start({ httpPort: await freePort(), api: [api[0].port, api[1].port], stream: [stream[0].port, stream[1].port] });
+    onCleanup(() => n.stop());
+    return n;
+}
+
+/** Backends as separate Node processes (tests/support/backend.ts inside bench/backend-host.ts). */
+export async function startBackendProcesses(names: string[]): Promise<BackendProcess[]> {
+    const started = await Promise.all(names.map((name) => BackendProcess.start(name)));
+    for (const b of started) onCleanup(() => b.stop());
+    return started;
+}

@@ -1,0 +1,350 @@
+/*
+ * `npm run bench`: performance of the product's haproxy.cfg on 127.0.0.1.
+ *
+ *   throughput  wrk keep-alive against one backend directly, the product's
+ *               config, the seed's literal config and nginx (2 backends
+ *               each), alternating run by run, medians
+ *   reload      errors seen by a steady load during 50 re-render + reloads
+ *   failover    errors while a killed api backend is still marked UP,
+ *               product config vs the seed's literal config
+ *   hash        1,000 track ids over 3 -> 4 -> 3 stream servers
+ *   render      renderHaproxyConfig and `haproxy -c` for 10/100/1,000 servers
+ *   change_to_serving_ms  config apply (render, check, save state, reload)
+ *               to the first 200 from the added server
+ *
+ * Writes bench/results.json, bench/results.md and bench/results.svg. Every
+ * process it starts (haproxy, nginx, backends, wrk) runs in its own process
+ * group and is stopped at the end, on failure and on Ctrl-C; temp dirs are
+ * removed.
+ *
+ * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
+ *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
+ *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover)
+ *   BENCH_STRICT=1: exit 1 when a target is missed.
+ * `npm run bench -- --plot` redraws results.svg and results.md from results.json.
+ */
+import { spawnSync } from "child_process";
+import { readFileSync, writeFileSync } from "fs";
+import * as os from "os";
+import * as path from "path";
+import { cleanupAll as harnessCleanupAll } from "../tests/support/harness";
+import { findBinary } from "../tests/support/requirements";
+import { productSettings, startBackendProcesses, startNginx, startProduct, startSeedLiteral } from "./lib/contenders";
+import { NGINX_BIN } from "./lib/nginx";
+import { cleanupAll, installExitHandlers, onCleanup } from "./lib/procs";
+import { log, median, round } from "./lib/stats";
+import { renderPlot } from "./lib/svg";
+import { measureChangeToServing } from "./scenarios/change";
+import { FailoverResult, measureFailover } from "./scenarios/failover";
+import { HashResult, measureHash } from "./scenarios/hash";
+import { measureReload, ReloadResult } from "./scenarios/reload";
+import { measureRender, RenderResult } from "./scenarios/render";
+import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
+
+const RESULTS_JSON = path.join(__dirname, "results.json");
+const RESULTS_MD = path.join(__dirname, "results.md");
+const RESULTS_SVG = path.join(__dirname, "results.svg");
+
+const env = (name: string, fallback: number) => {
+    const v = Number(process.env[name] ?? fallback);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+    return v;
+};
+
+const cfg = {
+    rounds: env("BENCH_ROUNDS", 5),
+    seconds: env("BENCH_SECONDS", 5),
+    connections: env("BENCH_CONNECTIONS", 64),
+    threads: env("BENCH_WRK_THREADS", 2),
+    reloads: env("BENCH_RELOADS", 50),
+    failoverInterMs: env("BENCH_FAILOVER_INTER_MS", 2000),
+    path: "/api/v1/bench",
+};
+const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+const wants = (s: string) => ONLY.length === 0 || ONLY.includes(s);
+
+interface Throughput {
+    direct_rps: number;
+    product_rps: number;
+    seed_literal_rps: number;
+    nginx_rps: number;
+    product_vs_direct: number;
+    product_vs_nginx: number;
+    p99_direct_ms: number;
+    p99_product_ms: number;
+    p99_seed_literal_ms: number;
+    p99_nginx_ms: number;
+    wrk: { threads: number; connections: number; seconds: number; runs_each: number; path: string };
+    contenders: Record<string, ContenderSummary>;
+    /** Median over rounds of the per-round ratio (runs of one round are adjacent in time: less exposed to drifting background load). */
+    paired_ratios?: { product_vs_direct: number; product_vs_nginx: number; product_vs_seed_literal: number };
+    /** Same contenders at light load (machine not saturated): the proxy hop's own latency. */
+    light_load?: { threads: number; connections: number; seconds: number; runs_each: number; contenders: Record<string, ContenderSummary> };
+}
+
+interface Results {
+    throughput?: Throughput;
+    reload?: ReloadResult;
+    failover?: FailoverResult;
+    hash?: HashResult;
+    render?: RenderResult[];
+    change_to_serving_ms?: number;
+    change_to_serving?: object;
+    targets?: Target[];
+    meta: Record<string, unknown>;
+}
+
+interface Target {
+    name: string;
+    target: string;
+    value: string;
+    pass: boolean;
+}
+
+/** First line a tool prints about its version (nginx and wrk print it on stderr; wrk -v exits 1). */
+function version(cmd: string, args: string[]): string {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0].replace(/ - https?:\/\/\S+$/, "").replace(/ Copyright.*$/, "").trim();
+}
+
+function meta(): Record<string, unknown> {
+    return {
+        date: new Date().toISOString(),
+        command: "npm run bench",
+        host: os.hostname(),
+        cpus: os.cpus().length,
+        cpu_model: os.cpus()[0]?.model ?? "",
+        memory_gb: round(os.totalmem() / 2 ** 30, 1),
+        loadavg_at_start: os.loadavg().map((l) => round(l, 2)),
+        node: process.version,
+        haproxy: version("haproxy", ["-v"]),
+        nginx: version(NGINX_BIN, ["-v"]),
+        wrk: version("wrk", ["-v"]),
+        settings: cfg,
+    };
+}
+
+function targets(r: Results): Target[] {
+    const t: Target[] = [];
+    const add = (name: string, target: string, value: number | undefined, pass: (v: number) => boolean) => {
+        if (value === undefined) return;
+        t.push({ name, target, value: String(value), pass: pass(value) });
+    };
+    const tp = r.throughput;
+    add("throughput.product_vs_direct", ">= 0.80", tp?.product_vs_direct, (v) => v >= 0.8);
+    add("throughput.product_vs_nginx", ">= 1.10", tp?.product_vs_nginx, (v) => v >= 1.1);
+    if (tp) add("p99 product - p99 direct (ms)", "<= 1", round(tp.p99_product_ms - tp.p99_direct_ms, 3), (v) => v <= 1);
+    add("reload.errors", "= 0", r.reload?.errors, (v) => v === 0);
+    add("failover.product_errors", "= 0", r.failover?.product_errors, (v) => v === 0);
+    add("failover.seed_literal_errors", "> 0", r.failover?.seed_literal_errors, (v) => v > 0);
+    add("hash.moved_on_add", "0.15 - 0.35", r.hash?.moved_on_add, (v) => v >= 0.15 && v <= 0.35);
+    add("hash.moved_unrelated_on_remove", "= 0", r.hash?.moved_unrelated_on_remove, (v) => v === 0);
+    add("render_ms at 1,000 servers/pool", "< 100", r.render?.find((x) => x.servers === 1000)?.render_ms, (v) => v < 100);
+    return t;
+}
+
+function markdown(r: Results): string {
+    const lines: string[] = [];
+    const m = r.meta;
+    lines.push(`Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`, "");
+    if (r.throughput) {
+        const tp = r.throughput;
+        lines.push(
+            `Throughput: wrk -t${tp.wrk.threads} -c${tp.wrk.connections} -d${tp.wrk.seconds}s keep-alive, GET ${tp.wrk.path}, ${tp.wrk.runs_each} alternated runs each, medians.`,
+            "",
+            "| contender | requests/s | vs direct | p50 ms | p99 ms | CPU µs/request: wrk / proxy / backends | errors |",
+            "|---|---:|---:|---:|---:|---|---:|",
+        );
+        for (const c of Object.values(tp.contenders)) {
+            const cpu = c.cpu_us_per_req;
+            lines.push(
+                `| ${c.label} | ${c.rps} | ${round(c.rps / tp.direct_rps, 3)} | ${c.p50_ms} | ${c.p99_ms} | ${cpu.wrk} / ${cpu.proxy} / ${cpu.backends} | ${c.errors} |`,
+            );
+        }
+        lines.push("");
+        const ll = tp.light_load;
+        if (ll) {
+            const direct = ll.contenders.direct;
+            lines.push(
+                `Light load (machine not saturated): wrk -t${ll.threads} -c${ll.connections} -d${ll.seconds}s, ${ll.runs_each} alternated runs each, medians.`,
+                "",
+                "| contender | requests/s | p50 ms | p99 ms | p99 - direct p99 |",
+                "|---|---:|---:|---:|---:|",
+            );
+            for (const c of Object.values(ll.contenders)) {
+                lines.push(`| ${c.label} | ${c.rps} | ${c.p50_ms} | ${c.p99_ms} | ${round(c.p99_ms - direct.p99_ms, 3)} |`);
+            }
+            lines.push("");
+        }
+    }
+    lines.push("| measurement | value |", "|---|---|");
+    if (r.throughput) {
+        const tp = r.throughput;
+        const pr = tp.paired_ratios;
+        lines.push(
+            `| product / direct throughput | ${tp.product_vs_direct}${pr ? ` (per-round median ${pr.product_vs_direct})` : ""} |`,
+            `| product / nginx throughput | ${tp.product_vs_nginx}${pr ? ` (per-round median ${pr.product_vs_nginx})` : ""} |`,
+        );
+        lines.push(`| p99 product - direct | ${round(tp.p99_product_ms - tp.p99_direct_ms, 3)} ms |`);
+    }
+    if (r.reload) lines.push(`| reload: errors during ${r.reload.reloads} reloads under load | ${r.reload.errors} of ${r.reload.requests} requests |`);
+    if (r.failover) {
+        const f = r.failover;
+        lines.push(
+            `| failover: errors until the killed server is DOWN (checks every ${f.check_interval_ms} ms) | product ${f.product_errors} of ${f.product.requests}, seed literal ${f.seed_literal_errors} of ${f.seed_literal.requests} |`,
+        );
+    }
+    if (r.hash) {
+        const h = r.hash;
+        lines.push(
+            `| hash: tracks moved adding a 4th server (${h.tracks} tracks) | ${h.moved_on_add} (ideal ${h.ideal_on_add}) |`,
+            `| hash: unrelated tracks moved removing ${h.removed_server} | ${h.moved_unrelated_on_remove} (${h.moved_unrelated_on_remove_count} tracks) |`,
+        );
+    }
+    for (const x of r.render ?? []) lines.push(`| render / haproxy -c, ${x.servers} servers per pool | ${x.render_ms} ms / ${x.check_ms} ms |`);
+    if (r.change_to_serving_ms !== undefined) lines.push(`| config change to first 200 from the new server | ${r.change_to_serving_ms} ms |`);
+    lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
+    for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
+    return lines.join("\n") + "\n";
+}
+
+function plotFor(r: Results): string {
+    if (!r.throughput) throw new Error("results.json has no throughput section to plot");
+    return renderPlot({ throughput: r.throughput, meta: { date: String(r.meta.date).slice(0, 10), cpus: r.meta.cpus as number } });
+}
+
+async function main(): Promise<number> {
+    // `npm run bench -- --plot`: redraw results.svg (and results.md) from results.json, no measuring.
+    if (process.argv.includes("--plot")) {
+        const r = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
+        writeFileSync(RESULTS_SVG, plotFor(r));
+        writeFileSync(RESULTS_MD, markdown(r));
+        log(`redrew ${path.relative(process.cwd(), RESULTS_SVG)} and results.md from results.json`);
+        return 0;
+    }
+    installExitHandlers();
+    // Runs last (cleanups are LIFO): whatever the shared harness still tracks.
+    onCleanup(harnessCleanupAll);
+    for (const [bin, pkg] of [["haproxy", "haproxy"], ["wrk", "wrk"], ["nginx", "nginx-light"]]) {
+        if (findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
+    }
+    const started = Date.now();
+    const results: Results = { meta: meta() };
+    // A partial run (BENCH_ONLY) keeps the other sections of the previous results.json.
+    if (ONLY.length > 0) {
+        try {
+            const previous = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
+            Object.assign(results, previous, { meta: results.meta });
+        } catch {
+            /* none yet */
+        }
+    }
+    try {
+        if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
+        if (wants("hash")) results.hash = await measureHash(1000);
+        if (wants("change")) {
+            const c = await measureChangeToServing(5);
+            results.change_to_serving_ms = c.change_to_serving_ms;
+            results.change_to_serving = c;
+        }
+        if (wants("throughput") || wants("reload") || wants("failover")) {
+            const [a1, a2, a3, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"]);
+            if (wants("throughput")) {
+                const product = await startProduct(productSettings([a1, a2], [s1, s2]));
+                const seed = await startSeedLiteral([a1, a2], [s1, s2]);
+                const nginx = await startNginx([a1, a2], [s1, s2]);
+                const both = [a1.pgid, a2.pgid];
+                const contenders: Contender[] = [
+                    { key: "direct", label: "direct (1 backend)", port: a1.port, proxyPgids: [], backendPgids: [a1.pgid] },
+                    { key: "product", label: "product haproxy.cfg", port: product.httpPort, proxyPgids: [product.pid], backendPgids: both },
+                    { key: "seed_literal", label: "seed literal haproxy.cfg", port: seed.httpPort, proxyPgids: [seed.pgid], backendPgids: both },
+                    { key: "nginx", label: "nginx", port: nginx.httpPort, proxyPgids: [nginx.pgid], backendPgids: both },
+                ];
+                const s = await measureThroughput(contenders, {
+                    rounds: cfg.rounds,
+                    seconds: cfg.seconds,
+                    threads: cfg.threads,
+                    connections: cfg.connections,
+                    path: cfg.path,
+                    warmupSeconds: 2,
+                });
+                const get = (k: "direct" | "product" | "seed_literal" | "nginx") => s.get(k) as ContenderSummary;
+                results.throughput = {
+                    direct_rps: get("direct").rps,
+                    product_rps: get("product").rps,
+                    seed_literal_rps: get("seed_literal").rps,
+                    nginx_rps: get("nginx").rps,
+                    product_vs_direct: round(get("product").rps / get("direct").rps, 3),
+                    product_vs_nginx: round(get("product").rps / get("nginx").rps, 3),
+                    p99_direct_ms: get("direct").p99_ms,
+                    p99_product_ms: get("product").p99_ms,
+                    p99_seed_literal_ms: get("seed_literal").p99_ms,
+                    p99_nginx_ms: get("nginx").p99_ms,
+                    wrk: { threads: cfg.threads, connections: cfg.connections, seconds: cfg.seconds, runs_each: cfg.rounds, path: cfg.path },
+                    contenders: Object.fromEntries([...s.entries()]),
+                };
+                const paired = (a: string, b: string) => {
+                    const ra = (s.get(a) as ContenderSummary).runs;
+                    const rb = (s.get(b) as ContenderSummary).runs;
+                    return round(median(ra.map((x, i) => x.rps / rb[i].rps)), 3);
+                };
+                results.throughput.paired_ratios = {
+                    product_vs_direct: paired("product", "direct"),
+                    product_vs_nginx: paired("product", "nginx"),
+                    product_vs_seed_literal: paired("product", "seed_literal"),
+                };
+                const light = { rounds: 3, seconds: 3, threads: 1, connections: 4 };
+                log(`light load: wrk -t${light.threads} -c${light.connections}, ${light.rounds} runs each`);
+                const l = await measureThroughput(contenders, { ...light, path: cfg.path, warmupSeconds: 1 });
+                results.throughput.light_load = {
+                    threads: light.threads,
+                    connections: light.connections,
+                    seconds: light.seconds,
+                    runs_each: light.rounds,
+                    contenders: Object.fromEntries([...l.entries()]),
+                };
+                await product.stop();
+                await seed.stop();
+                await nginx.stop();
+            }
+            if (wants("reload")) results.reload = await measureReload({ api: [a1, a2, a3], stream: [s1, s2] }, { reloads: cfg.reloads, threads: 1, connections: 32 });
+            if (wants("failover")) {
+                results.failover = await measureFailover({ api: [a1, a2], stream: [s1, s2] }, { threads: 1, connections: 32, checkIntervalMs: cfg.failoverInterMs });
+            }
+        }
+    } finally {
+        await cleanupAll();
+    }
+    results.targets = targets(results);
+    const ordered: Results = {
+        throughput: results.throughput,
+        reload: results.reload,
+        failover: results.failover,
+        hash: results.hash,
+        render: results.render,
+        change_to_serving_ms: results.change_to_serving_ms,
+        change_to_serving: results.change_to_serving,
+        targets: results.targets,
+        meta: results.meta,
+    };
+    results.meta.duration_s = round((Date.now() - started) / 1000, 1);
+    results.meta.loadavg_at_end = os.loadavg().map((l) => round(l, 2));
+    writeFileSync(RESULTS_JSON, JSON.stringify(ordered, null, 2) + "\n");
+    const md = markdown(results);
+    writeFileSync(RESULTS_MD, md);
+    if (results.throughput) writeFileSync(RESULTS_SVG, plotFor(results));
+    process.stdout.write("\n" + md);
+    log(`done in ${results.meta.duration_s} s: ${path.relative(process.cwd(), RESULTS_JSON)}, results.md, results.svg`);
+    const missed = results.targets.filter((x) => !x.pass);
+    if (missed.length > 0) log(`targets missed: ${missed.map((x) => `${x.name} (${x.value}, wanted ${x.target})`).join("; ")}`);
+    return missed.length > 0 && process.env.BENCH_STRICT === "1" ? 1 : 0;
+}
+
+main().then(
+    (code) => process.exit(code),
+    async (err) => {
+        console.error(err);
+        await cleanupAll();
+        process.exit(2);
+    },
+);

@@ -1,0 +1,120 @@
+import { BackendProcess } from "../lib/backends";
+import { productSettings, startProduct, startSeedLiteral } from "../lib/contenders";
+import { sleep } from "../lib/procs";
+import { log, nowMs, round } from "../lib/stats";
+import { startWrk } from "../lib/wrk";
+
+export interface FailoverRun {
+    requests: number;
+    errors: number;
+    non2xx: number;
+    socket_errors: number;
+    socket_errors_by_kind: { connect: number; read: number; write: number; timeout: number };
+    /** From the kill to haproxy marking the server DOWN. */
+    kill_to_down_ms: number;
+    retries: number;
+    redispatches: number;
+}
+
+export interface FailoverResult {
+    requests: number;
+    product_errors: number;
+    seed_literal_errors: number;
+    check_interval_ms: number;
+    product: FailoverRun;
+    seed_literal: FailoverRun;
+}
+
+export interface Target {
+    httpPort: number;
+    stat(): Promise<Record<string, string>[]>;
+}
+
+async function statusOf(t: Target, backend: string, server: string): Promise<Record<string, string>> {
+    const row = (await t.stat()).find((r) => r.pxname === backend && r.svname === server);
+    if (row === undefined) throw new Error(`no stat row ${backend}/${server}`);
+    return row;
+}
+
+/**
+ * Under steady wrk load, kill backend-api-1 outright (FakeBackend.kill: every
+ * socket destroyed, listener closed) right after a health check found it UP,
+ * and count every client-visible error (non-2xx + socket errors) until haproxy
+ * marks it DOWN, plus a drain period so requests stuck in connect retries to
+ * the dead server (the seed's 3 retries x 1 s turn-around) are counted too.
+ */
+export async function oneFailover(t: Target, victim: BackendProcess, o: { threads: number; connections: number; drainMs: number }): Promise<FailoverRun> {
+    await victim.restart().catch(() => undefined); // a previous run may have killed it
+    // Wait until both api servers are UP (a restarted one needs `rise` checks).
+    const deadline = Date.now() + 30000;
+    while ((await statusOf(t, "api_pool", "backend-api-1")).status !== "UP" || (await statusOf(t, "api_pool", "backend-api-2")).status !== "UP") {
+        if (Date.now() > deadline) throw new Error("api servers not UP before the failover run");
+        await sleep(100);
+    }
+    const wrk = startWrk({ url: `http://127.0.0.1:${t.httpPort}/api/v1/bench`, threads: o.threads, connections: o.connections, durationSec: 120, countStatus: true, timeoutSec: 10 });
+    let killToDown = NaN;
+    let row: Record<string, string> = {};
+    try {
+        await sleep(1500);
+        // Kill right after a health check went through, so the window until DOWN is the full fall x inter.
+        const checks = await victim.healthChecks();
+        while ((await victim.healthChecks()) === checks) await sleep(10);
+        const t0 = nowMs();
+        await victim.kill();
+        for (;;) {
+            row = await statusOf(t, "api_pool", "backend-api-1");
+            if (row.status.startsWith("DOWN")) break;
+            if (nowMs() - t0 > 60000) throw new Error("backend-api-1 never marked DOWN");
+            await sleep(20);
+        }
+        killToDown = nowMs() - t0;
+        await sleep(o.drainMs);
+    } finally {
+        wrk.interrupt();
+    }
+    const res = await wrk.done;
+    const after = await statusOf(t, "api_pool", "BACKEND");
+    return {
+        requests: res.requests,
+        errors: res.non2xx + res.socketErrors,
+        non2xx: res.non2xx,
+        socket_errors: res.socketErrors,
+        socket_errors_by_kind: { connect: res.errors.connect, read: res.errors.read, write: res.errors.write, timeout: res.errors.timeout },
+        kill_to_down_ms: round(killToDown, 0),
+        retries: Number(after.wretr || 0),
+        redispatches: Number(after.wredis || 0),
+    };
+}
+
+export async function measureFailover(
+    backends: { api: BackendProcess[]; stream: BackendProcess[] },
+    o: { threads: number; connections: number; checkIntervalMs: number },
+): Promise<FailoverResult> {
+    const [a1, a2] = backends.api;
+    const drainMs = 4000;
+    const product = await startProduct(productSettings([a1, a2], backends.stream, { healthCheckIntervalMs: o.checkIntervalMs }));
+    let p: FailoverRun;
+    try {
+        p = await oneFailover(product, a1, { ...o, drainMs });
+    } finally {
+        await product.stop();
+    }
+    log(`failover product: ${p.errors} errors in ${p.requests} requests, DOWN after ${p.kill_to_down_ms} ms, ${p.retries} retries, ${p.redispatches} redispatches`);
+    const seed = await startSeedLiteral([a1, a2], backends.stream, o.checkIntervalMs);
+    let s: FailoverRun;
+    try {
+        s = await oneFailover(seed, a1, { ...o, drainMs });
+    } finally {
+        await seed.stop();
+    }
+    await a1.restart().catch(() => undefined);
+    log(`failover seed literal: ${s.errors} errors in ${s.requests} requests, DOWN after ${s.kill_to_down_ms} ms, ${s.retries} retries, ${s.redispatches} redispatches`);
+    return {
+        requests: p.requests + s.requests,
+        product_errors: p.errors,
+        seed_literal_errors: s.errors,
+        check_interval_ms: o.checkIntervalMs,
+        product: p,
+        seed_literal: s,
+    };
+}

@@ -1,0 +1,254 @@
+/*
+ * Tuning experiments on COPIES of the product's rendered haproxy.cfg
+ * (written under bench/tmp/, never to templates/). Not part of `npm run
+ * bench`; run by hand when throughput misses its targets:
+ *
+ *   npx ts-node bench/tune.ts                 # every variant
+ *   npx ts-node bench/tune.ts nbthread1 ...   # only these (plus "product")
+ *   BENCH_ROUNDS=5 BENCH_SECONDS=5 npx ts-node bench/tune.ts
+ *   BENCH_WITH_SEED=1 ...: also the seed's literal config, for reference
+ *   npx ts-node bench/tune.ts --reload [variants...]   # reload errors instead
+ *   npx ts-node bench/tune.ts --failover [variants...] # failover errors instead
+ *
+ * Each round runs direct, then every variant, alternating; medians printed.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "fs";
+import * as path from "path";
+import { cleanupAll as harnessCleanupAll } from "../tests/support/harness";
+import { productSettings, renderProductCopy, startBackendProcesses, startSeedLiteral } from "./lib/contenders";
+import { LiteralHaproxy } from "./lib/literal";
+import { cleanupAll, installExitHandlers, onCleanup, sleep } from "./lib/procs";
+import { log, round } from "./lib/stats";
+import { oneFailover } from "./scenarios/failover";
+import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
+import { startWrk } from "./lib/wrk";
+
+type Edit = (cfg: string) => string;
+
+function addToSection(section: RegExp, lines: string[]): Edit {
+    return (cfg) => {
+        const m = section.exec(cfg);
+        if (!m) throw new Error(`section ${section} not found`);
+        const at = m.index + m[0].length;
+        return cfg.slice(0, at) + lines.map((l) => `\n    ${l}`).join("") + cfg.slice(at);
+    };
+}
+
+function dropLines(pattern: RegExp): Edit {
+    return (cfg) => {
+        const out = cfg.split("\n").filter((l) => !pattern.test(l));
+        if (out.length === cfg.split("\n").length) throw new Error(`no line matches ${pattern}`);
+        return out.join("\n");
+    };
+}
+
+/** api_pool without shutdown-sessions + api_ws (same servers, `track`, shutdown-sessions) for upgrades. */
+export function splitWebSockets(cfg: string): string {
+    const m = /^backend api_pool\n[\s\S]*?\n\n/m.exec(cfg);
+    if (!m) throw new Error("backend api_pool not found");
+    const block = m[0];
+    const lines = block.split("\n");
+    const cookie = lines.find((l) => /^\s+cookie /.test(l));
+    const servers = lines.filter((l) => /^\s+server /.test(l)).map((l) => `${l} track api_pool/${l.trim().split(/\s+/)[1]}`);
+    const ws = ["backend api_ws", "    balance roundrobin", cookie ?? "", "    default-server on-marked-down shutdown-sessions", ...servers].filter(Boolean);
+    const out = cfg.replace(block, block.replace(" on-marked-down shutdown-sessions", "") + ws.join("\n") + "\n\n");
+    return out.replace(/^(\s+)default_backend api_pool$/m, "$1use_backend api_ws if { hdr(upgrade) -i websocket }\n$1default_backend api_pool");
+}
+
+const GLOBAL = /^global$/m;
+const DEFAULTS = /^defaults$/m;
+
+export const VARIANTS: Record<string, Edit[]> = {
+    product: [],
+    nbthread1: [addToSection(GLOBAL, ["nbthread 1"])],
+    "cpu-map": [addToSection(GLOBAL, ["nbthread 2", "cpu-map auto:1/1-2 0-1"])],
+    "no-httplog": [dropLines(/^\s+option httplog$/)],
+    "no-l7-retries": [dropLines(/^\s+retry-on /), dropLines(/disable-l7-retry/)],
+    "reuse-always": [addToSection(DEFAULTS, ["http-reuse always"])],
+    "no-forwardfor": [dropLines(/^\s+option forwardfor$/)],
+    "bufsize-32k": [addToSection(GLOBAL, ["tune.bufsize 32768"])],
+    "maxconn-8000": [(cfg) => cfg.replace(/^(\s+)maxconn \d+$/m, "$1maxconn 8000")],
+    "no-xfp-headers": [dropLines(/set-header X-Forwarded-Proto/)],
+    "nbthread1-no-l7": [addToSection(GLOBAL, ["nbthread 1"]), dropLines(/^\s+retry-on /), dropLines(/disable-l7-retry/)],
+    "no-cookie-nocache": [(cfg) => cfg.replace(/^(\s+cookie \S+ insert indirect) nocache/m, "$1")],
+    "no-disable-l7-rule": [dropLines(/disable-l7-retry/)],
+    // The floor: everything optional in the request path removed (NOT a proposal).
+    minimal: [
+        dropLines(/^\s+option httplog$/),
+        dropLines(/^\s+option forwardfor$/),
+        dropLines(/set-header X-Forwarded-Proto/),
+        dropLines(/^\s+retry-on /),
+        dropLines(/disable-l7-retry/),
+    ],
+    // Failover behaviour (use with --failover):
+    "no-shutdown-sessions": [(cfg) => cfg.replace(/ on-marked-down shutdown-sessions/g, "")],
+    "observe-l4": [(cfg) => cfg.replace(/^(\s+default-server check .*)$/gm, "$1 observe layer4 error-limit 10 on-error mark-down")],
+    "observe-l4-no-shutdown": [
+        (cfg) => cfg.replace(/ on-marked-down shutdown-sessions/g, ""),
+        (cfg) => cfg.replace(/^(\s+default-server check .*)$/gm, "$1 observe layer4 error-limit 10 on-error mark-down"),
+    ],
+    "no-l7-no-shutdown": [
+        (cfg) => cfg.replace(/ on-marked-down shutdown-sessions/g, ""),
+        dropLines(/^\s+retry-on /),
+        dropLines(/disable-l7-retry/),
+    ],
+    // shutdown-sessions only for WebSockets: upgrades go to api_ws, whose servers
+    // track api_pool's (no extra checks) and keep on-marked-down shutdown-sessions.
+    "split-ws": [splitWebSockets],
+    // Reload behaviour (use with --reload):
+    "idle-close-on-response": [addToSection(DEFAULTS, ["option idle-close-on-response"])],
+    "close-spread-1s": [addToSection(GLOBAL, ["close-spread-time 1s"])],
+    "idle-close-spread": [addToSection(DEFAULTS, ["option idle-close-on-response"]), addToSection(GLOBAL, ["close-spread-time 1s"])],
+};
+
+/**
+ * --reload: for each variant, steady wrk load while the variant's config is
+ * reloaded `reloads` times through the master CLI (state saved first),
+ * alternating 2 and 3 api servers like the bench's reload scenario.
+ */
+async function reloadMode(names: string[]): Promise<void> {
+    const reloads = Number(process.env.BENCH_RELOADS ?? 50);
+    const tmp = path.join(__dirname, "tmp", `tune-reload-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
+    const [a1, a2, a3, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"]);
+    const rows: string[] = [];
+    for (const name of names) {
+        const dir = path.join(tmp, name);
+        mkdirSync(dir, { recursive: true });
+        const two = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2]));
+        const three = await renderProductCopy(dir, productSettings([a1, a2, a3], [s1, s2]), two);
+        const edit = (cfg: string) => VARIANTS[name].reduce((text, e) => e(text), cfg);
+        const h = await LiteralHaproxy.start(edit(two.config), { httpPort: two.httpPort, dir, adminSocket: two.adminSocket });
+        onCleanup(() => h.stop(false));
+        const wrk = startWrk({ url: `http://127.0.0.1:${two.httpPort}/api/v1/bench`, threads: 1, connections: 32, durationSec: 600, countStatus: true });
+        try {
+            await sleep(1000);
+            for (let i = 0; i < reloads; i++) {
+                await h.reload({ config: edit((i % 2 === 0 ? three : two).config), stateFile: path.join(dir, "server-state") });
+            }
+            await sleep(1000);
+        } finally {
+            wrk.interrupt();
+        }
+        const r = await wrk.done;
+        await h.stop(false);
+        const line = `| ${name} | ${reloads} | ${r.requests} | ${r.non2xx + r.socketErrors} | ${r.non2xx} | ${JSON.stringify(r.errors)} |`;
+        log(line);
+        rows.push(line);
+    }
+    console.log(`\n| variant | reloads | requests | errors | non-2xx | wrk errors |\n|---|---:|---:|---:|---:|---|\n${rows.join("\n")}`);
+}
+
+/**
+ * --failover: for each variant, BENCH_REPEATS times: steady wrk load, kill
+ * backend-api-1 right after a health check, count errors until DOWN (+ drain),
+ * exactly like the bench's failover scenario (checks every 2 s).
+ */
+async function failoverMode(names: string[]): Promise<void> {
+    const repeats = Number(process.env.BENCH_REPEATS ?? 3);
+    const tmp = path.join(__dirname, "tmp", `tune-failover-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
+    const [a1, a2, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "stream-srv-1", "stream-srv-2"]);
+    const rows: string[] = [];
+    for (let rep = 0; rep < repeats; rep++) {
+        for (const name of names) {
+            const dir = path.join(tmp, `${name}-${rep}`);
+            mkdirSync(dir, { recursive: true });
+            const copy = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2], { healthCheckIntervalMs: 2000 }));
+            const cfg = VARIANTS[name].reduce((text, e) => e(text), copy.config);
+            const h = await LiteralHaproxy.start(cfg, { httpPort: copy.httpPort, dir, adminSocket: copy.adminSocket });
+            onCleanup(() => h.stop(false));
+            try {
+                const r = await oneFailover(h, a1, { threads: 1, connections: 32, drainMs: 4000 });
+                const line = `| ${name} | ${rep + 1} | ${r.requests} | ${r.errors} | ${r.non2xx} | ${JSON.stringify(r.socket_errors_by_kind)} | ${r.kill_to_down_ms} |`;
+                log(line);
+                rows.push(line);
+            } finally {
+                await h.stop(false);
+            }
+        }
+    }
+    console.log(`\n| variant | run | requests | errors | non-2xx | socket errors | kill to DOWN ms |\n|---|---:|---:|---:|---:|---|---:|\n${rows.join("\n")}`);
+}
+
+async function main(): Promise<void> {
+    installExitHandlers();
+    // Runs last (cleanups are LIFO): whatever the shared harness still tracks.
+    onCleanup(harnessCleanupAll);
+    const reload = process.argv.includes("--reload");
+    const failover = process.argv.includes("--failover");
+    const wanted = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+    const names = wanted.length > 0 ? ["product", ...wanted.filter((w) => w !== "product")] : Object.keys(VARIANTS);
+    for (const n of names) if (!(n in VARIANTS)) throw new Error(`unknown variant ${n}; known: ${Object.keys(VARIANTS).join(", ")}`);
+    if (failover) {
+        try {
+            await failoverMode(names.filter((n) => wanted.length > 0 || ["product", "no-shutdown-sessions", "observe-l4", "observe-l4-no-shutdown", "split-ws"].includes(n)));
+        } finally {
+            await cleanupAll();
+        }
+        return;
+    }
+    if (reload) {
+        try {
+            await reloadMode(names.filter((n) => wanted.length > 0 || ["product", "idle-close-on-response", "close-spread-1s", "idle-close-spread"].includes(n)));
+        } finally {
+            await cleanupAll();
+        }
+        return;
+    }
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+    const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+    const threads = Number(process.env.BENCH_WRK_THREADS ?? 2);
+    const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
+    const tmp = path.join(__dirname, "tmp", `tune-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
+    try {
+        const [a1, a2, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "stream-srv-1", "stream-srv-2"]);
+        const targets: { name: string; port: number; pgid?: number }[] = [{ name: "direct", port: a1.port }];
+        if (process.env.BENCH_WITH_SEED === "1") {
+            const seed = await startSeedLiteral([a1, a2], [s1, s2]);
+            targets.push({ name: "seed-literal", port: seed.httpPort, pgid: seed.pgid });
+        }
+        for (const name of names) {
+            const dir = path.join(tmp, name);
+            mkdirSync(dir, { recursive: true });
+            const copy = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2]));
+            const cfg = VARIANTS[name].reduce((text, edit) => edit(text), copy.config);
+            writeFileSync(path.join(dir, "haproxy.cfg"), cfg);
+            const h = await LiteralHaproxy.start(cfg, { httpPort: copy.httpPort, dir, adminSocket: copy.adminSocket });
+            onCleanup(() => h.stop(false));
+            targets.push({ name, port: copy.httpPort, pgid: h.pgid });
+        }
+        const contenders: Contender[] = targets.map((t) => ({
+            key: t.name,
+            label: t.name,
+            port: t.port,
+            proxyPgids: t.pgid === undefined ? [] : [t.pgid],
+            backendPgids: t.name === "direct" ? [a1.pgid] : [a1.pgid, a2.pgid],
+        }));
+        const s = await measureThroughput(contenders, { rounds, seconds, threads, connections, path: "/api/v1/bench", warmupSeconds: 1 });
+        const direct = s.get("direct") as ContenderSummary;
+        const product = s.get("product") as ContenderSummary;
+        console.log(
+            `\n| variant | rps (median) | vs direct | vs product | p99 ms | CPU µs/req wrk / proxy / backends | total CPU µs/req |\n|---|---:|---:|---:|---:|---|---:|`,
+        );
+        for (const [name, c] of s) {
+            const cpu = c.cpu_us_per_req;
+            console.log(
+                `| ${name} | ${c.rps} | ${round(c.rps / direct.rps, 3)} | ${round(c.rps / product.rps, 3)} | ${c.p99_ms} | ${cpu.wrk} / ${cpu.proxy} / ${cpu.backends} | ${round(cpu.wrk + cpu.proxy + cpu.backends, 1)} |`,
+            );
+        }
+    } finally {
+        await cleanupAll();
+    }
+}
+
+if (require.main === module) {
+    main().catch((e) => {
+        console.error(e);
+        process.exitCode = 1;
+    });
+}
