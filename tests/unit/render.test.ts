@@ -12,9 +12,16 @@ function expectGolden(file: string, actual: string): void {
     expect(actual).toBe(readFileSync(goldenPath, "utf8"));
 }
 
+function section(config: string, backend: string): string {
+    const parts = config.split(`\nbackend ${backend}\n`);
+    if (parts.length !== 2) throw new Error(`expected one "backend ${backend}" section, found ${parts.length - 1}`);
+    return parts[1].split("\n\n")[0];
+}
+
 function serverLines(config: string, backend: string): string[] {
-    const section = config.split(`backend ${backend}\n`)[1].split("\n\n")[0];
-    return section.split("\n").filter((line) => line.trim().startsWith("server "));
+    const lines = section(config, backend).split("\n").filter((line) => line.trim().startsWith("server "));
+    if (lines.length === 0) throw new Error(`backend ${backend} has no server lines`);
+    return lines;
 }
 
 describe("renderHaproxyConfig", () => {
@@ -49,7 +56,8 @@ describe("renderHaproxyConfig", () => {
         expect(config).not.toContain(":443");
         expect(config).toContain("server a a.lxd:8080 ");
         expect(config).toContain("server s s.lxd:8082 ");
-        expect(config).toContain("default-server check inter 5000ms fall 3 rise 2 slowstart 30s on-marked-down shutdown-sessions");
+        expect(config).toContain("default-server check inter 5000ms fall 3 rise 2 slowstart 30s init-addr last,libc,none");
+        expect(config).toContain("default-server slowstart 30s on-marked-down shutdown-sessions init-addr last,libc,none");
         expect(config).toContain("cookie VEZA_SERVERID insert indirect nocache httponly\n");
         expect(config).toContain("bind 127.0.0.1:9100\n");
         expect(config).toContain("http-check send meth GET uri /api/v1/health ");
@@ -101,6 +109,24 @@ describe("renderHaproxyConfig", () => {
         expect(config).not.toContain("resolvers veza");
         expect(config).toContain("server v6 [fd00::5]:9000 ");
         expect(renderHaproxyConfig(labSettings())).toContain("resolvers veza resolve-prefer ipv4");
+    });
+
+    test("WebSocket upgrades use api_ws: same servers, ids and cookies, tracking api_pool, sessions cut on DOWN", () => {
+        const config = renderHaproxyConfig(labSettings());
+        expect(config).toContain("use_backend api_ws if { hdr(upgrade) -i websocket }");
+        const api = serverLines(config, "api_pool");
+        const ws = serverLines(config, "api_ws");
+        expect(ws).toHaveLength(api.length);
+        ws.forEach((line, i) => {
+            const name = api[i].trim().split(" ")[1];
+            expect(line).toContain(` track api_pool/${name}`);
+            expect(line.replace(` track api_pool/${name}`, "")).toBe(api[i]);
+        });
+        const wsSection = section(config, "api_ws");
+        expect(wsSection).toContain("on-marked-down shutdown-sessions");
+        expect(wsSection).not.toContain(" check");
+        expect(section(config, "api_pool")).not.toMatch(/default-server.*shutdown-sessions/);
+        expect(section(config, "stream_pool")).not.toMatch(/default-server.*shutdown-sessions/);
     });
 
     test("weight and per-server port are honoured", () => {
