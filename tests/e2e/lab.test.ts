@@ -170,8 +170,10 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     await waitStatus(four, "UP");
     note("all four servers UP after config", `${Date.now() - upStart} ms`);
     const state = await serversState(LB);
-    expect([...state.keys()].sort()).toEqual([...four].sort());
-    for (const s of four) expect(state.get(s)?.opState).toBe(2);
+    // api_ws holds the WebSocket twins of the api servers; they track api_pool's state.
+    const twins = ["api_ws/backend-api-1", "api_ws/backend-api-2"];
+    expect([...state.keys()].sort()).toEqual([...four, ...twins].sort());
+    for (const s of [...four, ...twins]) expect(state.get(s)?.opState).toBe(2);
 
     const marker = `/e2e-log-probe-${Date.now()}`;
     const api = await httpGet(`${url}${marker}`);

@@ -1,0 +1,333 @@
+/**
+ * End-to-end: the failure paths of the config step (templates/config-apply*),
+ * on real Incus containers, through the scripts HaproxyLoadBalancer registers
+ * (captured under Pulumi mocks, run with /bin/sh -c, their environment and
+ * stdin: see product.ts). The only input changed is VEZA_RELOAD_WAIT_SECONDS
+ * (4 s instead of 15, for speed); configs are rendered by the component from
+ * its args, never typed here.
+ *
+ *   A  the lab config (listens on :80)
+ *   B  A with `listenHttp: 8099`: `haproxy -c` accepts it, but a python3
+ *      http.server started in the container holds 0.0.0.0:8099, so HAProxy
+ *      cannot bind it
+ *   C  A with another health-check interval (a second valid config on :80)
+ *
+ * Own containers (haproxy-f, fail-api-1, fail-stream-1): this file runs in
+ * band with lab.test.ts and never touches its containers. afterAll deletes
+ * them whatever happened. Timings and request counts are printed, not asserted.
+ */
+import { createHash } from "node:crypto";
+import type { HaproxyLoadBalancerArgs } from "../../components";
+import {
+  API_PORT,
+  deleteContainers,
+  execIn,
+  execInOk,
+  httpGet,
+  LAB_IMAGE,
+  launchBackend,
+  listContainers,
+  requireIncusLab,
+  STREAM_PORT,
+  waitFor,
+  waitHttpOk,
+  writeFileIn,
+} from "./lab";
+import { abortAllTraffic, CONFIG_PATH, configSha, serverStats, showProc, TrafficLoop, TrafficResult } from "./lb";
+import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk, StepRun } from "./product";
+
+// Once per file, before the component module is loaded (buildSteps loads it).
+installProductMocks();
+
+const describeLab = requireIncusLab();
+const LB = "haproxy-f";
+const API = "fail-api-1";
+const STREAM = "fail-stream-1";
+const CONTAINERS = [LB, API, STREAM] as const;
+/** The port config B listens on, held by another program in the LB container. */
+const TAKEN_PORT = 8099;
+/** The one input lowered for speed (the component's default is 15). */
+const FAST = { environment: { VEZA_RELOAD_WAIT_SECONDS: "4" } };
+
+const notes: Record<string, string> = {};
+const note = (key: string, value: string): void => {
+  notes[key] = value;
+  // eslint-disable-next-line no-console
+  console.log(`[e2e config failures] ${key}: ${value}`);
+};
+const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+const traffic = (r: TrafficResult): string =>
+  `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
+const step = (r: StepRun): string => `exit ${r.code} after ${r.ms} ms`;
+
+function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancerArgs {
+  return {
+    containerName: LB,
+    image: LAB_IMAGE,
+    apiServers: [{ name: API, address: `${API}.lxd` }],
+    streamServers: [{ name: STREAM, address: `${STREAM}.lxd` }],
+    healthCheckIntervalMs: 500,
+    healthCheckFall: 3,
+    healthCheckRise: 2,
+    ...extra,
+  };
+}
+
+/** Another program listening on `port` in the LB container (a transient systemd unit). */
+async function occupy(port: number): Promise<string> {
+  const unit = `veza-e2e-squatter-${port}`;
+  await execIn(LB, ["systemctl", "stop", unit]);
+  await execInOk(LB, [
+    "systemd-run", "--unit", unit, "--collect",
+    "python3", "-m", "http.server", String(port), "--bind", "0.0.0.0", "--directory", "/srv",
+  ]);
+  await waitFor(
+    `python3 listening on :${port}`,
+    async () => (await execInOk(LB, ["ss", "-Hltnp", `sport = :${port}`])).includes("python3"),
+    10_000,
+    100,
+  );
+  return unit;
+}
+
+async function release(port: number): Promise<void> {
+  await execIn(LB, ["systemctl", "stop", `veza-e2e-squatter-${port}`]);
+}
+
+async function isActive(): Promise<string> {
+  return (await execIn(LB, ["systemctl", "is-active", "haproxy"])).stdout.trim();
+}
+
+/** `haproxy -c` on the config file in place. */
+async function checkInPlace(): Promise<void> {
+  const r = await execIn(LB, ["haproxy", "-c", "-f", CONFIG_PATH]);
+  expect({ code: r.code, out: `${r.stdout}${r.stderr}` }).toEqual({ code: 0, out: expect.stringContaining("Configuration file is valid") });
+}
+
+async function noLeftover(): Promise<void> {
+  const r = await execIn(LB, ["sh", "-c", 'ls "$1".veza-new 2>/dev/null', "sh", CONFIG_PATH]);
+  expect(r.stdout).toBe("");
+}
+
+describeLab("config step failure paths on a real Incus lab", () => {
+  const suiteStart = Date.now();
+  let a: ProductSteps; // serving config
+  let b: ProductSteps; // listens on TAKEN_PORT
+  let c: ProductSteps; // another valid config on :80
+  let url = "";
+  let address = "";
+
+  beforeAll(async () => {
+    await deleteContainers(CONTAINERS);
+    a = await buildSteps("fail-a", args());
+    b = await buildSteps("fail-b", args({ listenHttp: TAKEN_PORT }));
+    c = await buildSteps("fail-c", args({ healthCheckIntervalMs: 700 }));
+    for (const s of [a, b, c]) expect(s.config.environment.VEZA_CONFIG_SHA256).toBe(sha256(s.config.stdin));
+    // Same scripts, same container; only the config differs.
+    expect(b.config.update).toBe(a.config.update);
+    expect(b.config.stdin).toContain(`bind *:${TAKEN_PORT}`);
+    expect(new Set([a, b, c].map((s) => s.config.stdin)).size).toBe(3);
+  }, 60_000);
+
+  afterEach(async () => {
+    await abortAllTraffic();
+  });
+
+  afterAll(async () => {
+    try {
+      await abortAllTraffic();
+      await deleteContainers(CONTAINERS);
+    } finally {
+      note("total time of this file", `${((Date.now() - suiteStart) / 1000).toFixed(1)} s`);
+      // eslint-disable-next-line no-console
+      console.log(`[e2e config failures] summary\n${Object.entries(notes).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
+    }
+  }, 120_000);
+
+  test("0. setup: backends, then the registered container and config steps bring up haproxy with A", async () => {
+    await Promise.all([launchBackend(API, API_PORT), launchBackend(STREAM, STREAM_PORT)]);
+    const container = await runStepOk(a.container, "create");
+    address = container.stdout.trim();
+    expect(address).toMatch(/^198\.18\.0\.\d{1,3}$/);
+    url = `http://${address}`;
+    await runStepOk(a.config, "create");
+    expect(await configSha(LB)).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    await waitFor(
+      "both servers UP",
+      async () => {
+        const stats = await serverStats(LB);
+        return stats.get(`api_pool/${API}`)?.status === "UP" && stats.get(`stream_pool/${STREAM}`)?.status === "UP";
+      },
+      30_000,
+      200,
+    );
+    expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+  }, 240_000);
+
+  test("1a. running haproxy, B's port held by another program: refused before the swap, A keeps serving, zero failures", async () => {
+    await occupy(TAKEN_PORT);
+    // B passes the validation gate: the conflict only shows when binding.
+    await writeFileIn(LB, "/tmp/veza-e2e-b.cfg", b.config.stdin);
+    const checked = await execIn(LB, ["haproxy", "-c", "-f", "/tmp/veza-e2e-b.cfg"]);
+    expect(checked.code).toBe(0);
+
+    const shaBefore = await configSha(LB);
+    expect(shaBefore).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    const procBefore = await showProc(LB);
+    const loop = new TrafficLoop(url, 300);
+    const loopKa = new TrafficLoop(url, 300, 4, true);
+    await waitFor("traffic flowing", async () => loop.requests > 50 && loopKa.requests > 50, 10_000, 50);
+
+    const r = await runStep(b.config, "update", FAST);
+    note("1a. port held, haproxy running: step start -> exit", `${step(r)}: ${r.stderr.trim().split("\n").join(" | ")}`);
+    // Keep the loops running a little after the step: a paused listener would show here.
+    const mark = loop.requests;
+    await waitFor("200 more requests after the step", async () => loop.requests > mark + 200, 15_000, 50);
+    const result = await loop.stop();
+    const resultKa = await loopKa.stop();
+    note("1a. requests / failures during the refused push", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(new RegExp(`port ${TAKEN_PORT} \\(bind \\*:${TAKEN_PORT}\\) is held by python3 \\(pid \\d+\\) on 0\\.0\\.0\\.0:${TAKEN_PORT}`));
+    expect(r.stderr).toContain("running config and process untouched");
+    expect(await configSha(LB)).toBe(shaBefore);
+    const procAfter = await showProc(LB);
+    const pick = (p: typeof procBefore) => ({ master: p.master, masterReloads: p.masterReloads, worker: p.worker });
+    expect(pick(procAfter)).toEqual(pick(procBefore));
+    await checkInPlace();
+    await noLeftover();
+    expect(result.errors).toEqual([]);
+    expect(result.failures).toBe(0);
+    expect(resultKa.errors).toEqual([]);
+    expect(resultKa.failures).toBe(0);
+    // The other program still has its port.
+    const squatter = await httpGet(`http://${address}:${TAKEN_PORT}/`);
+    expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
+  }, 120_000);
+
+  test("1b. reload without a new worker in time (master hung): previous config restored and reloaded, exit 3, zero failures", async () => {
+    const procBefore = await showProc(LB);
+    const loop = new TrafficLoop(url, 300);
+    const loopKa = new TrafficLoop(url, 300, 4, true);
+    await waitFor("traffic flowing", async () => loop.requests > 50 && loopKa.requests > 50, 10_000, 50);
+
+    // The master takes the reload signal but does not act on it within the
+    // wait (stands for a master stuck loading, e.g. on slow DNS); the worker
+    // it already runs keeps serving.
+    await execInOk(LB, ["kill", "-STOP", String(procBefore.master)]);
+    let r!: StepRun;
+    let shaWhileHung!: string;
+    try {
+      r = await runStep(c.config, "update", FAST);
+      shaWhileHung = await configSha(LB);
+    } finally {
+      await execInOk(LB, ["kill", "-CONT", String(procBefore.master)]);
+    }
+    note("1b. master hung, wait 4 s: step start -> exit", `${step(r)}: ${r.stderr.split("\n").filter((l) => l.startsWith("veza-haproxy")).join(" | ")}`);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("reload did not bring up a new worker within 4s; restoring the previous config");
+    expect(r.stderr).toContain("previous config restored; haproxy is running");
+    // A is back on disk before the master wakes up...
+    expect(shaWhileHung).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    // ...so the reload it then performs loads A: same master, a new worker.
+    const procAfter = await waitFor(
+      "the master to finish its reload",
+      async () => {
+        const p = await showProc(LB);
+        return p.worker !== procBefore.worker && p.oldWorkers.length === 0 ? p : undefined;
+      },
+      30_000,
+      100,
+    );
+    expect(procAfter.master).toBe(procBefore.master);
+    expect(procAfter.masterReloads).toBeGreaterThan(procBefore.masterReloads);
+    expect(await configSha(LB)).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    await checkInPlace();
+    await noLeftover();
+
+    const mark = loop.requests;
+    await waitFor("100 more requests on the new worker", async () => loop.requests > mark + 100, 15_000, 50);
+    const result = await loop.stop();
+    const resultKa = await loopKa.stop();
+    note("1b. requests / failures during the failed reload and the restore", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+    expect(result.errors).toEqual([]);
+    expect(result.failures).toBe(0);
+    expect(resultKa.errors).toEqual([]);
+    expect(resultKa.failures).toBe(0);
+  }, 120_000);
+
+  test("2a. haproxy stopped: the step starts it with the new config, the LB serves 200", async () => {
+    await execInOk(LB, ["systemctl", "stop", "haproxy"]);
+    expect(await isActive()).not.toBe("active");
+    const r = await runStepOk(c.config, "update", FAST);
+    const t0 = Date.now();
+    await waitHttpOk(`${url}/api/v1/items`, 30_000);
+    note("2a. stopped -> started with C: step start -> exit", `${step(r)}; first 200 ${Date.now() - t0} ms after exit`);
+    expect(r.stderr).toContain("started haproxy");
+    expect(await isActive()).toBe("active");
+    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect((await showProc(LB)).masterReloads).toBe(0);
+    await checkInPlace();
+  }, 120_000);
+
+  test("2b. haproxy stopped, B cannot start (port held): exit 3, previous config (C) restored and running", async () => {
+    await execInOk(LB, ["systemctl", "stop", "haproxy"]);
+    const r = await runStep(b.config, "update", FAST);
+    const t0 = Date.now();
+    await waitHttpOk(`${url}/api/v1/items`, 30_000);
+    note("2b. stopped, B cannot bind: step start -> exit", `${step(r)}; first 200 (previous config) ${Date.now() - t0} ms after exit`);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("haproxy did not start with the new config; restoring the previous config");
+    expect(r.stderr).toContain(`cannot bind socket (Address already in use) for [0.0.0.0:${TAKEN_PORT}]`);
+    expect(r.stderr).toContain("previous config restored; haproxy is running");
+    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect(await isActive()).toBe("active");
+    await checkInPlace();
+    await noLeftover();
+    const squatter = await httpGet(`http://${address}:${TAKEN_PORT}/`);
+    expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
+  }, 120_000);
+
+  test("2c. haproxy stopped, neither B nor the previous config can bind: exit 3 says so; the next run starts it once the port is free", async () => {
+    await execInOk(LB, ["systemctl", "stop", "haproxy"]);
+    await occupy(80);
+    const r = await runStep(b.config, "update", FAST);
+    note("2c. stopped, B and previous both blocked: step start -> exit", `${step(r)}`);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("previous config restored; haproxy is NOT running (it did not start with the previous config either)");
+    // The journal lines printed say why, for both configs.
+    expect(r.stderr).toContain(`cannot bind socket (Address already in use) for [0.0.0.0:${TAKEN_PORT}]`);
+    expect(r.stderr).toContain("cannot bind socket (Address already in use) for [0.0.0.0:80]");
+    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    // systemd's Restart=always retries the previous config until its start limit.
+    const t0 = Date.now();
+    await waitFor(
+      "haproxy.service to give up (failed)",
+      async () => (await execInOk(LB, ["systemctl", "show", "-p", "ActiveState", "--value", "haproxy"])).trim() === "failed",
+      30_000,
+      100,
+    );
+    const restarts = (await execInOk(LB, ["systemctl", "show", "-p", "NRestarts", "--value", "haproxy"])).trim();
+    note("2c. systemd retries before giving up", `${restarts} automatic restarts, failed ${Date.now() - t0} ms after the step exited`);
+
+    // The port frees up: nothing restarts haproxy by itself any more...
+    await release(80);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await isActive()).not.toBe("active");
+    // ...the next run of the config step does, although systemd's start limit was hit.
+    const again = await runStepOk(c.config, "update", FAST);
+    note("2c. next config step run after the port is free: step start -> exit", `${step(again)}`);
+    expect(again.stderr).toContain("started haproxy");
+    await waitHttpOk(`${url}/api/v1/items`, 30_000);
+    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+  }, 120_000);
+
+  test("3. teardown: the registered delete script removes haproxy-f; the backends go too", async () => {
+    await release(TAKEN_PORT);
+    const del = await runStepOk(a.container, "delete");
+    expect(del.stderr).toContain(`deleting ${LB}`);
+    await deleteContainers([API, STREAM]);
+    const left = (await listContainers()).filter((n) => (CONTAINERS as readonly string[]).includes(n));
+    expect(left).toEqual([]);
+  }, 120_000);
+});
