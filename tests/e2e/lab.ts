@@ -304,13 +304,15 @@ export interface HttpGetOptions {
   timeoutMs?: number;
   /** Defaults to GET. */
   method?: string;
+  /** A keep-alive agent to reuse connections; default: a new connection per request. */
+  agent?: http.Agent;
 }
 
 /** One HTTP request on a fresh connection (no keep-alive agent), with a timeout. */
 export function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpResponse> {
   const timeoutMs = opts.timeoutMs ?? 5_000;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false }, (res) => {
+    const req = http.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {

@@ -6,28 +6,6 @@
 import * as http from "node:http";
 import { execIn, execInOk, httpGet, HttpResponse, incusOk, sleep } from "./lab";
 
-/** GET over a keep-alive agent (connections reused across requests), with a deadline. */
-function keepAliveGet(agent: http.Agent, url: string, timeoutMs: number): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") });
-      });
-      res.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${url}`)), timeoutMs);
-    req.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";
 export const MASTER_SOCKET = "/run/haproxy-master.sock";
@@ -191,7 +169,7 @@ export class TrafficLoop {
       const url = `${this.baseUrl}/api/v1/items?w=${w}&i=${i++}`;
       this.result.requests++;
       try {
-        const r = this.agent ? await keepAliveGet(this.agent, url, 5_000) : await httpGet(url, { timeoutMs: 5_000 });
+        const r = await httpGet(url, { timeoutMs: 5_000, agent: this.agent });
         const backend = String(r.headers["x-backend"] ?? "?");
         if (r.status !== 200) {
           this.fail(`${url}: status ${r.status} from ${backend}: ${r.body.slice(0, 200)}`);
