@@ -4,7 +4,7 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
-import { execIn, execInOk, httpGet, HttpResponse, incusOk, sleep } from "./lab";
+import { execIn, execInOk, httpGet, incusOk, sleep } from "./lab";
 
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";

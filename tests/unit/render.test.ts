@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "fs";
 import * as path from "path";
-import { configView, cookieValue, renderHaproxyConfig, stableServerIds } from "../../components";
+import { cookieValue, renderHaproxyConfig, stableServerIds } from "../../components";
 import { labSettings, pool } from "./lab-settings";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");
