@@ -133,21 +133,31 @@ function isPlain(value: unknown): boolean {
  */
 function validatePlainInputs(a: ReturnType<typeof applyComponentDefaults>): void {
     const settings: Record<string, unknown> = {};
-    for (const field of RENDER_FIELDS) {
-        if (!isPlain(a[field])) return;
-        settings[field] = a[field];
-    }
-    if (a.statsPassword !== undefined) {
-        if (!isPlain(a.statsPassword)) return;
-        settings.statsPassword = a.statsPassword;
-    } else {
-        settings.statsPassword = "generated-later";
+    for (const field of [...RENDER_FIELDS, "statsPassword"] as const) {
+        const value = a[field];
+        const missingPassword = field === "statsPassword" && value === undefined;
+        if (isPlain(value) && !missingPassword) {
+            settings[field] = value;
+        } else if (field in LATE_PLACEHOLDERS) {
+            // No cross-field rule reads these, so a stand-in cannot hide or
+            // invent a problem elsewhere; the real value meets the gate.
+            settings[field] = LATE_PLACEHOLDERS[field as keyof typeof LATE_PLACEHOLDERS];
+        } else {
+            return;
+        }
     }
     validateSettings(applyDefaults(settings as unknown as HaproxySettings));
     if (isPlain(a.containerName) && isPlain(a.image) && isPlain(a.profiles)) {
         validateProvisioning({ containerName: a.containerName, image: a.image, profiles: a.profiles } as ProvisioningSettings);
     }
 }
+
+/** Valid stand-ins for inputs only known later (a secret password, pools from other resources). */
+const LATE_PLACEHOLDERS = {
+    statsPassword: "placeholder-password",
+    apiServers: [{ name: "placeholder", address: "placeholder" }],
+    streamServers: [{ name: "placeholder", address: "placeholder" }],
+};
 
 /**
  * The HAProxy load balancer in front of the Veza platform: one Incus
@@ -244,12 +254,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         this.containerCommand = container;
         this.containerName = pulumi.output(a.containerName);
         this.address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
-        this.httpUrl = pulumi.all([this.address, settings]).apply(([address, s]) =>
-            s.listenHttp === 80 ? `http://${address}/` : `http://${address}:${s.listenHttp}/`);
-        this.httpsUrl = pulumi.all([this.address, settings]).apply(([address, s]) =>
-            s.tlsCertPath === "" ? "" : s.listenHttps === 443 ? `https://${address}/` : `https://${address}:${s.listenHttps}/`);
-        this.statsUrl = pulumi.unsecret(settings.apply((s) => `http://${s.statsBindAddress}:${s.statsPort}/stats`));
-        this.metricsUrl = pulumi.unsecret(settings.apply((s) => `http://${s.statsBindAddress}:${s.statsPort}/metrics`));
+        // `settings` is secret (it holds the password); the listeners are not.
+        const listeners = pulumi.unsecret(settings.apply((s) => ({
+            http: s.listenHttp, https: s.tlsCertPath === "" ? undefined : s.listenHttps, stats: `${s.statsBindAddress}:${s.statsPort}`,
+        })));
+        this.httpUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
+            l.http === 80 ? `http://${address}/` : `http://${address}:${l.http}/`);
+        this.httpsUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
+            l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`);
+        this.statsUrl = listeners.apply((l) => `http://${l.stats}/stats`);
+        this.metricsUrl = listeners.apply((l) => `http://${l.stats}/metrics`);
         this.configSha256 = pulumi.unsecret(renderedConfig.apply(sha256Hex));
         this.renderedConfig = renderedConfig;
         this.statsPassword = statsPassword;
@@ -279,11 +293,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         opts: pulumi.CustomResourceOptions,
         triggers?: pulumi.Input<unknown>[],
     ): StepCommand {
+        // Only stdin carries secrets. The scripts are constant text and the
+        // environment holds names, paths and hashes: kept readable so that
+        // `pulumi preview` shows why a step re-runs (VEZA_CONFIG_SHA256).
         const common = {
-            create: step.create,
-            update: step.update,
-            delete: step.apply((s) => s.delete ?? ""),
-            environment: step.environment,
+            create: pulumi.unsecret(step.create),
+            update: pulumi.unsecret(step.update),
+            delete: pulumi.unsecret(step.apply((s) => s.delete ?? "")),
+            environment: pulumi.unsecret(step.environment),
             stdin: step.apply((s) => s.stdin ?? ""),
             triggers,
             addPreviousOutputInEnv: false,

@@ -131,6 +131,29 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(await valueOf(lb.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
     });
 
+    test("only secrets are secret: URLs, scripts and step environments stay readable for preview diffs", async () => {
+        const { lb, byName } = await build({ ...labArgs(), tls: { certificatePem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", privateKeyPem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n" } });
+        const secrecy = (o: pulumi.Output<unknown>) => (o as unknown as { isSecret: Promise<boolean> }).isSecret;
+        for (const output of [lb.httpUrl, lb.httpsUrl, lb.statsUrl, lb.metricsUrl, lb.configSha256, lb.address, lb.containerName]) {
+            expect(await secrecy(output)).toBe(false);
+        }
+        for (const step of ["container", "tls", "config"]) {
+            expect(isSecret(byName(step).inputs.create)).toBe(false);
+            expect(isSecret(byName(step).inputs.environment)).toBe(false);
+        }
+        expect(isSecret(byName("tls").inputs.stdin)).toBe(true);
+        expect(isSecret(byName("config").inputs.stdin)).toBe(true);
+    });
+
+    test("a secret stats password does not switch off constructor-time validation of the other fields", () => {
+        const before = registered.length;
+        expect(() => new HaproxyLoadBalancer("secretpw", { ...labArgs(), healthCheckFall: 0, statsPassword: pulumi.secret("a-real-password-1") }))
+            .toThrow("healthCheckFall must be an integer from 1 to 100 (got 0)");
+        expect(() => new HaproxyLoadBalancer("latepool", { apiServers: pulumi.output([{ name: "a", address: "a.lxd" }]), streamServers: labArgs().streamServers, statsPort: 80 }))
+            .toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
+        expect(registered.length).toBe(before);
+    });
+
     test("args are not modified by applying defaults", async () => {
         const args = labArgs();
         const copy = JSON.parse(JSON.stringify(args));
