@@ -45,25 +45,30 @@ function formatNumber(v: number, unit: string): string {
     return v.toFixed(2);
 }
 
-function panel(x0: number, title: string, unit: string, bars: { label: string; value: number | undefined }[]): string {
+/** A panel's frame (title, grid with tick labels, axes) and the geometry its bars are drawn in. */
+function frame(x0: number, title: string, max: number, tick: (v: number) => string, barCount: number) {
     const width = 360;
     const top = 60;
     const plotH = 240;
     const left = x0 + 60;
     const plotW = width - 80;
-    const present = bars.filter((b) => b.value !== undefined && Number.isFinite(b.value)) as { label: string; value: number }[];
-    const max = niceMax(Math.max(0, ...present.map((b) => b.value)));
     const parts: string[] = [];
     parts.push(`<text x="${x0 + width / 2}" y="40" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
     for (let i = 0; i <= 4; i++) {
         const v = (max * i) / 4;
         const y = top + plotH - (plotH * i) / 4;
         parts.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#ddd"/>`);
-        parts.push(`<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="#555">${esc(formatNumber(v, unit))}</text>`);
+        parts.push(`<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="#555">${esc(tick(v))}</text>`);
     }
     parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`);
     parts.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`);
-    const slot = plotW / bars.length;
+    return { parts, top, plotH, left, slot: plotW / barCount };
+}
+
+function panel(x0: number, title: string, unit: string, bars: { label: string; value: number | undefined }[]): string {
+    const present = bars.filter((b) => b.value !== undefined && Number.isFinite(b.value)) as { label: string; value: number }[];
+    const max = niceMax(Math.max(0, ...present.map((b) => b.value)));
+    const { parts, top, plotH, left, slot } = frame(x0, title, max, (v) => formatNumber(v, unit), bars.length);
     bars.forEach((b, i) => {
         const cx = left + slot * i + slot / 2;
         const bw = slot * 0.6;
@@ -88,24 +93,9 @@ const CPU_PARTS: [keyof { wrk: number; proxy: number; backends: number }, string
 
 /** Stacked bars: CPU µs per request spent in wrk, the proxy and the backends. */
 function cpuPanel(x0: number, bars: { label: string; cpu?: { wrk: number; proxy: number; backends: number } }[]): string {
-    const width = 360;
-    const top = 60;
-    const plotH = 240;
-    const left = x0 + 60;
-    const plotW = width - 80;
     const total = (c: { wrk: number; proxy: number; backends: number }) => c.wrk + c.proxy + c.backends;
     const max = niceMax(Math.max(0, ...bars.map((b) => (b.cpu ? total(b.cpu) : 0))));
-    const parts: string[] = [];
-    parts.push(`<text x="${x0 + width / 2}" y="40" text-anchor="middle" font-size="15" font-weight="bold">CPU µs per request (lower is better)</text>`);
-    for (let i = 0; i <= 4; i++) {
-        const v = (max * i) / 4;
-        const y = top + plotH - (plotH * i) / 4;
-        parts.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#ddd"/>`);
-        parts.push(`<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11" fill="#555">${r1(v)}</text>`);
-    }
-    parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`);
-    parts.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`);
-    const slot = plotW / bars.length;
+    const { parts, top, plotH, left, slot } = frame(x0, "CPU µs per request (lower is better)", max, (v) => String(r1(v)), bars.length);
     bars.forEach((b, i) => {
         const cx = left + slot * i + slot / 2;
         const bw = slot * 0.6;

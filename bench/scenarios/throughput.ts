@@ -26,14 +26,9 @@ export interface RunSample {
     machine_busy: number;
 }
 
-export interface ContenderSummary {
+/** A contender's medians over its runs, with the runs themselves. */
+export interface ContenderSummary extends RunSample {
     label: string;
-    rps: number;
-    p50_ms: number;
-    p99_ms: number;
-    errors: number;
-    cpu_us_per_req: { wrk: number; proxy: number; backends: number };
-    machine_busy: number;
     runs: RunSample[];
 }
 

@@ -16,8 +16,8 @@
  * band with lab.test.ts and never touches its containers. afterAll deletes
  * them whatever happened. Timings and request counts are printed, not asserted.
  */
-import { createHash } from "node:crypto";
 import type { HaproxyLoadBalancerArgs } from "../../components";
+import { sha256Hex } from "../../components/identity";
 import {
   API_PORT,
   deleteContainers,
@@ -33,7 +33,8 @@ import {
   waitHttpOk,
   writeFileIn,
 } from "./lab";
-import { abortAllTraffic, CONFIG_PATH, configSha, serverStats, showProc, TrafficLoop, TrafficResult } from "./lb";
+import { CONFIG_PATH, configSha, serverStats, showProc, TrafficLoop, TrafficResult } from "./lb";
+import { cleanUpAfterSuite, noteBook } from "./suite";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk, StepRun } from "./product";
 
 // Once per file, before the component module is loaded (buildSteps loads it).
@@ -49,13 +50,8 @@ const TAKEN_PORT = 8099;
 /** The one input lowered for speed (the component's default is 15). */
 const FAST = { environment: { VEZA_RELOAD_WAIT_SECONDS: "4" } };
 
-const notes: Record<string, string> = {};
-const note = (key: string, value: string): void => {
-  notes[key] = value;
-  // eslint-disable-next-line no-console
-  console.log(`[e2e config failures] ${key}: ${value}`);
-};
-const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+const notes = noteBook("e2e config failures");
+const note = notes.note;
 const traffic = (r: TrafficResult): string =>
   `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
 const step = (r: StepRun): string => `exit ${r.code} after ${r.ms} ms`;
@@ -110,7 +106,6 @@ async function noLeftover(): Promise<void> {
 }
 
 describeLab("config step failure paths on a real Incus lab", () => {
-  const suiteStart = Date.now();
   let a: ProductSteps; // serving config
   let b: ProductSteps; // listens on TAKEN_PORT
   let c: ProductSteps; // another valid config on :80
@@ -122,27 +117,14 @@ describeLab("config step failure paths on a real Incus lab", () => {
     a = await buildSteps("fail-a", args());
     b = await buildSteps("fail-b", args({ listenHttp: TAKEN_PORT }));
     c = await buildSteps("fail-c", args({ healthCheckIntervalMs: 700 }));
-    for (const s of [a, b, c]) expect(s.config.environment.VEZA_CONFIG_SHA256).toBe(sha256(s.config.stdin));
+    for (const s of [a, b, c]) expect(s.config.environment.VEZA_CONFIG_SHA256).toBe(sha256Hex(s.config.stdin));
     // Same scripts, same container; only the config differs.
     expect(b.config.update).toBe(a.config.update);
     expect(b.config.stdin).toContain(`bind *:${TAKEN_PORT}`);
     expect(new Set([a, b, c].map((s) => s.config.stdin)).size).toBe(3);
   }, 60_000);
 
-  afterEach(async () => {
-    await abortAllTraffic();
-  });
-
-  afterAll(async () => {
-    try {
-      await abortAllTraffic();
-      await deleteContainers(CONTAINERS);
-    } finally {
-      note("total time of this file", `${((Date.now() - suiteStart) / 1000).toFixed(1)} s`);
-      // eslint-disable-next-line no-console
-      console.log(`[e2e config failures] summary\n${Object.entries(notes).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
-    }
-  }, 120_000);
+  cleanUpAfterSuite(CONTAINERS, notes);
 
   test("0. setup: backends, then the registered container and config steps bring up haproxy with A", async () => {
     await Promise.all([launchBackend(API, API_PORT), launchBackend(STREAM, STREAM_PORT)]);

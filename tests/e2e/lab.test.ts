@@ -11,10 +11,10 @@
  * container whatever happened. Timings are printed, never asserted.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { HaproxyLoadBalancerArgs } from "../../components";
+import { sha256Hex } from "../../components/identity";
 import {
   API_PORT,
   deleteContainers,
@@ -33,7 +33,6 @@ import {
   waitFor,
 } from "./lab";
 import {
-  abortAllTraffic,
   ADMIN_FORCED_DRAIN,
   admin,
   configSha,
@@ -42,7 +41,9 @@ import {
   serverStats,
   showProc,
   TrafficLoop,
+  TrafficResult,
 } from "./lb";
+import { cleanUpAfterSuite, noteBook } from "./suite";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
 
 // Once per file, before the component module is loaded (buildSteps loads it).
@@ -55,13 +56,21 @@ const INTER_MS = 500;
 const FALL = 3;
 const RISE = 2;
 
-const timings: Record<string, string> = {};
-const note = (key: string, value: string): void => {
-  timings[key] = value;
-  // eslint-disable-next-line no-console
-  console.log(`[e2e] ${key}: ${value}`);
-};
-const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+const notes = noteBook("e2e");
+const note = notes.note;
+
+/** Reports a client loop pair (new connections, keep-alive) and asserts that neither saw a failure. */
+function expectNoFailures(label: string, loop: TrafficResult, keepAlive: TrafficResult): void {
+  note(
+    `${label}: requests / failures`,
+    `new connections ${loop.requests} / ${loop.failures} in ${loop.ms} ms, by backend ${JSON.stringify(loop.byBackend)}; ` +
+      `keep-alive ${keepAlive.requests} / ${keepAlive.failures} ${JSON.stringify(keepAlive.errors.slice(0, 3))}`,
+  );
+  expect(loop.errors).toEqual([]);
+  expect(loop.failures).toBe(0);
+  expect(keepAlive.errors).toEqual([]);
+  expect(keepAlive.failures).toBe(0);
+}
 
 /** The lab stack (Pulumi.lab.yaml) with the health checks scaled down so the suite is fast. */
 function labArgs(api: string[]): HaproxyLoadBalancerArgs {
@@ -113,7 +122,6 @@ function runDrill(env: Record<string, string>): Promise<{ code: number; stdout: 
 }
 
 describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
-  const suiteStart = Date.now();
   let lab1: ProductSteps; // backend-api-1, -2 (the lab stack)
   let lab2: ProductSteps; // + backend-api-3
   let lab3: ProductSteps; // backend-api-3 removed again
@@ -126,20 +134,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     lab1 = await buildSteps("lab1", labArgs(["backend-api-1", "backend-api-2"]));
   }, 120_000);
 
-  afterEach(async () => {
-    await abortAllTraffic();
-  });
-
-  afterAll(async () => {
-    try {
-      await abortAllTraffic();
-      await deleteContainers(LAB_CONTAINERS);
-    } finally {
-      note("total suite time", `${((Date.now() - suiteStart) / 1000).toFixed(1)} s`);
-      // eslint-disable-next-line no-console
-      console.log(`[e2e] summary\n${Object.entries(timings).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
-    }
-  }, 120_000);
+  cleanUpAfterSuite(LAB_CONTAINERS, notes);
 
   test("1. fresh lab: the create scripts bring up haproxy, all four servers UP, api and stream traffic, request log", async () => {
     const t0 = Date.now();
@@ -163,7 +158,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     const config = await runStepOk(lab1.config, "create");
     note("config create (first config, reload from the image's default)", `${config.ms} ms`);
     expect(await configSha(LB)).toBe(lab1.config.environment.VEZA_CONFIG_SHA256);
-    expect(lab1.config.environment.VEZA_CONFIG_SHA256).toBe(sha256(lab1.config.stdin));
+    expect(lab1.config.environment.VEZA_CONFIG_SHA256).toBe(sha256Hex(lab1.config.stdin));
 
     const upStart = Date.now();
     const four = ["api_pool/backend-api-1", "api_pool/backend-api-2", "stream_pool/stream-srv-1", "stream_pool/stream-srv-2"];
@@ -267,16 +262,8 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     await waitFor("traffic served by backend-api-3", async () => traffic.hasSeen("backend-api-3"), 15_000, 100);
     const added = await traffic.stop();
     const addedKa = await trafficKa.stop();
-    note(
-      "membership change, add: requests / failures",
-      `new connections ${added.requests} / ${added.failures} in ${added.ms} ms, by backend ${JSON.stringify(added.byBackend)}; ` +
-        `keep-alive ${addedKa.requests} / ${addedKa.failures} ${JSON.stringify(addedKa.errors.slice(0, 3))}`,
-    );
-    expect(added.errors).toEqual([]);
-    expect(added.failures).toBe(0);
+    expectNoFailures("membership change, add", added, addedKa);
     expect(added.requests).toBeGreaterThanOrEqual(500);
-    expect(addedKa.errors).toEqual([]);
-    expect(addedKa.failures).toBe(0);
 
     // ---- remove backend-api-3 the same way
     lab3 = await buildSteps("lab3", labArgs(["backend-api-1", "backend-api-2"]));
@@ -309,15 +296,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     const removedSeen3 = traffic2.hasSeen("backend-api-3");
     const removed = await traffic2.stop();
     const removedKa = await traffic2Ka.stop();
-    note(
-      "membership change, remove: requests / failures",
-      `new connections ${removed.requests} / ${removed.failures} in ${removed.ms} ms, by backend ${JSON.stringify(removed.byBackend)}; ` +
-        `keep-alive ${removedKa.requests} / ${removedKa.failures} ${JSON.stringify(removedKa.errors.slice(0, 3))}`,
-    );
-    expect(removedKa.errors).toEqual([]);
-    expect(removedKa.failures).toBe(0);
-    expect(removed.errors).toEqual([]);
-    expect(removed.failures).toBe(0);
+    expectNoFailures("membership change, remove", removed, removedKa);
     expect(removed.requests).toBeGreaterThanOrEqual(500);
     expect(removedSeen3).toBe(false);
   }, 300_000);
@@ -331,7 +310,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     // A config that arrives intact (its sha matches) but that HAProxy rejects.
     const broken = `${good.stdin}\nbackend veza_e2e_broken\n    balance no-such-algorithm\n`;
-    const rejected = await runStep(good, "update", { stdin: broken, environment: { VEZA_CONFIG_SHA256: sha256(broken) } });
+    const rejected = await runStep(good, "update", { stdin: broken, environment: { VEZA_CONFIG_SHA256: sha256Hex(broken) } });
     expect(rejected.code).not.toBe(0);
     expect(rejected.stderr).toMatch(/\[ALERT\].*haproxy\.cfg\.veza-new:\d+\] : balance only supports/);
     expect(rejected.stderr).toContain("haproxy -c rejected the new config; running config and process untouched");
