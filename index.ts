@@ -11,5 +11,5 @@ export const httpUrl = lb.httpUrl;
 export const httpsUrl = lb.httpsUrl;
 export const statsUrl = lb.statsUrl;
 export const metricsUrl = lb.metricsUrl;
-export const configSha256 = lb.configSha256;
+export const configFingerprint = lb.configFingerprint;
 export const statsPassword = lb.statsPassword;

@@ -1,11 +1,13 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { createHmac } from "crypto";
 import { sha256Hex } from "./identity";
-import { renderHaproxyConfig } from "./render";
-import { configStep, containerStep, DEFAULT_TLS_CERT_PATH, ScriptStep, tlsStep } from "./scripts";
-import { applyDefaults, BackendServer, DEFAULT_SETTINGS, HaproxySettings, StreamHashMode } from "./settings";
-import { ProvisioningSettings, validateProvisioning, validateSettings, validateTlsPair } from "./validate";
+import { configView } from "./render";
+import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
+import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, ResolvedSettings, StreamHashMode } from "./settings";
+import { renderTemplate } from "./templates";
+import { Checker, ProvisioningSettings, SettingsError, settingsProblems, validateProvisioning, validateTlsPair } from "./validate";
 
 type Inputs<T> = { [K in keyof T]?: pulumi.Input<T[K]> };
 type StepCommand = command.local.Command | command.remote.Command;
@@ -77,9 +79,15 @@ export interface HaproxyLoadBalancerArgs {
     timeoutTunnelMs?: pulumi.Input<number>;
     /** Old-worker lifetime after a reload, in seconds. Default: 600. */
     hardStopAfterSeconds?: pulumi.Input<number>;
-    /** SSH connection to the Incus host. Default: none, run the local `incus` CLI. */
+    /**
+     * SSH connection to the Incus host. Default: none, run the local `incus` CLI.
+     * Needs `hostKey` (the host's public key line, e.g. the contents of
+     * /etc/ssh/ssh_host_ed25519_key.pub) unless `insecureSkipHostKeyCheck` is true.
+     */
     connection?: pulumi.Input<command.types.input.remote.ConnectionArgs>;
-    /** Incus instance name. Default: "haproxy". */
+    /** Run over SSH without verifying the host key (anyone on the path could take the session). Default: false; a warning on every run when true. */
+    insecureSkipHostKeyCheck?: boolean;
+    /** Incus instance name. Default: the component's name. */
     containerName?: pulumi.Input<string>;
     /** Incus image. Default: "images:debian/12". */
     image?: pulumi.Input<string>;
@@ -90,24 +98,9 @@ export interface HaproxyLoadBalancerArgs {
 }
 
 export const COMPONENT_DEFAULTS = {
-    containerName: "haproxy",
     image: "images:debian/12",
     profiles: ["default"],
 };
-
-/** Returns a new args object with the component-level defaults applied; `args` is never modified. */
-export function applyComponentDefaults(args: HaproxyLoadBalancerArgs) {
-    return {
-        ...args,
-        containerName: args.containerName ?? COMPONENT_DEFAULTS.containerName,
-        image: args.image ?? COMPONENT_DEFAULTS.image,
-        profiles: args.profiles ?? COMPONENT_DEFAULTS.profiles,
-        // A pushed certificate needs a place: the default path unless one is given.
-        tlsCertPath: args.tls
-            ? pulumi.output(args.tlsCertPath ?? "").apply((p) => p || DEFAULT_TLS_CERT_PATH)
-            : args.tlsCertPath,
-    };
-}
 
 /** Fields of HaproxyLoadBalancerArgs that are passed straight to the renderer. */
 const RENDER_FIELDS = [
@@ -126,38 +119,167 @@ function isPlain(value: unknown): boolean {
 }
 
 /**
- * Fails the constructor, naming the field, when the inputs already known are
- * invalid: a bad stack config stops `pulumi preview` before any resource is
- * declared. Inputs that come from other resources are checked by the gate in
- * the constructor instead, still before any command runs.
+ * Returns a new args object with the component-level defaults applied; `args`
+ * is never modified. The container is named after the component unless
+ * `containerName` is given, so two components never share one by default.
  */
-function validatePlainInputs(a: ReturnType<typeof applyComponentDefaults>): void {
-    const settings: Record<string, unknown> = {};
-    for (const field of [...RENDER_FIELDS, "statsPassword"] as const) {
-        const value = a[field];
-        const missingPassword = field === "statsPassword" && value === undefined;
-        if (isPlain(value) && !missingPassword) {
-            settings[field] = value;
-        } else if (field in LATE_PLACEHOLDERS) {
-            // No cross-field rule reads these, so a stand-in cannot hide or
-            // invent a problem elsewhere; the real value meets the gate.
-            settings[field] = LATE_PLACEHOLDERS[field as keyof typeof LATE_PLACEHOLDERS];
-        } else {
-            return;
-        }
-    }
-    validateSettings(applyDefaults(settings as unknown as HaproxySettings));
-    if (isPlain(a.containerName) && isPlain(a.image) && isPlain(a.profiles)) {
-        validateProvisioning({ containerName: a.containerName, image: a.image, profiles: a.profiles } as ProvisioningSettings);
+export function applyComponentDefaults(name: string, args: HaproxyLoadBalancerArgs) {
+    // A pushed certificate needs a place: the default path unless one is given.
+    const certPath = (p: string | undefined) => p || DEFAULT_TLS_CERT_PATH;
+    return {
+        ...args,
+        containerName: args.containerName ?? name,
+        image: args.image ?? COMPONENT_DEFAULTS.image,
+        profiles: args.profiles ?? COMPONENT_DEFAULTS.profiles,
+        tlsCertPath: !args.tls ? args.tlsCertPath
+            : isPlain(args.tlsCertPath) ? certPath(args.tlsCertPath as string | undefined)
+            : pulumi.output(args.tlsCertPath).apply(certPath),
+    };
+}
+
+type ResolvedArgs = ReturnType<typeof applyComponentDefaults>;
+
+/**
+ * A bad input, reported once on the component, naming each field. The SDK
+ * prefixes the message of every rejected input property it serializes and
+ * rethrows the same object (@pulumi/pulumi runtime/rpc.js,
+ * serializeFilteredProperties), so one bad value that feeds several
+ * properties would read `error serializing property "stdin": error
+ * serializing property "triggers": ...`; the message is therefore fixed. The
+ * SDK's handler reports a ResourceError once per object, on its resource,
+ * without a stack when hideStack is set (cmd/run/run.js, uncaughtHandler).
+ */
+export class InputError extends pulumi.ResourceError {
+    constructor(public readonly problems: string[], resource: pulumi.Resource) {
+        const message = problems.join("\n");
+        super(message, resource, true);
+        Object.defineProperty(this, "message", { get: () => message, set: () => undefined });
     }
 }
 
-/** Valid stand-ins for inputs only known later (a secret password, pools from other resources). */
-const LATE_PLACEHOLDERS = {
+/**
+ * The one validation path: checks `value` now when it is fully known (the
+ * constructor throws, so `pulumi preview` fails before any resource is
+ * declared), otherwise when it resolves (the returned Output rejects, and no
+ * step built from it is registered). A SettingsError becomes an InputError on
+ * `resource`.
+ */
+export function validateNowOrLater<T>(resource: pulumi.Resource, value: pulumi.Input<T>, check: (value: T) => void): pulumi.Output<T> {
+    const guarded = (v: T): T => {
+        onResource(resource, () => check(v));
+        return v;
+    };
+    if (isPlain(value)) return pulumi.output(guarded(value as T)) as pulumi.Output<T>;
+    return pulumi.output(value).apply((v) => guarded(v as T)) as pulumi.Output<T>;
+}
+
+/** Runs `check`, turning a SettingsError into an InputError on `resource`. */
+function onResource(resource: pulumi.Resource, check: () => void): void {
+    try {
+        check();
+    } catch (error) {
+        if (error instanceof SettingsError) throw new InputError(error.problems, resource);
+        throw error;
+    }
+}
+
+/** Valid stand-ins for required inputs only known later (a generated password, pools from other resources). */
+const LATE_PLACEHOLDERS: Record<string, unknown> = {
     statsPassword: "placeholder-password",
     apiServers: [{ name: "placeholder", address: "placeholder" }],
     streamServers: [{ name: "placeholder", address: "placeholder" }],
 };
+
+/**
+ * Every rule over the settings that are known now, whatever else is an
+ * Output: late fields get their default or a valid stand-in, and a problem
+ * that involves a late field waits for its real value.
+ */
+function checkKnownSettings(a: ResolvedArgs): void {
+    const settings: Record<string, unknown> = {};
+    const late = new Set<string>();
+    for (const field of [...RENDER_FIELDS, "statsPassword", "cookieSecret"] as const) {
+        const value = a[field];
+        if (value !== undefined && isPlain(value)) {
+            settings[field] = value;
+        } else if (value !== undefined || field === "statsPassword") {
+            late.add(field);
+            settings[field] = LATE_PLACEHOLDERS[field];
+        }
+    }
+    const c = new Checker();
+    c.found.push(...settingsProblems(applyDefaults(settings as unknown as HaproxySettings)));
+    // A pushed certificate is written into the container: only where nothing else lives.
+    if (a.tls && !late.has("tlsCertPath")) c.certPath("tlsCertPath", a.tlsCertPath);
+    const problems = c.found.filter((p) => !p.fields.some((f) => late.has(f.split(/[.[]/)[0])));
+    if (problems.length > 0) throw new SettingsError(problems.map((p) => p.message));
+}
+
+/** What the SSH host key must look like: one public key line as in known_hosts/authorized_keys. */
+const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
+const SSH_HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$/;
+
+interface SshTarget {
+    host?: unknown;
+    port?: unknown;
+    hostKey?: unknown;
+}
+
+/**
+ * @pulumi/command accepts any host key when `hostKey` is unset
+ * (pulumi/pulumi-command provider/pkg/provider/remote/connection.go,
+ * SSHConfig: ssh.InsecureIgnoreHostKey) and pins the one given, parsed with
+ * ssh.ParseAuthorizedKey, with HostKeyAlgorithms limited to its type. An
+ * ssh-rsa key would pin the SHA-1 "ssh-rsa" signature, which OpenSSH 8.8+
+ * servers no longer offer, so only ed25519 and ECDSA keys are accepted.
+ */
+function checkSshTarget(target: SshTarget, insecure: boolean): void {
+    const c = new Checker();
+    c.matches("connection.host", target.host, SSH_HOST, "must be the Incus host's DNS name or IP address");
+    if (target.port !== undefined) c.port("connection.port", target.port);
+    if (target.hostKey === undefined || target.hostKey === "") {
+        if (!insecure) {
+            c.fail("connection.hostKey", "must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), " +
+                "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever " +
+                "answers in its place gets root commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true");
+        }
+    } else {
+        c.matches("connection.hostKey", target.hostKey, HOST_KEY,
+            'must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures)');
+    }
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+}
+
+/**
+ * Container names claimed in this program, by where their commands run: two
+ * components on one container would overwrite each other's config, and
+ * destroying either would delete it.
+ */
+const claimedContainers = new Map<string, string>();
+
+function claimContainer(component: string, runsOn: string, containerName: string): void {
+    const key = `${runsOn}/${containerName}`;
+    const holder = claimedContainers.get(key);
+    if (holder !== undefined && holder !== component) {
+        throw new SettingsError([`containerName "${containerName}" on ${runsOn === "local" ? "the local Incus" : runsOn} is already the container of ` +
+            `HaproxyLoadBalancer "${holder}"; "${component}" would overwrite its config, and destroying either would delete it: give each its own containerName`]);
+    }
+    claimedContainers.set(key, component);
+}
+
+/**
+ * Forgets the container names claimed so far. One program run claims each
+ * once; a test that builds several program versions in one process (as
+ * successive `pulumi up`s would) calls this between them.
+ */
+export function forgetContainerClaims(): void {
+    claimedContainers.clear();
+}
+
+/** Keyed fingerprint of the rendered config: readable, changes exactly when the config does, and cannot be recomputed without the key. */
+function fingerprint(key: string, config: string): string {
+    return createHmac("sha256", key).update(config, "utf8").digest("hex");
+}
 
 /**
  * The HAProxy load balancer in front of the Veza platform: one Incus
@@ -178,8 +300,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly statsUrl: pulumi.Output<string>;
     /** Prometheus endpoint, loopback inside the container. */
     public readonly metricsUrl: pulumi.Output<string>;
-    /** SHA-256 of the rendered haproxy.cfg: changes exactly when the config does. */
-    public readonly configSha256: pulumi.Output<string>;
+    /** HMAC-SHA256 of the rendered haproxy.cfg under a key kept secret in the stack: changes exactly when the config does. */
+    public readonly configFingerprint: pulumi.Output<string>;
     /** The rendered haproxy.cfg (secret: it holds the stats password). */
     public readonly renderedConfig: pulumi.Output<string>;
     /** Stats UI password (secret). */
@@ -193,66 +315,92 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
-        const a = applyComponentDefaults(args);
-        validatePlainInputs(a);
+        // resolve
+        const a = applyComponentDefaults(name, args);
+        const insecure = a.insecureSkipHostKeyCheck === true;
 
-        const statsPassword = pulumi.secret(a.statsPassword ??
-            new random.RandomPassword(`${name}-stats-password`, { length: 32, special: false }, { parent: this }).result);
-        const cookieSecret = a.cookieSecret ??
-            new random.RandomId(`${name}-cookie-secret`, { byteLength: 16 }, { parent: this }).hex;
+        // validate: what is known now fails the constructor, the rest when it resolves.
+        onResource(this, () => checkKnownSettings(a));
+        const runsOn = this.runsOn(a.connection, insecure);
+        const provisioning = validateNowOrLater(this,
+            { containerName: a.containerName, image: a.image, profiles: a.profiles, runsOn } as pulumi.Input<ProvisioningSettings & { runsOn: string }>,
+            (p) => {
+                if (args.containerName === undefined) {
+                    new Checker().containerName("containerName", p.containerName);
+                }
+                validateProvisioning(p);
+                claimContainer(name, p.runsOn, p.containerName);
+            });
+        const tlsPair = a.tls && validateNowOrLater(this,
+            pulumi.all([pulumi.secret(a.tls.certificatePem), pulumi.secret(a.tls.privateKeyPem)]),
+            ([certificatePem, privateKeyPem]) => validateTlsPair(certificatePem, privateKeyPem));
 
+        const statsPassword = pulumi.secret(a.statsPassword ?? this.randomKey(`${name}-stats-password`));
+        const cookieSecret = a.cookieSecret ?? this.randomKey(`${name}-cookie-secret`);
+        const fingerprintKey = this.randomKey(`${name}-fingerprint-key`);
         const renderInputs: Inputs<HaproxySettings> = { statsPassword, cookieSecret };
         for (const field of RENDER_FIELDS) (renderInputs as Record<string, unknown>)[field] = a[field];
-        // Inputs are resolved once; everything below derives from these plain values.
-        const settings = pulumi.all(renderInputs).apply((s) => applyDefaults(s as unknown as HaproxySettings));
-        const renderedConfig = pulumi.secret(settings.apply(renderHaproxyConfig));
+        const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(this,
+            pulumi.all(renderInputs).apply((s) => applyDefaults(s as unknown as HaproxySettings)),
+            (s) => { if (settingsProblems(s).length > 0) throw new SettingsError(settingsProblems(s).map((p) => p.message)); });
 
-        const provisioning = pulumi.all([a.containerName, a.image, a.profiles])
-            .apply(([containerName, image, profiles]): ProvisioningSettings => ({ containerName, image, profiles }));
-        // Nothing may reach a container until every input is valid: the
-        // container step waits on this gate, which fails on a bad setting.
-        const inputsValid = pulumi.unsecret(pulumi.all([renderedConfig, provisioning]).apply(([, p]) => {
-            validateProvisioning(p);
-            return true;
-        }));
+        // render
+        const renderedConfig = pulumi.secret(settings.apply((s) => renderTemplate("haproxy.cfg.mustache", configView(s))));
 
-        const container = this.scriptCommand(`${name}-container`, a.connection,
-            pulumi.all([inputsValid, provisioning]).apply(([, p]) => containerStep({
+        // steps
+        // The URN's value only: an input that depends on this component waits
+        // for all of its children, the step itself included (the SDK expands a
+        // component dependency to its children: @pulumi/pulumi
+        // runtime/dependsOn.js, getAllTransitivelyReferencedResourceURNs).
+        const componentUrn = pulumi.output(new Promise<string>((resolve) => this.urn.apply(resolve)));
+        const owner = pulumi.all([componentUrn, runsOn]).apply(([urn, on]) => ownerToken(urn, on));
+        const tlsReady = tlsPair ? pulumi.unsecret(tlsPair.apply(() => true)) : pulumi.output(true);
+        // Only provisioning inputs reach the container step (never the pools),
+        // so preview shows exactly when it is replaced. It waits for a valid
+        // TLS pair: nothing reaches a container while the pair is wrong.
+        const container = this.step(`${name}-container`, "container", a.connection,
+            pulumi.all([provisioning, owner, tlsReady]).apply(([p, ownerToken]) => containerStep({
                 ...p,
+                owner: ownerToken,
                 adminSocketPath: DEFAULT_SETTINGS.adminSocketPath,
                 serverStateFile: DEFAULT_SETTINGS.serverStateFile,
-            })),
-            {
-                // A new name, image or profile set means a new container; the old one must go first.
-                replaceOnChanges: ["environment.VEZA_CONTAINER", "environment.VEZA_IMAGE", "environment.VEZA_PROFILES"],
-                deleteBeforeReplace: true,
-            });
+            }).stdin),
+            // The provider replaces on a `triggers` change (its SDK registers
+            // replaceOnChanges "triggers[*]", @pulumi/command local/command.js);
+            // deleteBeforeReplace makes the engine delete the old container,
+            // with its old inputs, before creating the new one
+            // (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+            // continueStepsFromDiff). Another host means the old host's
+            // container is deleted first: never left behind unmanaged.
+            { deleteBeforeReplace: true },
+            [provisioning.containerName, provisioning.image, provisioning.profiles.apply((p) => p.join(",")), runsOn]);
 
         let certSha256: pulumi.Output<string> = pulumi.output("none");
         const configDependsOn: pulumi.Resource[] = [container];
-        if (a.tls) {
-            const tls = a.tls;
-            const tlsCommand = this.scriptCommand(`${name}-tls`, a.connection,
-                pulumi.all([a.containerName, a.tlsCertPath, pulumi.secret(tls.certificatePem), pulumi.secret(tls.privateKeyPem)])
-                    .apply(([containerName, certPath, certificatePem, privateKeyPem]) => {
-                        validateTlsPair(certificatePem, privateKeyPem);
-                        return tlsStep({ containerName, certPath: certPath as string, certificatePem, privateKeyPem });
-                    }),
-                { dependsOn: [container] }, [container.id]);
-            certSha256 = pulumi.unsecret(pulumi.output(tls.certificatePem).apply(sha256Hex));
-            configDependsOn.push(tlsCommand);
-            this.tlsCommand = tlsCommand;
+        if (a.tls && tlsPair) {
+            const certPath = pulumi.unsecret(settings.apply((s) => s.tlsCertPath));
+            this.tlsCommand = this.step(`${name}-tls`, "tls", a.connection,
+                pulumi.secret(pulumi.all([provisioning, certPath, owner, tlsPair]).apply(([p, path, ownerToken, [certificatePem, privateKeyPem]]) =>
+                    tlsStep({ containerName: p.containerName, certPath: path, owner: ownerToken, certificatePem, privateKeyPem }).stdin)),
+                { dependsOn: [container] },
+                // A replaced container needs the certificate again; a new
+                // path gets a new file, and the old one is removed once the
+                // config no longer names it.
+                [container.id, certPath]);
+            certSha256 = pulumi.unsecret(tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)));
+            configDependsOn.push(this.tlsCommand);
         }
 
-        this.configCommand = this.scriptCommand(`${name}-config`, a.connection,
-            pulumi.all([a.containerName, renderedConfig, certSha256]).apply(([containerName, config, cert]) =>
-                configStep({ containerName, config, certSha256: cert })),
+        this.configCommand = this.step(`${name}-config`, "config", a.connection,
+            pulumi.all([provisioning, renderedConfig, certSha256]).apply(([p, config, cert]) =>
+                configStep({ containerName: p.containerName, config, certSha256: cert }).stdin),
             { dependsOn: configDependsOn },
             // A replaced container starts without our config: push it again.
             [container.id]);
 
+        // outputs
         this.containerCommand = container;
-        this.containerName = pulumi.output(a.containerName);
+        this.containerName = provisioning.containerName;
         this.address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
         // `settings` is secret (it holds the password); the listeners are not.
         const listeners = pulumi.unsecret(settings.apply((s) => ({
@@ -264,7 +412,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`);
         this.statsUrl = listeners.apply((l) => `http://${l.stats}/stats`);
         this.metricsUrl = listeners.apply((l) => `http://${l.stats}/metrics`);
-        this.configSha256 = pulumi.unsecret(renderedConfig.apply(sha256Hex));
+        this.configFingerprint = pulumi.unsecret(pulumi.all([fingerprintKey, renderedConfig]).apply(([key, config]) => fingerprint(key, config)));
         this.renderedConfig = renderedConfig;
         this.statsPassword = statsPassword;
 
@@ -275,36 +423,59 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             httpsUrl: this.httpsUrl,
             statsUrl: this.statsUrl,
             metricsUrl: this.metricsUrl,
-            configSha256: this.configSha256,
+            configFingerprint: this.configFingerprint,
             renderedConfig: this.renderedConfig,
             statsPassword: this.statsPassword,
         });
     }
 
     /**
-     * One provisioning step as a command on the Incus host: over SSH when a
-     * connection is given, else with the local `incus` CLI. `update` re-runs
-     * the (idempotent) create script whenever an input changes.
+     * 32 random characters, secret in the state. RandomPassword, not RandomId:
+     * RandomId marks none of its outputs secret and its id is the value itself
+     * (@pulumi/random randomId.js has no additionalSecretOutputs;
+     * randomPassword.js marks "result").
      */
-    private scriptCommand(
+    private randomKey(name: string): pulumi.Output<string> {
+        return new random.RandomPassword(name, { length: 32, special: false }, { parent: this }).result;
+    }
+
+    /**
+     * Where the steps run: "local", or "ssh:<host>:<port>". Checks the SSH
+     * rules (host key) now when the connection is known, else when it resolves.
+     */
+    private runsOn(connection: ResolvedArgs["connection"], insecure: boolean): pulumi.Input<string> {
+        if (connection === undefined) return "local";
+        if (insecure) {
+            pulumi.log.warn("insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified, so whoever answers at its address " +
+                "receives root commands, the TLS key and the stats password. Set connection.hostKey (haproxy:incusHost.hostKey) instead.", this);
+        }
+        const describe = (t: SshTarget) => `ssh:${t.host}:${t.port ?? 22}`;
+        // The connection is secret as a whole (its private key); host, port and host key are not.
+        const target: pulumi.Input<SshTarget> = pulumi.Output.isInstance(connection) || connection instanceof Promise
+            ? pulumi.unsecret(pulumi.output(connection).apply((c) => ({ host: c.host, port: c.port, hostKey: c.hostKey })))
+            : { host: connection.host, port: connection.port, hostKey: connection.hostKey };
+        if (isPlain(target)) {
+            onResource(this, () => checkSshTarget(target as SshTarget, insecure));
+            return describe(target as SshTarget);
+        }
+        return validateNowOrLater(this, target, (t) => checkSshTarget(t, insecure)).apply(describe);
+    }
+
+    /**
+     * One provisioning step as a command on the Incus host: over SSH when a
+     * connection is given, else with the local `incus` CLI. Its scripts are
+     * constants; stdin carries every value. `update` re-runs the idempotent
+     * create whenever an input changes; a `triggers` change replaces the step.
+     */
+    private step(
         name: string,
+        kind: StepKind,
         connection: pulumi.Input<command.types.input.remote.ConnectionArgs> | undefined,
-        step: pulumi.Output<ScriptStep>,
+        stdin: pulumi.Output<string>,
         opts: pulumi.CustomResourceOptions,
-        triggers?: pulumi.Input<unknown>[],
+        triggers: pulumi.Input<unknown>[],
     ): StepCommand {
-        // Only stdin carries secrets. The scripts are constant text and the
-        // environment holds names, paths and hashes: kept readable so that
-        // `pulumi preview` shows why a step re-runs (VEZA_CONFIG_SHA256).
-        const common = {
-            create: pulumi.unsecret(step.create),
-            update: pulumi.unsecret(step.update),
-            delete: pulumi.unsecret(step.apply((s) => s.delete ?? "")),
-            environment: pulumi.unsecret(step.environment),
-            stdin: step.apply((s) => s.stdin ?? ""),
-            triggers,
-            addPreviousOutputInEnv: false,
-        };
+        const common = { ...stepScripts(kind), stdin, triggers, addPreviousOutputInEnv: false };
         const options = { ...opts, parent: this };
         return connection === undefined
             ? new command.local.Command(name, { ...common, interpreter: ["/bin/sh", "-c"] }, options)

@@ -1,17 +1,23 @@
+import { createHash } from "crypto";
 import { sha256Hex } from "./identity";
 import { loadTemplate, renderTemplate } from "./templates";
+import { Checker, SettingsError, validateProvisioning, validateTlsPair } from "./validate";
 
 /*
- * The provisioning scripts are constant text: every value they act on arrives
- * through the environment or stdin, so no input can change what the shell
- * parses, and a script's text only changes when the project changes it.
+ * The provisioning scripts are constant text. Every value they act on
+ * arrives on stdin: a "veza-step/1" header of name=value lines, a blank line,
+ * then the payload (a config, a certificate bundle). Nothing is spliced into
+ * a script, and nothing travels in the environment: @pulumi/command's remote
+ * mode sends each environment entry with an SSH setenv request and fails
+ * before the script runs when sshd refuses it, as a stock sshd does
+ * (pulumi/pulumi-command provider/pkg/provider/remote/commandOutputs.go, run).
  */
 
 /** Debian's haproxy unit reads this file and runs the master CLI on this socket. */
 export const CONFIG_PATH = "/etc/haproxy/haproxy.cfg";
 export const MASTER_SOCKET = "/run/haproxy-master.sock";
-/** Where the component installs a pushed certificate when `tlsCertPath` is unset. */
-export const DEFAULT_TLS_CERT_PATH = "/etc/haproxy/certs/veza.pem";
+/** First line of every step's stdin. */
+export const STEP_HEADER = "veza-step/1";
 
 const PARTIALS = {
     prelude: "_prelude.sh",
@@ -27,38 +33,109 @@ export function renderScript(template: string): string {
     return renderTemplate(template, {}, partials);
 }
 
-export interface ScriptStep {
+/** The constant scripts of each step. `delete` is absent where there is nothing to undo. */
+export interface StepScripts {
     create: string;
     update: string;
     delete?: string;
-    environment: Record<string, string>;
-    stdin?: string;
+}
+
+export interface ScriptStep extends StepScripts {
+    /** Header and payload: everything the scripts act on. */
+    stdin: string;
+}
+
+const SCRIPT_FILES = {
+    container: { create: "container-create.sh.mustache", delete: "container-delete.sh.mustache" },
+    tls: { create: "tls-push.sh.mustache", delete: "tls-remove.sh.mustache" },
+    config: { create: "config-apply.sh.mustache", delete: undefined },
+} as const;
+
+export type StepKind = keyof typeof SCRIPT_FILES;
+
+/**
+ * A step's scripts, known before any input resolves. `update` re-runs the
+ * idempotent create. The config step has no delete: the provider runs any
+ * delete that is set, even "" (pulumi/pulumi-command
+ * provider/pkg/provider/local/commandController.go, Delete: skipped only when
+ * nil), and a config needs no undoing.
+ */
+export function stepScripts(kind: StepKind): StepScripts {
+    const files = SCRIPT_FILES[kind];
+    const create = renderScript(files.create);
+    return files.delete === undefined ? { create, update: create } : { create, update: create, delete: renderScript(files.delete) };
+}
+
+/** What a header value may hold; the scripts check the same set again. */
+const HEADER_VALUE = /^[A-Za-z0-9._:/,@+=-]+$/;
+const HEADER_NAME = /^[a-z][a-z0-9_]*$/;
+
+/** Frames a step's stdin: the header, a blank line, the payload. Throws a SettingsError on a value the header cannot carry. */
+export function stepStdin(fields: Record<string, string>, payload = ""): string {
+    const problems: string[] = [];
+    for (const [name, value] of Object.entries(fields)) {
+        if (!HEADER_NAME.test(name)) problems.push(`step header field name ${JSON.stringify(name)} must be a-z, 0-9 and _, starting with a letter`);
+        else if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
+            problems.push(`${name} must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got ${JSON.stringify(value)})`);
+        }
+    }
+    if (problems.length > 0) throw new SettingsError(problems);
+    const lines = Object.entries(fields).map(([name, value]) => `${name}=${value}`);
+    return [STEP_HEADER, ...lines, "", ""].join("\n") + payload;
+}
+
+/** An owner token: what the container step records in the container (Incus key user.veza.owner). */
+const OWNER_TOKEN = /^veza1-[0-9a-f]{32}$/;
+
+/**
+ * The identity of one container step: the component's URN (changes on a
+ * rename without an alias) and where its commands run ("local", or the SSH
+ * host), which together make the step's own URN. A step may delete the
+ * container only while the container still carries its token.
+ */
+export function ownerToken(componentUrn: string, runsOn: string): string {
+    const digest = createHash("sha256").update(`${componentUrn}\n${runsOn}`, "utf8").digest("hex");
+    return `veza1-${digest.slice(0, 32)}`;
 }
 
 export interface ContainerStepInputs {
     containerName: string;
     image: string;
     profiles: string[];
+    /** This step's owner token (see `ownerToken`). */
+    owner: string;
     adminSocketPath: string;
     serverStateFile: string;
-    /** Seconds to wait for the container's network and systemd. */
+    /** Seconds to wait for the container's network and systemd. Default: 60. */
     waitSeconds?: number;
 }
 
+function checked(check: (c: Checker) => void): void {
+    const c = new Checker();
+    check(c);
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+}
+
 export function containerStep(inputs: ContainerStepInputs): ScriptStep {
-    const create = renderScript("container-create.sh.mustache");
+    validateProvisioning(inputs);
+    const waitSeconds = inputs.waitSeconds ?? 60;
+    checked((c) => {
+        c.matches("owner", inputs.owner, OWNER_TOKEN, "must be an owner token from ownerToken()");
+        c.absolutePath("adminSocketPath", inputs.adminSocketPath);
+        c.absolutePath("serverStateFile", inputs.serverStateFile);
+        c.integer("waitSeconds", waitSeconds, 1, 3600);
+    });
     return {
-        create,
-        update: create,
-        delete: renderScript("container-delete.sh.mustache"),
-        environment: {
-            VEZA_CONTAINER: inputs.containerName,
-            VEZA_IMAGE: inputs.image,
-            VEZA_PROFILES: inputs.profiles.join(","),
-            VEZA_ADMIN_SOCKET: inputs.adminSocketPath,
-            VEZA_STATE_FILE: inputs.serverStateFile,
-            VEZA_WAIT_SECONDS: String(inputs.waitSeconds ?? 60),
-        },
+        ...stepScripts("container"),
+        stdin: stepStdin({
+            container: inputs.containerName,
+            image: inputs.image,
+            profiles: inputs.profiles.join(","),
+            owner: inputs.owner,
+            admin_socket: inputs.adminSocketPath,
+            state_file: inputs.serverStateFile,
+            wait_seconds: String(waitSeconds),
+        }),
     };
 }
 
@@ -71,25 +148,33 @@ export interface ConfigStepInputs {
 }
 
 export function configStep(inputs: ConfigStepInputs): ScriptStep {
-    const create = renderScript("config-apply.sh.mustache");
+    const certSha256 = inputs.certSha256 ?? "none";
+    const reloadWaitSeconds = inputs.reloadWaitSeconds ?? 15;
+    checked((c) => {
+        c.containerName("containerName", inputs.containerName);
+        if (typeof inputs.config !== "string" || inputs.config === "") c.fail("config", "must be the rendered haproxy.cfg text");
+        c.matches("certSha256", certSha256, /^([0-9a-f]{64}|none)$/, 'must be a hex SHA-256 or "none"');
+        c.integer("reloadWaitSeconds", reloadWaitSeconds, 1, 3600);
+    });
     return {
-        create,
-        update: create,
-        environment: {
-            VEZA_CONTAINER: inputs.containerName,
-            VEZA_CONFIG_PATH: CONFIG_PATH,
-            VEZA_CONFIG_SHA256: sha256Hex(inputs.config),
-            VEZA_CERT_SHA256: inputs.certSha256 ?? "none",
-            VEZA_MASTER_SOCKET: MASTER_SOCKET,
-            VEZA_RELOAD_WAIT_SECONDS: String(inputs.reloadWaitSeconds ?? 15),
-        },
-        stdin: inputs.config,
+        ...stepScripts("config"),
+        stdin: stepStdin({
+            container: inputs.containerName,
+            config_path: CONFIG_PATH,
+            config_sha256: sha256Hex(inputs.config),
+            cert_sha256: certSha256,
+            master_socket: MASTER_SOCKET,
+            reload_wait_seconds: String(reloadWaitSeconds),
+        }, inputs.config),
     };
 }
 
 export interface TlsStepInputs {
     containerName: string;
+    /** Where the bundle goes: a file directly in CERT_DIR (/etc/haproxy/certs). */
     certPath: string;
+    /** The container step's owner token: the certificate is removed only while it still owns the container. */
+    owner: string;
     certificatePem: string;
     privateKeyPem: string;
 }
@@ -101,11 +186,15 @@ export function tlsBundle(certificatePem: string, privateKeyPem: string): string
 }
 
 export function tlsStep(inputs: TlsStepInputs): ScriptStep {
-    const create = renderScript("tls-push.sh.mustache");
+    checked((c) => {
+        c.containerName("containerName", inputs.containerName);
+        c.certPath("certPath", inputs.certPath);
+        c.matches("owner", inputs.owner, OWNER_TOKEN, "must be an owner token from ownerToken()");
+    });
+    validateTlsPair(inputs.certificatePem, inputs.privateKeyPem);
     return {
-        create,
-        update: create,
-        environment: { VEZA_CONTAINER: inputs.containerName, VEZA_CERT_PATH: inputs.certPath },
-        stdin: tlsBundle(inputs.certificatePem, inputs.privateKeyPem),
+        ...stepScripts("tls"),
+        stdin: stepStdin({ container: inputs.containerName, cert_path: inputs.certPath, owner: inputs.owner },
+            tlsBundle(inputs.certificatePem, inputs.privateKeyPem)),
     };
 }

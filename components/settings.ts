@@ -26,7 +26,7 @@ export interface HaproxySettings {
     listenHttp?: number;
     /** HTTPS listener port, bound only when `tlsCertPath` is set. Default: 443. */
     listenHttps?: number;
-    /** Absolute path of the PEM (cert + key) inside the container. Default: "" (HTTP only). */
+    /** PEM (cert + key) inside the container: a `.pem` file directly in /etc/haproxy/certs/. Default: "" (HTTP only). */
     tlsCertPath?: string;
     /** With TLS on, redirect plain HTTP to HTTPS. Default: true. */
     httpsRedirect?: boolean;
@@ -89,6 +89,11 @@ export interface HaproxySettings {
     /** Log target: an absolute socket path, "stdout", "stderr", or "none". Default: "/dev/log". */
     logTarget?: string;
 }
+
+/** The only directory certificates are written to: nothing else lives there, so a certificate can never land on another file. */
+export const CERT_DIR = "/etc/haproxy/certs";
+/** Where the component installs a pushed certificate when `tlsCertPath` is unset. */
+export const DEFAULT_TLS_CERT_PATH = `${CERT_DIR}/veza.pem`;
 
 /** Settings with every default applied: what the renderer works from. */
 export type ResolvedSettings = Required<HaproxySettings>;

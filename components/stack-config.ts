@@ -26,6 +26,10 @@ export interface IncusHostConfig {
     host: string;
     user?: string;
     port?: number;
+    /** The host's SSH public key line (e.g. /etc/ssh/ssh_host_ed25519_key.pub). Required unless insecureSkipHostKeyCheck. */
+    hostKey?: string;
+    /** Run without verifying the host key (warned on every run). Default: false. */
+    insecureSkipHostKeyCheck?: boolean;
 }
 
 /**
@@ -51,8 +55,10 @@ export function readStackConfig(config: pulumi.Config, name: string, parent?: pu
             host: incusHost.host,
             user: incusHost.user ?? "root",
             port: incusHost.port ?? 22,
+            hostKey: incusHost.hostKey,
             privateKey: config.requireSecret("incusSshPrivateKey"),
         };
+        args.insecureSkipHostKeyCheck = incusHost.insecureSkipHostKeyCheck;
     }
 
     const certificatePem = config.getSecret("tlsCertificatePem");
@@ -67,7 +73,7 @@ export function readStackConfig(config: pulumi.Config, name: string, parent?: pu
         if (labTls) throw new SettingsError(["haproxy:labTls must be false when haproxy:tlsCertificatePem is set: choose one certificate"]);
         args.tls = { certificatePem, privateKeyPem };
     } else if (labTls) {
-        args.tls = labCertificate(name, (args.containerName as string | undefined) ?? "haproxy", parent);
+        args.tls = labCertificate(name, (args.containerName as string | undefined) ?? name, parent);
     }
     return args as unknown as HaproxyLoadBalancerArgs;
 }

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from "net";
-import { BackendServer, ResolvedSettings } from "./settings";
+import { BackendServer, CERT_DIR, ResolvedSettings } from "./settings";
 
 /*
  * Every value that ends up in haproxy.cfg or a shell script passes through
@@ -16,6 +16,9 @@ const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PASSWORD = /^[A-Za-z0-9._~+=-]{8,128}$/;
 const CHARSET_NAME = "A-Z a-z 0-9 . _ -";
+const INSTANCE_NAME = /^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:\/-]{0,254}$/;
+const CERT_FILE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,59}\.pem$/;
 
 /** Thrown for invalid settings; `problems` lists every offending field, one message each. */
 export class SettingsError extends Error {
@@ -29,11 +32,23 @@ function shown(value: unknown): string {
     return JSON.stringify(value) ?? String(value);
 }
 
-class Checker {
-    readonly problems: string[] = [];
+/** One problem: its message, and every field it involves (the first is the one it is about). */
+export interface Problem {
+    fields: string[];
+    message: string;
+}
 
-    fail(field: string, message: string): void {
-        this.problems.push(`${field} ${message}`);
+/** Collects problems; each message starts with the field it is about. */
+export class Checker {
+    readonly found: Problem[] = [];
+
+    get problems(): string[] {
+        return this.found.map((p) => p.message);
+    }
+
+    /** `related`: other fields a cross-field rule reads. */
+    fail(field: string, message: string, ...related: string[]): void {
+        this.found.push({ fields: [field, ...related], message: `${field} ${message}` });
     }
 
     integer(field: string, value: unknown, min: number, max: number): void {
@@ -52,6 +67,20 @@ class Checker {
             return false;
         }
         return true;
+    }
+
+    containerName(field: string, value: unknown): void {
+        this.matches(field, value, INSTANCE_NAME,
+            "must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with -");
+    }
+
+    /** Where a pushed certificate is written: directly in CERT_DIR, never over a config or system file. */
+    certPath(field: string, value: unknown): void {
+        const file = typeof value === "string" && value.startsWith(`${CERT_DIR}/`) ? value.slice(CERT_DIR.length + 1) : undefined;
+        if (file === undefined || !CERT_FILE.test(file)) {
+            this.fail(field, `must be a .pem file directly in ${CERT_DIR}/ (name of A-Z a-z 0-9 . _ -), e.g. "${CERT_DIR}/veza.pem", ` +
+                `when the component pushes the certificate (got ${shown(value)})`);
+        }
     }
 
     absolutePath(field: string, value: unknown, emptyMeans?: string): void {
@@ -102,7 +131,7 @@ function checkListeners(c: Checker, s: ResolvedSettings): void {
     for (let i = 0; i < listeners.length; i++) {
         for (let j = i + 1; j < listeners.length; j++) {
             if (listeners[i][1] === listeners[j][1]) {
-                c.fail(listeners[j][0], `must differ from ${listeners[i][0]}: both are ${shown(listeners[i][1])}; two listeners cannot share a port`);
+                c.fail(listeners[j][0], `must differ from ${listeners[i][0]}: both are ${shown(listeners[i][1])}; two listeners cannot share a port`, listeners[i][0], "tlsCertPath");
             }
         }
     }
@@ -110,6 +139,12 @@ function checkListeners(c: Checker, s: ResolvedSettings): void {
 
 /** Checks resolved settings; throws a SettingsError naming every offending field and what is allowed. */
 export function validateSettings(s: ResolvedSettings): void {
+    const problems = settingsProblems(s);
+    if (problems.length > 0) throw new SettingsError(problems.map((p) => p.message));
+}
+
+/** Every problem of resolved settings, with the fields each involves. */
+export function settingsProblems(s: ResolvedSettings): Problem[] {
     const c = new Checker();
     checkPool(c, "apiServers", s.apiServers);
     checkPool(c, "streamServers", s.streamServers);
@@ -164,7 +199,7 @@ export function validateSettings(s: ResolvedSettings): void {
         if (s[field] !== "") c.matches(field, s[field], UNIX_USER, 'must be a Unix user/group name ([a-z_][a-z0-9_-]*), or "" to keep the current one');
     }
 
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    return c.found;
 }
 
 /** Where and how the HAProxy container is provisioned: checked before any command runs. */
@@ -174,13 +209,9 @@ export interface ProvisioningSettings {
     profiles: string[];
 }
 
-const INSTANCE_NAME = /^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:\/-]{0,254}$/;
-
 export function validateProvisioning(p: ProvisioningSettings): void {
     const c = new Checker();
-    c.matches("containerName", p.containerName, INSTANCE_NAME,
-        "must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with -");
+    c.containerName("containerName", p.containerName);
     c.matches("image", p.image, IMAGE, 'must be an Incus image reference such as "images:debian/12" or a local alias (A-Z a-z 0-9 . _ : / -)');
     if (!Array.isArray(p.profiles) || p.profiles.length === 0) {
         c.fail("profiles", 'must list at least one Incus profile, e.g. ["default"]');

@@ -1,10 +1,33 @@
 set -eu
 log() { printf 'veza-haproxy[%s]: %s\n' "$step" "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
-require_env() {
+# Every input arrives on stdin, never in the environment: over SSH a stock
+# sshd refuses environment variables (no AcceptEnv), and nothing is spliced
+# into this constant script. stdin starts with a header, "veza-step/1" then
+# name=value lines and a blank line; the step's payload (a config, a
+# certificate bundle) follows and is left unread for the step to consume.
+# read_header NAME...: sets hdr_NAME for each expected field; any other
+# field, a value outside the header's character set or a missing field fails
+# before anything is touched. `read` takes stdin one line at a time, so the
+# payload stays on stdin.
+read_header() {
+    IFS= read -r line || fail "nothing on stdin: the step's inputs arrive there (veza-step/1 header)"
+    [ "$line" = "veza-step/1" ] || fail "stdin does not start with the veza-step/1 header: the script and the component that built its input disagree"
+    ended=no
+    while IFS= read -r line; do
+        if [ -z "$line" ]; then ended=yes; break; fi
+        name=${line%%=*}
+        value=${line#*=}
+        case $name in '' | [!a-z]* | *[!a-z0-9_]*) fail "malformed header line (expected name=value)" ;; esac
+        case " $* " in *" $name "*) ;; *) fail "unexpected header field $name" ;; esac
+        case $value in *[!A-Za-z0-9._:/,@+=-]*) fail "header field $name holds a character outside A-Z a-z 0-9 . _ : / , @ + = -" ;; esac
+        eval "hdr_$name=\$value"
+    done
+    [ "$ended" = yes ] || fail "the veza-step/1 header ends without its blank line: input cut short"
     for name in "$@"; do
-        eval "value=\${$name:-}"
-        [ -n "$value" ] || fail "environment variable $name is not set. The component always passes it; over SSH the Incus host must accept it: add \"AcceptEnv VEZA_*\" to its sshd_config and reload sshd"
+        eval "[ -n \"\${hdr_$name:-}\" ]" || fail "header field $name is missing or empty"
     done
 }
 command -v incus >/dev/null 2>&1 || fail "the incus CLI is not on the PATH of the Incus host"
+# The container's owner token, "" when none was recorded.
+owner_of() { incus config get "$1" user.veza.owner </dev/null 2>/dev/null || true; }

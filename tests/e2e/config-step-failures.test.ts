@@ -1,8 +1,8 @@
 /**
  * End-to-end: the failure paths of the config step (templates/config-apply*),
  * on real Incus containers, through the scripts HaproxyLoadBalancer registers
- * (captured under Pulumi mocks, run with /bin/sh -c, their environment and
- * stdin: see product.ts). The only input changed is VEZA_RELOAD_WAIT_SECONDS
+ * (captured under Pulumi mocks, run with /bin/sh -c and their stdin: see
+ * product.ts). The only input changed is the header's reload_wait_seconds
  * (4 s instead of 15, for speed); configs are rendered by the component from
  * its args, never typed here.
  *
@@ -48,7 +48,7 @@ const CONTAINERS = [LB, API, STREAM] as const;
 /** The port config B listens on, held by another program in the LB container. */
 const TAKEN_PORT = 8099;
 /** The one input lowered for speed (the component's default is 15). */
-const FAST = { environment: { VEZA_RELOAD_WAIT_SECONDS: "4" } };
+const FAST = { header: { reload_wait_seconds: "4" } };
 
 const notes = noteBook("e2e config failures");
 const note = notes.note;
@@ -117,10 +117,10 @@ describeLab("config step failure paths on a real Incus lab", () => {
     a = await buildSteps("fail-a", args());
     b = await buildSteps("fail-b", args({ listenHttp: TAKEN_PORT }));
     c = await buildSteps("fail-c", args({ healthCheckIntervalMs: 700 }));
-    for (const s of [a, b, c]) expect(s.config.environment.VEZA_CONFIG_SHA256).toBe(sha256Hex(s.config.stdin));
+    for (const s of [a, b, c]) expect(s.config.header.config_sha256).toBe(sha256Hex(s.config.payload));
     // Same scripts, same container; only the config differs.
     expect(b.config.update).toBe(a.config.update);
-    expect(b.config.stdin).toContain(`bind *:${TAKEN_PORT}`);
+    expect(b.config.payload).toContain(`bind *:${TAKEN_PORT}`);
     expect(new Set([a, b, c].map((s) => s.config.stdin)).size).toBe(3);
   }, 60_000);
 
@@ -133,7 +133,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     expect(address).toMatch(/^198\.18\.0\.\d{1,3}$/);
     url = `http://${address}`;
     await runStepOk(a.config, "create");
-    expect(await configSha(LB)).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(a.config.header.config_sha256);
     await waitFor(
       "both servers UP",
       async () => {
@@ -149,12 +149,12 @@ describeLab("config step failure paths on a real Incus lab", () => {
   test("1a. running haproxy, B's port held by another program: refused before the swap, A keeps serving, zero failures", async () => {
     await occupy(TAKEN_PORT);
     // B passes the validation gate: the conflict only shows when binding.
-    await writeFileIn(LB, "/tmp/veza-e2e-b.cfg", b.config.stdin);
+    await writeFileIn(LB, "/tmp/veza-e2e-b.cfg", b.config.payload);
     const checked = await execIn(LB, ["haproxy", "-c", "-f", "/tmp/veza-e2e-b.cfg"]);
     expect(checked.code).toBe(0);
 
     const shaBefore = await configSha(LB);
-    expect(shaBefore).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    expect(shaBefore).toBe(a.config.header.config_sha256);
     const procBefore = await showProc(LB);
     const loop = new TrafficLoop(url, 300);
     const loopKa = new TrafficLoop(url, 300, 4, true);
@@ -210,7 +210,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     expect(r.stderr).toContain("reload did not bring up a new worker within 4s; restoring the previous config");
     expect(r.stderr).toContain("previous config restored; haproxy is running");
     // A is back on disk before the master wakes up...
-    expect(shaWhileHung).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    expect(shaWhileHung).toBe(a.config.header.config_sha256);
     // ...so the reload it then performs loads A: same master, a new worker.
     const procAfter = await waitFor(
       "the master to finish its reload",
@@ -223,7 +223,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     );
     expect(procAfter.master).toBe(procBefore.master);
     expect(procAfter.masterReloads).toBeGreaterThan(procBefore.masterReloads);
-    expect(await configSha(LB)).toBe(a.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(a.config.header.config_sha256);
     await checkInPlace();
     await noLeftover();
 
@@ -247,7 +247,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     note("2a. stopped -> started with C: step start -> exit", `${step(r)}; first 200 ${Date.now() - t0} ms after exit`);
     expect(r.stderr).toContain("started haproxy");
     expect(await isActive()).toBe("active");
-    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(c.config.header.config_sha256);
     expect((await showProc(LB)).masterReloads).toBe(0);
     await checkInPlace();
   }, 120_000);
@@ -262,7 +262,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     expect(r.stderr).toContain("haproxy did not start with the new config; restoring the previous config");
     expect(r.stderr).toContain(`cannot bind socket (Address already in use) for [0.0.0.0:${TAKEN_PORT}]`);
     expect(r.stderr).toContain("previous config restored; haproxy is running");
-    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(c.config.header.config_sha256);
     expect(await isActive()).toBe("active");
     await checkInPlace();
     await noLeftover();
@@ -280,7 +280,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     // The journal lines printed say why, for both configs.
     expect(r.stderr).toContain(`cannot bind socket (Address already in use) for [0.0.0.0:${TAKEN_PORT}]`);
     expect(r.stderr).toContain("cannot bind socket (Address already in use) for [0.0.0.0:80]");
-    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(c.config.header.config_sha256);
     // systemd's Restart=always retries the previous config until its start limit.
     const t0 = Date.now();
     await waitFor(
@@ -301,7 +301,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     note("2c. next config step run after the port is free: step start -> exit", `${step(again)}`);
     expect(again.stderr).toContain("started haproxy");
     await waitHttpOk(`${url}/api/v1/items`, 30_000);
-    expect(await configSha(LB)).toBe(c.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(c.config.header.config_sha256);
   }, 120_000);
 
   test("3. teardown: the registered delete script removes haproxy-f; the backends go too", async () => {

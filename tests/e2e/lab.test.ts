@@ -1,8 +1,8 @@
 /**
  * End-to-end on real Incus containers: the HAProxy container is provisioned
  * by exactly the scripts HaproxyLoadBalancer registers (captured under
- * pulumi.runtime.setMocks and run with /bin/sh -c, their environment and
- * stdin, like @pulumi/command's local provider). The backends are the lab's
+ * pulumi.runtime.setMocks and run with /bin/sh -c and their stdin, like
+ * @pulumi/command's local provider). The backends are the lab's
  * fake backend (fixture), launched with tests/e2e/lab.ts.
  *
  * The scenarios share one lab and run in order (npm run test:e2e is
@@ -131,7 +131,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
   beforeAll(async () => {
     // A fresh lab: no leftover container from an earlier run.
     await deleteContainers(LAB_CONTAINERS);
-    lab1 = await buildSteps("lab1", labArgs(["backend-api-1", "backend-api-2"]));
+    lab1 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2"]));
   }, 120_000);
 
   cleanUpAfterSuite(LAB_CONTAINERS, notes);
@@ -157,8 +157,8 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     const config = await runStepOk(lab1.config, "create");
     note("config create (first config, reload from the image's default)", `${config.ms} ms`);
-    expect(await configSha(LB)).toBe(lab1.config.environment.VEZA_CONFIG_SHA256);
-    expect(lab1.config.environment.VEZA_CONFIG_SHA256).toBe(sha256Hex(lab1.config.stdin));
+    expect(await configSha(LB)).toBe(lab1.config.header.config_sha256);
+    expect(lab1.config.header.config_sha256).toBe(sha256Hex(lab1.config.payload));
 
     const upStart = Date.now();
     const four = ["api_pool/backend-api-1", "api_pool/backend-api-2", "stream_pool/stream-srv-1", "stream_pool/stream-srv-2"];
@@ -228,21 +228,14 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     note("backend-api-3 launched", `${Date.now() - t0} ms`);
 
     // ---- add backend-api-3
-    lab2 = await buildSteps("lab2", labArgs(["backend-api-1", "backend-api-2", "backend-api-3"]));
+    lab2 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2", "backend-api-3"]));
     // Pulumi runs a step's update only when its inputs change: the container's do not.
     expect(lab2.container.inputs).toEqual(lab1.container.inputs);
     expect(isDeepStrictEqual(lab2.container.inputs, lab1.container.inputs)).toBe(true);
-    // The config step's do: stdin and its hash, nothing else (triggers hold the
-    // container's id, which is the same resource in a real stack; under mocks
-    // the id is derived from the component name, so it is left out).
-    const { triggers: _t1, ...cfg1 } = lab1.config.inputs;
-    const { triggers: _t2, ...cfg2 } = lab2.config.inputs;
-    expect(cfg2.stdin).not.toEqual(cfg1.stdin);
-    expect({ ...cfg2, stdin: "", environment: { ...lab2.config.environment, VEZA_CONFIG_SHA256: "" } }).toEqual({
-      ...cfg1,
-      stdin: "",
-      environment: { ...lab1.config.environment, VEZA_CONFIG_SHA256: "" },
-    });
+    // The config step's do: its payload and the payload's hash in the header, nothing else.
+    expect(lab2.config.stdin).not.toEqual(lab1.config.stdin);
+    expect({ ...lab2.config.inputs, stdin: "" }).toEqual({ ...lab1.config.inputs, stdin: "" });
+    expect({ ...lab2.config.header, config_sha256: "" }).toEqual({ ...lab1.config.header, config_sha256: "" });
 
     const traffic = new TrafficLoop(url, 500);
     const trafficKa = new TrafficLoop(url, 500, 4, true);
@@ -255,7 +248,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     expect(after.master).toBe(before.master);
     expect(after.masterReloads).toBe(before.masterReloads + 1);
     expect(after.worker).not.toBe(before.worker);
-    expect(await configSha(LB)).toBe(lab2.config.environment.VEZA_CONFIG_SHA256);
+    expect(await configSha(LB)).toBe(lab2.config.header.config_sha256);
 
     await waitStatus(["api_pool/backend-api-1", "api_pool/backend-api-2", "api_pool/backend-api-3"], "UP");
     traffic.resetSeen();
@@ -266,7 +259,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     expect(added.requests).toBeGreaterThanOrEqual(500);
 
     // ---- remove backend-api-3 the same way
-    lab3 = await buildSteps("lab3", labArgs(["backend-api-1", "backend-api-2"]));
+    lab3 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2"]));
     expect(lab3.container.inputs).toEqual(lab2.container.inputs);
     expect(lab3.config.stdin).toBe(lab1.config.stdin);
     const traffic2 = new TrafficLoop(url, 500);
@@ -304,19 +297,19 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
   test("4. validation gate: a config haproxy -c rejects fails the step, running config and process untouched", async () => {
     const good = lab3.config;
     const shaBefore = await configSha(LB);
-    expect(shaBefore).toBe(good.environment.VEZA_CONFIG_SHA256);
+    expect(shaBefore).toBe(good.header.config_sha256);
     const procBefore = await showProc(LB);
     const traffic = new TrafficLoop(url, 200);
 
     // A config that arrives intact (its sha matches) but that HAProxy rejects.
-    const broken = `${good.stdin}\nbackend veza_e2e_broken\n    balance no-such-algorithm\n`;
-    const rejected = await runStep(good, "update", { stdin: broken, environment: { VEZA_CONFIG_SHA256: sha256Hex(broken) } });
+    const broken = `${good.payload}\nbackend veza_e2e_broken\n    balance no-such-algorithm\n`;
+    const rejected = await runStep(good, "update", { payload: broken, header: { config_sha256: sha256Hex(broken) } });
     expect(rejected.code).not.toBe(0);
     expect(rejected.stderr).toMatch(/\[ALERT\].*haproxy\.cfg\.veza-new:\d+\] : balance only supports/);
     expect(rejected.stderr).toContain("haproxy -c rejected the new config; running config and process untouched");
 
     // A config damaged in transit (sha mismatch) is refused before haproxy -c.
-    const damaged = await runStep(good, "update", { stdin: good.stdin.slice(0, good.stdin.length / 2) });
+    const damaged = await runStep(good, "update", { payload: good.payload.slice(0, good.payload.length / 2) });
     expect(damaged.code).not.toBe(0);
     expect(damaged.stderr).toContain("config arrived damaged");
 

@@ -3,11 +3,12 @@
  * HaproxyLoadBalancer under `pulumi.runtime.setMocks`, captures the command
  * resources it registers (`<name>-container`, `<name>-tls`, `<name>-config`)
  * and executes their scripts exactly as @pulumi/command's local provider
- * would: `/bin/sh -c <script>` with the registered environment and stdin.
+ * would: `/bin/sh -c <script>` with the registered stdin (header + payload).
  *
  * The mocks must be installed ONCE per test file, before the component module
  * is loaded: call `installProductMocks()` at the top of the test file, then
- * `buildSteps()` as often as needed (each build under a new component name).
+ * `buildSteps()` as often as needed: each build is one program run (one
+ * `pulumi up`), so the same component name may be built again.
  */
 import { spawn } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
@@ -40,8 +41,11 @@ export interface StepCommand {
   create: string;
   update: string;
   delete: string;
-  environment: Record<string, string>;
   stdin: string;
+  /** The veza-step/1 header fields at the start of stdin. */
+  header: Record<string, string>;
+  /** What follows the header on stdin (a config, a certificate bundle). */
+  payload: string;
   interpreter: string[];
   /** Every registered input, unwrapped (for "would Pulumi run this step?" comparisons). */
   inputs: Record<string, unknown>;
@@ -53,6 +57,23 @@ export interface ProductSteps {
   config: StepCommand;
 }
 
+/** Splits a step's stdin into its veza-step/1 header fields and payload. */
+export function parseStepStdin(stdin: string): { header: Record<string, string>; payload: string } {
+  const end = stdin.indexOf("\n\n");
+  const lines = stdin.slice(0, end).split("\n");
+  if (end < 0 || lines[0] !== "veza-step/1") throw new Error(`stdin does not start with a veza-step/1 header: ${JSON.stringify(stdin.slice(0, 40))}`);
+  const header: Record<string, string> = {};
+  for (const line of lines.slice(1)) header[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
+  return { header, payload: stdin.slice(end + 2) };
+}
+
+/** The same stdin with some header fields, or the payload, replaced (fault injection, faster waits). */
+export function withHeader(stdin: string, fields: Record<string, string>, newPayload?: string): string {
+  const { header, payload } = parseStepStdin(stdin);
+  const merged = { ...header, ...fields };
+  return ["veza-step/1", ...Object.entries(merged).map(([k, v]) => `${k}=${v}`), "", ""].join("\n") + (newPayload ?? payload);
+}
+
 function toStep(r: Registered): StepCommand {
   const inputs = deepUnwrap(r.inputs) as Record<string, unknown>;
   const str = (k: string): string => (typeof inputs[k] === "string" ? (inputs[k] as string) : "");
@@ -62,27 +83,29 @@ function toStep(r: Registered): StepCommand {
     create: str("create"),
     update: str("update"),
     delete: str("delete"),
-    environment: (inputs.environment ?? {}) as Record<string, string>,
     stdin: str("stdin"),
+    ...parseStepStdin(str("stdin")),
     interpreter: (inputs.interpreter ?? []) as string[],
     inputs,
   };
 }
 
 /**
- * Build the component under mocks as `componentName` and return its registered
- * steps. Each call must use a new component name (URNs must stay unique in
- * one mock run).
+ * Build the component under mocks as `componentName`, as one program run
+ * would, and return the steps that build registered.
  */
-export async function buildSteps(componentName: string, args: HaproxyLoadBalancerArgs): Promise<ProductSteps> {
+export async function buildSteps(componentName: string, args: HaproxyLoadBalancerArgs, opts: { type?: string } = {}): Promise<ProductSteps> {
   const reg = installProductMocks();
+  const start = reg.length;
   // Loaded lazily, after the mocks are installed, as the SDK requires.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { HaproxyLoadBalancer } = require("../../components") as typeof import("../../components");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require("../../components/component") as typeof import("../../components/component")).forgetContainerClaims();
   const lb = new HaproxyLoadBalancer(componentName, args);
   await registeredAll([lb.containerCommand, lb.configCommand, ...(lb.tlsCommand ? [lb.tlsCommand] : [])]);
   const find = (suffix: string): Registered | undefined => {
-    const found = reg.filter((r) => r.name === `${componentName}-${suffix}`);
+    const found = reg.slice(start).filter((r) => r.name === `${componentName}-${suffix}`);
     if (found.length > 1) throw new Error(`${found.length} resources named ${componentName}-${suffix}`);
     return found[0];
   };
@@ -92,9 +115,10 @@ export async function buildSteps(componentName: string, args: HaproxyLoadBalance
   const tls = find("tls");
   const steps: ProductSteps = { container: toStep(container), config: toStep(config) };
   if (tls) steps.tls = toStep(tls);
+  const type = opts.type ?? "command:local:Command";
   for (const s of [steps.container, steps.config, ...(steps.tls ? [steps.tls] : [])]) {
-    if (s.type !== "command:local:Command") throw new Error(`${s.resource} is ${s.type}; the lab runs local commands`);
-    if (!isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
+    if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
+    if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
       throw new Error(`${s.resource} interpreter is ${JSON.stringify(s.interpreter)}, expected ["/bin/sh","-c"]`);
     }
   }
@@ -112,14 +136,16 @@ export type StepOp = "create" | "update" | "delete";
 
 /**
  * Run one operation of a step like the local command provider: the registered
- * interpreter (`/bin/sh -c`) with the script as its argument, the registered
- * environment (plus PATH/HOME so `incus` is found), the registered stdin.
- * `override` replaces environment entries or stdin (for fault injection).
+ * interpreter (`/bin/sh -c`) with the script as its argument, the provider's
+ * own environment (the local provider passes os.Environ() on:
+ * pulumi/pulumi-command provider/pkg/provider/local/commandOutputs.go, run),
+ * the registered stdin. `override` replaces header fields or the whole stdin
+ * (for fault injection).
  */
 export function runStep(
   step: StepCommand,
   op: StepOp,
-  override: { environment?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+  override: { header?: Record<string, string>; payload?: string; stdin?: string; timeoutMs?: number } = {},
 ): Promise<StepRun> {
   const script = step[op];
   if (!script) throw new Error(`${step.resource} has no ${op} script`);
@@ -127,10 +153,9 @@ export function runStep(
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: process.env.HOME ?? "/root",
-    ...step.environment,
-    ...(override.environment ?? {}),
   };
-  const stdin = override.stdin ?? step.stdin;
+  const stdin = override.stdin ?? (override.header || override.payload !== undefined
+    ? withHeader(step.stdin, override.header ?? {}, override.payload) : step.stdin);
   const timeoutMs = override.timeoutMs ?? 180_000;
   const started = Date.now();
   return new Promise((resolve, reject) => {

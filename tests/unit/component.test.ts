@@ -6,7 +6,13 @@ import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } fr
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
-import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, renderHaproxyConfig, sha256Hex } from "../../components";
+import { createHmac } from "crypto";
+import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig, sha256Hex } from "../../components";
+import { forgetContainerClaims } from "../../components/component";
+import { parseStepStdin } from "../e2e/product";
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
+const header = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).header;
 
 const labArgs = (): HaproxyLoadBalancerArgs => {
     const { apiServers, streamServers } = labSettings();
@@ -41,7 +47,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
     test("children are named from the component's name and parented to it", async () => {
         const { lb, children } = await build(labArgs(), "edge");
         expect(children.map((c) => c.name).sort()).toEqual(
-            ["edge-config", "edge-container", "edge-cookie-secret", "edge-stats-password"]);
+            ["edge-config", "edge-container", "edge-cookie-secret", "edge-fingerprint-key", "edge-stats-password"]);
         for (const child of children) expect(child.parent).toBe(lb);
         expect(await valueOf(lb.urn)).toContain("veza:infra:HaproxyLoadBalancer::edge");
     });
@@ -54,26 +60,25 @@ describe("HaproxyLoadBalancer under mocks", () => {
     });
 
     test("with a connection the steps are remote commands carrying it", async () => {
-        const { byName } = await build({ ...labArgs(), connection: { host: "incus-host.example", user: "root", privateKey: pulumi.secret("KEY") } });
+        const { byName } = await build({ ...labArgs(), connection: { host: "incus-host.example", user: "root", privateKey: pulumi.secret("KEY"), hostKey: HOST_KEY } });
         expect(byName("container").type).toBe("command:remote:Command");
         expect(byName("config").type).toBe("command:remote:Command");
         const connection = unwrap<Record<string, unknown>>(byName("config").inputs.connection);
         expect(unwrap(connection.host)).toBe("incus-host.example");
     });
 
-    test("the config step carries the rendered config on stdin, as a secret, and its hash in the environment", async () => {
-        const { lb, byName } = await build({ ...labArgs(), statsPassword: "lab-password-123", cookieSecret: "k" });
+    test("the config step carries the rendered config on stdin, as a secret, after a header with its hash", async () => {
+        const { byName } = await build({ ...labArgs(), statsPassword: "lab-password-123", cookieSecret: "k" }, "cfg");
         const config = byName("config");
         expect(isSecret(config.inputs.stdin)).toBe(true);
         const expected = renderHaproxyConfig({ ...(labArgs() as unknown as HaproxySettings), statsPassword: "lab-password-123", cookieSecret: "k" });
-        expect(unwrap(config.inputs.stdin)).toBe(expected);
-        const env = unwrap<Record<string, string>>(config.inputs.environment);
-        expect(env.VEZA_CONFIG_SHA256).toBe(sha256Hex(expected));
-        expect(env.VEZA_CONTAINER).toBe("haproxy");
-        expect(await valueOf(lb.configSha256)).toBe(sha256Hex(expected));
-        // The password never reaches a command line or the environment.
-        expect(JSON.stringify(config.inputs.create)).not.toContain("lab-password-123");
-        expect(JSON.stringify(config.inputs.environment)).not.toContain("lab-password-123");
+        const { header: fields, payload } = parseStepStdin(unwrap<string>(config.inputs.stdin));
+        expect(payload).toBe(expected);
+        expect(fields.config_sha256).toBe(sha256Hex(expected));
+        expect(fields.container).toBe("cfg");
+        // Nothing travels in the environment (a stock sshd refuses it), and the password reaches no command line.
+        expect(config.inputs.environment).toBeUndefined();
+        expect(JSON.stringify([config.inputs.create, config.inputs.update])).not.toContain("lab-password-123");
     });
 
     test("a pool membership change changes the config step and leaves the container step identical", async () => {
@@ -87,8 +92,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(after.byName("container").inputs).toEqual(containerBefore);
         expect(unwrap(after.byName("config").inputs.stdin)).not.toEqual(unwrap(configBefore.stdin));
         expect(unwrap(after.byName("config").inputs.stdin)).toContain("server backend-api-3 backend-api-3.lxd:8080");
-        expect(unwrap<Record<string, string>>(after.byName("config").inputs.environment).VEZA_CONFIG_SHA256)
-            .not.toEqual(unwrap<Record<string, string>>(configBefore.environment).VEZA_CONFIG_SHA256);
+        expect(header(after.byName("config")).config_sha256).not.toEqual(parseStepStdin(unwrap<string>(configBefore.stdin)).header.config_sha256);
     });
 
     test("the stats password is a secret output, generated when not given", async () => {
@@ -98,6 +102,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(await (lb.statsPassword as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
         expect(await valueOf(lb.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
         expect(unwrap(byName("config").inputs.stdin)).toContain("stats auth admin:mockStatsPassword0123456789abcdef");
+        expect(isSecret(byName("config").inputs.stdin)).toBe(true);
     });
 
     test("TLS: the key bundle reaches the container only through the secret stdin of the TLS step", async () => {
@@ -107,40 +112,41 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(children.map((c) => c.name)).toContain("secure-tls");
         const tlsStep = byName("tls");
         expect(isSecret(tlsStep.inputs.stdin)).toBe(true);
-        expect(unwrap(tlsStep.inputs.stdin)).toBe(cert + key);
-        const everythingElse = JSON.stringify([tlsStep.inputs.create, tlsStep.inputs.environment, byName("config").inputs.environment, byName("container").inputs]);
+        expect(parseStepStdin(unwrap<string>(tlsStep.inputs.stdin)).payload).toBe(cert + key);
+        const everythingElse = JSON.stringify([tlsStep.inputs.create, tlsStep.inputs.delete, tlsStep.inputs.triggers, byName("config").inputs.triggers, byName("container").inputs]);
         expect(everythingElse).not.toContain("SECRETKEYMATERIAL");
-        expect(unwrap<Record<string, string>>(tlsStep.inputs.environment).VEZA_CERT_PATH).toBe("/etc/haproxy/certs/veza.pem");
+        expect(header(tlsStep).cert_path).toBe("/etc/haproxy/certs/veza.pem");
         const config = unwrap<string>(byName("config").inputs.stdin);
         expect(config).toContain("bind *:443 ssl crt /etc/haproxy/certs/veza.pem");
         expect(config).toContain("cookie VEZA_SERVERID insert indirect nocache httponly secure");
-        expect(unwrap<Record<string, string>>(byName("config").inputs.environment).VEZA_CERT_SHA256).toBe(sha256Hex(cert));
+        expect(header(byName("config")).cert_sha256).toBe(sha256Hex(cert));
         expect(await valueOf(lb.httpsUrl)).toBe("https://198.18.0.10/");
     });
 
     test("every declared output is set", async () => {
-        const { lb } = await build({ ...labArgs(), listenHttp: 8081 });
-        expect(await valueOf(lb.containerName)).toBe("haproxy");
+        const { lb } = await build({ ...labArgs(), listenHttp: 8081 }, "outputs");
+        expect(await valueOf(lb.containerName)).toBe("outputs");
         expect(await valueOf(lb.address)).toBe("198.18.0.10");
         expect(await valueOf(lb.httpUrl)).toBe("http://198.18.0.10:8081/");
         expect(await valueOf(lb.httpsUrl)).toBe("");
         expect(await valueOf(lb.statsUrl)).toBe("http://127.0.0.1:9100/stats");
         expect(await valueOf(lb.metricsUrl)).toBe("http://127.0.0.1:9100/metrics");
-        expect(await valueOf(lb.configSha256)).toMatch(/^[0-9a-f]{64}$/);
+        expect(await valueOf(lb.configFingerprint)).toMatch(/^[0-9a-f]{64}$/);
         expect(await valueOf(lb.renderedConfig)).toContain("backend api_pool");
         expect(await valueOf(lb.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
     });
 
-    test("only secrets are secret: URLs, scripts and step environments stay readable for preview diffs", async () => {
+    test("only secrets are secret: URLs, scripts and the container step's inputs stay readable for preview diffs", async () => {
         const { lb, byName } = await build({ ...labArgs(), tls: { certificatePem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", privateKeyPem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n" } });
         const secrecy = (o: pulumi.Output<unknown>) => (o as unknown as { isSecret: Promise<boolean> }).isSecret;
-        for (const output of [lb.httpUrl, lb.httpsUrl, lb.statsUrl, lb.metricsUrl, lb.configSha256, lb.address, lb.containerName]) {
+        for (const output of [lb.httpUrl, lb.httpsUrl, lb.statsUrl, lb.metricsUrl, lb.configFingerprint, lb.address, lb.containerName]) {
             expect(await secrecy(output)).toBe(false);
         }
         for (const step of ["container", "tls", "config"]) {
             expect(isSecret(byName(step).inputs.create)).toBe(false);
-            expect(isSecret(byName(step).inputs.environment)).toBe(false);
+            expect(isSecret(byName(step).inputs.triggers)).toBe(false);
         }
+        expect(isSecret(byName("container").inputs.stdin)).toBe(false);
         expect(isSecret(byName("tls").inputs.stdin)).toBe(true);
         expect(isSecret(byName("config").inputs.stdin)).toBe(true);
     });
@@ -170,14 +176,159 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(registered.length).toBe(before);
     });
 
-    test("an invalid setting that arrives as an Output keeps every command from registering", () => {
-        const program = path.join(__dirname, "fixtures", "late-invalid-program.ts");
-        // The SDK exits non-zero (the run failed, its promises left pending): the verdict is on stdout.
-        const run = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", program], { encoding: "utf8" });
-        const result = JSON.parse(run.stdout) as { errors: string[]; types: string[] };
-        expect(result.errors.length).toBeGreaterThan(0);
-        for (const error of result.errors) expect(error).toMatch(/healthCheckFall must be an integer from 1 to 100 \(got 0\)$/);
-        expect(result.types.filter((t) => t.startsWith("command:"))).toEqual([]);
-        expect(result.types).toContain("veza:infra:HaproxyLoadBalancer");
-    }, 30000);
+    describe.each<[string, string, string, string[]]>([
+        ["a settings field", "late-fall", "healthCheckFall must be an integer from 1 to 100 (got 0)", ["command:local:Command late-container"]],
+        ["an SSH connection without a host key", "late-hostkey",
+            "connection.hostKey must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), e.g. the contents of " +
+                "/etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever answers in its place gets root " +
+                "commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true", []],
+        ["a certificate without its key", "late-half-pair",
+            "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)", []],
+    ])("an invalid value that arrives as an Output: %s", (_case, scenario, message, steps) => {
+        test("fails the run once, on the component, with the field's message and no SDK prefix; no step it feeds registers", () => {
+            const program = path.join(__dirname, "fixtures", "late-invalid-program.ts");
+            // The SDK exits non-zero (the run failed, its promises left pending): the verdict is on stdout.
+            const run = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", program, scenario], { encoding: "utf8" });
+            const result = JSON.parse(run.stdout) as { errors: { name: string; message: string; resource?: string }[]; registered: string[] };
+            expect(result.errors).toEqual([{ name: "InputError", message, resource: "late" }]);
+            // Only the container step may run while settings are bad: it never depends on them.
+            expect(result.registered.filter((r) => r.startsWith("command:"))).toEqual(steps);
+            expect(result.registered).toContain("veza:infra:HaproxyLoadBalancer late");
+        }, 30000);
+    });
+
+});
+
+describe("lifecycle rules (issue 8)", () => {
+    beforeEach(() => forgetContainerClaims());
+
+    test("the container is named after the component by default", async () => {
+        const { byName, lb } = await build(labArgs(), "edge-a");
+        expect(header(byName("container")).container).toBe("edge-a");
+        expect(header(byName("config")).container).toBe("edge-a");
+        expect(await valueOf(lb.containerName)).toBe("edge-a");
+    });
+
+    test("a component name that is no Incus instance name asks for containerName", () => {
+        expect(() => new HaproxyLoadBalancer("edge_lb", labArgs())).toThrow(
+            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "edge_lb")');
+    });
+
+    test.each<[string, Partial<HaproxyLoadBalancerArgs>, Partial<HaproxyLoadBalancerArgs>, string]>([
+        ["an explicit name equal to another component's default", {}, { containerName: "dup-a" },
+            'containerName "dup-a" on the local Incus is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName'],
+        ["the same explicit name over one SSH host", { containerName: "lb", connection: { host: "h1", hostKey: HOST_KEY } }, { containerName: "lb", connection: { host: "h1", port: 22, hostKey: HOST_KEY } },
+            'containerName "lb" on ssh:h1:22 is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName'],
+    ])("two components on one container fail at construction: %s", (_case, first, second, message) => {
+        const a = new HaproxyLoadBalancer("dup-a", { ...labArgs(), ...first });
+        expect(() => new HaproxyLoadBalancer("dup-b", { ...labArgs(), ...second })).toThrow(message);
+        // Only the first component's steps exist.
+        return registeredAll([a.containerCommand, a.configCommand]).then(() => {
+            expect(registered.filter((r) => r.type.startsWith("command:") && r.name.startsWith("dup-b"))).toEqual([]);
+        });
+    });
+
+    test("the same container name on two different SSH hosts is two load balancers", async () => {
+        const one = await build({ ...labArgs(), containerName: "lb", connection: { host: "h1", hostKey: HOST_KEY } }, "host-1");
+        const two = await build({ ...labArgs(), containerName: "lb", connection: { host: "h2", hostKey: HOST_KEY } }, "host-2");
+        expect([header(one.byName("container")).container, header(two.byName("container")).container]).toEqual(["lb", "lb"]);
+        expect(two.byName("container").inputs.triggers).toEqual(["lb", "images:debian/12", "default", "ssh:h2:22"]);
+    });
+
+    test("the container step records an owner token that changes with the component's URN and with local/SSH, nothing else", async () => {
+        const local = await build({ ...labArgs(), containerName: "owned" }, "own-1");
+        const token = header(local.byName("container")).owner;
+        expect(token).toBe(ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "local"));
+        forgetContainerClaims();
+        const renamed = await build({ ...labArgs(), containerName: "owned" }, "own-2");
+        expect(header(renamed.byName("container")).owner).not.toBe(token);
+        forgetContainerClaims();
+        registered.length = 0;
+        const overSsh = await build({ ...labArgs(), containerName: "owned", connection: { host: "127.0.0.1", hostKey: HOST_KEY } }, "own-1");
+        expect(header(overSsh.byName("container")).owner).toBe(ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "ssh:127.0.0.1:22"));
+        forgetContainerClaims();
+        registered.length = 0;
+        const grown = labArgs();
+        (grown.apiServers as unknown[]).push({ name: "backend-api-3", address: "backend-api-3.lxd" });
+        const again = await build({ ...grown, containerName: "owned", healthCheckIntervalMs: 900 }, "own-1");
+        expect(header(again.byName("container")).owner).toBe(token);
+    });
+
+    test("SSH without a host key is refused at construction, naming the field and the opt-out", () => {
+        expect(() => new HaproxyLoadBalancer("nokey", { ...labArgs(), connection: { host: "incus.example", privateKey: "K" } }))
+            .toThrow("connection.hostKey must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey)");
+        expect(() => new HaproxyLoadBalancer("nokey2", { ...labArgs(), connection: { host: "incus.example", hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host" } }))
+            .toThrow('connection.hostKey must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures) (got "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host")');
+    });
+
+    test("the host key reaches the provider's connection; opting out warns on every run", async () => {
+        const verified = await build({ ...labArgs(), connection: { host: "h3", privateKey: pulumi.secret("K"), hostKey: HOST_KEY } }, "keyed");
+        expect(unwrap<Record<string, unknown>>(verified.byName("container").inputs.connection).hostKey).toBe(HOST_KEY);
+        const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
+        try {
+            const insecure = await build({ ...labArgs(), connection: { host: "h4", privateKey: pulumi.secret("K") }, insecureSkipHostKeyCheck: true }, "unverified");
+            expect(insecure.byName("container").type).toBe("command:remote:Command");
+            expect(warn).toHaveBeenCalledWith(expect.stringContaining("insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified"), insecure.lb);
+        } finally {
+            warn.mockRestore();
+        }
+    });
+
+    test("the container step never waits for the pools: it registers while they are still unknown", async () => {
+        const never = pulumi.output(new Promise<{ name: string; address: string }[]>(() => undefined));
+        const lb = new HaproxyLoadBalancer("pools-later", { apiServers: never, streamServers: labArgs().streamServers });
+        await registeredAll([lb.containerCommand]);
+        const container = registered.filter((r) => r.name === "pools-later-container");
+        expect(container).toHaveLength(1);
+        expect(registered.filter((r) => r.name === "pools-later-config")).toEqual([]);
+        // Its inputs are exactly those of a stack whose pools are known: nothing of them is pool-derived.
+        const known = await build({ ...labArgs(), containerName: "pools-later-known" }, "pools-later-known");
+        const strip = (r: Registered) => ({ ...r.inputs, stdin: { ...header(r), container: "", owner: "" }, triggers: (r.inputs.triggers as unknown[]).slice(1) });
+        expect(strip(container[0])).toEqual(strip(known.byName("container")));
+    });
+
+    test("name, image, profiles and the SSH host are the container step's triggers: a change replaces it, old container first", async () => {
+        const { byName } = await build({ ...labArgs(), image: "veza-debian12", profiles: ["default", "veza"] }, "trig");
+        expect(byName("container").inputs.triggers).toEqual(["trig", "veza-debian12", "default,veza", "local"]);
+        const remote = await build({ ...labArgs(), connection: { host: "h5", port: 2222, hostKey: HOST_KEY } }, "trig-ssh");
+        expect(remote.byName("container").inputs.triggers).toEqual(["trig-ssh", "images:debian/12", "default", "ssh:h5:2222"]);
+    });
+
+    test("only steps with something to undo have a delete: the config step has none, TLS removes its certificate", async () => {
+        const cert = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n";
+        const key = "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n";
+        const { byName } = await build({ ...labArgs(), tls: { certificatePem: cert, privateKeyPem: key } }, "undo");
+        expect("delete" in byName("config").inputs).toBe(false);
+        expect(byName("tls").inputs.delete).toContain('incus exec "$hdr_container" -- rm -f "$hdr_cert_path"');
+        expect(byName("container").inputs.delete).toContain('incus delete --force "$container"');
+        expect(header(byName("tls")).owner).toBe(header(byName("container")).owner);
+    });
+
+    test("configFingerprint is keyed: it cannot be recomputed from the config (and a guessed password) alone", async () => {
+        const a = await build({ ...labArgs(), statsPassword: "weak-password-1" }, "fp-a");
+        const config = await valueOf(a.lb.renderedConfig);
+        const fp = await valueOf(a.lb.configFingerprint);
+        expect(fp).not.toBe(sha256Hex(config));
+        expect(a.byName("fingerprint-key").type).toBe("random:index/randomPassword:RandomPassword");
+        expect(fp).toBe(createHmac("sha256", "mockStatsPassword0123456789abcdef").update(config).digest("hex"));
+        const b = await build({ ...labArgs(), statsPassword: "weak-password-2" }, "fp-b");
+        expect(await valueOf(b.lb.configFingerprint)).not.toBe(fp);
+    });
+
+    test("the cookie HMAC key is a secret in state: a RandomPassword, never a RandomId", async () => {
+        const { byName, lb } = await build(labArgs(), "cookie-key");
+        expect(byName("cookie-secret").type).toBe("random:index/randomPassword:RandomPassword");
+        expect(registered.filter((r) => r.type === "random:index/randomId:RandomId")).toEqual([]);
+        expect(await (lb.renderedConfig as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+    });
+
+    test("with tls set, plain settings are still checked at construction", () => {
+        const cert = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n";
+        const key = "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n";
+        expect(() => new HaproxyLoadBalancer("tls-plain", { ...labArgs(), statsPort: 80, tls: { certificatePem: pulumi.secret(cert), privateKeyPem: pulumi.secret(key) } }))
+            .toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
+        expect(() => new HaproxyLoadBalancer("tls-plain2", { ...labArgs(), tlsCertPath: "/etc/haproxy/haproxy.cfg", tls: { certificatePem: cert, privateKeyPem: key } }))
+            .toThrow('tlsCertPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
+    });
+
 });

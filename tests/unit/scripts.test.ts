@@ -1,20 +1,24 @@
 import { spawnSync } from "child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
-import { configStep, containerStep, tlsStep } from "../../components";
+import { configStep, containerStep, ownerToken, stepStdin, tlsStep } from "../../components";
 import { findBinary, requireBinary } from "../support/requirements";
 
+const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
+const CERT = "-----BEGIN CERTIFICATE-----\ncert-marker-7f3a\n-----END CERTIFICATE-----\n";
+const KEY = "-----BEGIN PRIVATE KEY-----\nkey-marker-91bc\n-----END PRIVATE KEY-----\n";
 const steps = {
-    container: containerStep({ containerName: "haproxy", image: "images:debian/12", profiles: ["default", "veza"], adminSocketPath: "/run/haproxy/admin.sock", serverStateFile: "/var/lib/haproxy/server-state" }),
+    container: containerStep({ containerName: "haproxy", image: "images:debian/12", profiles: ["default", "veza"], owner: OWNER, adminSocketPath: "/run/haproxy/admin.sock", serverStateFile: "/var/lib/haproxy/server-state" }),
     config: configStep({ containerName: "lb-marker-c0ffee", config: "# config-marker-55e1\n" }),
-    tls: tlsStep({ containerName: "haproxy", certPath: "/srv/cert-path-marker.pem", certificatePem: "cert-marker-7f3a", privateKeyPem: "key-marker-91bc" }),
+    tls: tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/cert-path-marker.pem", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }),
 };
 const scripts: [string, string][] = [
     ["container create", steps.container.create],
     ["container delete", steps.container.delete as string],
     ["config apply", steps.config.create],
     ["tls push", steps.tls.create],
+    ["tls remove", steps.tls.delete as string],
 ];
 
 describe("provisioning scripts", () => {
@@ -26,34 +30,67 @@ describe("provisioning scripts", () => {
         }
     });
 
-    test.each(scripts)("%s holds no data: values only arrive by environment or stdin", (_name, script) => {
+    test.each(scripts)("%s holds no data: values only arrive on stdin", (_name, script) => {
         for (const value of ["images:debian/12", "lb-marker-c0ffee", "config-marker-55e1", "cert-path-marker", "cert-marker-7f3a", "key-marker-91bc", "veza,"]) {
             expect(script).not.toContain(value);
         }
         expect(script).not.toMatch(/\{\{|\}\}/);
     });
 
-    test("every step's environment uses the VEZA_ prefix (one AcceptEnv line over SSH)", () => {
-        for (const step of Object.values(steps)) {
-            for (const key of Object.keys(step.environment)) expect(key).toMatch(/^VEZA_[A-Z0-9_]+$/);
-        }
-        expect(steps.container.environment.VEZA_PROFILES).toBe("default,veza");
+    test("each step's stdin is the veza-step/1 header, a blank line, then the payload", () => {
+        expect(steps.container.stdin).toBe(`veza-step/1\ncontainer=haproxy\nimage=images:debian/12\nprofiles=default,veza\nowner=${OWNER}\n` +
+            "admin_socket=/run/haproxy/admin.sock\nstate_file=/var/lib/haproxy/server-state\nwait_seconds=60\n\n");
+        expect(steps.config.stdin.endsWith("\n\n# config-marker-55e1\n")).toBe(true);
+        expect(steps.tls.stdin.endsWith(`\n\n${CERT}${KEY}`)).toBe(true);
+        // The config step has nothing to undo: no delete script at all (an empty one would still run).
+        expect("delete" in steps.config).toBe(false);
     });
 
-    test("a missing variable fails with the AcceptEnv hint, before touching incus", () => {
-        const dir = mkdtempSync(path.join(tmpdir(), "veza-env-"));
-        try {
-            // A fake incus that records any call: none may happen.
-            const fake = path.join(dir, "incus");
-            writeFileSync(fake, `#!/bin/sh\necho called >> "${dir}/calls"\n`, { mode: 0o755 });
-            const run = spawnSync("/bin/sh", ["-c", steps.config.create], { encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` }, input: "" });
-            expect(run.status).toBe(1);
-            expect(run.stderr).toContain("environment variable VEZA_CONTAINER is not set");
-            expect(run.stderr).toContain('add "AcceptEnv VEZA_*" to its sshd_config');
-            expect(spawnSync("test", ["-e", path.join(dir, "calls")]).status).toBe(1);
-        } finally {
-            rmSync(dir, { recursive: true, force: true });
+    test("a value the header cannot carry is refused by the builder, naming the field", () => {
+        expect(() => stepStdin({ container: "a\nimage=evil" })).toThrow('container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got "a\\nimage=evil")');
+        expect(() => containerStep({ containerName: "haproxy", image: "x", profiles: ["default"], owner: OWNER, adminSocketPath: "/run/$(reboot)", serverStateFile: "/var/lib/s" }))
+            .toThrow('adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(reboot)")');
+        expect(() => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/haproxy.cfg", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }))
+            .toThrow('certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
+    });
+
+    describe.each([["sh (dash)", "/bin/sh"], ["bash", "/bin/bash"]])("the header reader under %s", (_shell, shell) => {
+        /** Runs a step script with a fake incus that records its arguments; returns exit, stderr and the calls. */
+        function runWithFakeIncus(script: string, stdin: string): { status: number | null; stderr: string; calls: string } {
+            const dir = mkdtempSync(path.join(tmpdir(), "veza-hdr-"));
+            try {
+                const fake = path.join(dir, "incus");
+                writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$*" >> "${dir}/calls"\ncase "$1" in info) exit 1 ;; esac\n`, { mode: 0o755 });
+                const run = spawnSync(shell, ["-c", script], { encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` }, input: stdin });
+                let calls = "";
+                try { calls = readFileSync(path.join(dir, "calls"), "utf8"); } catch { /* none */ }
+                return { status: run.status, stderr: run.stderr, calls };
+            } finally {
+                rmSync(dir, { recursive: true, force: true });
+            }
         }
+
+        test.each<[string, string, string]>([
+            ["no stdin at all", "", "nothing on stdin: the step's inputs arrive there (veza-step/1 header)"],
+            ["another format", "VEZA_CONTAINER=haproxy\n\n", "stdin does not start with the veza-step/1 header"],
+            ["a header cut short", "veza-step/1\ncontainer=haproxy\n", "the veza-step/1 header ends without its blank line: input cut short"],
+            ["an unknown field", "veza-step/1\ncontainer=haproxy\nevil=1\n\n", "unexpected header field evil"],
+            ["a shell metacharacter", "veza-step/1\ncontainer=$(touch /tmp/x)\n\n", "header field container holds a character outside"],
+            ["a missing field", "veza-step/1\ncontainer=haproxy\n\n", "header field cert_path is missing or empty"],
+        ])("refuses %s before calling incus", (_case, stdin, message) => {
+            const run = runWithFakeIncus(steps.tls.delete as string, stdin);
+            expect(run.status).toBe(1);
+            expect(run.stderr).toContain(message);
+            expect(run.calls).toBe("");
+        });
+
+        test("reads the header and leaves the payload on stdin for the step", () => {
+            // The fake says the container is absent: the delete reads its header and stops there.
+            const run = runWithFakeIncus(steps.tls.delete as string, steps.tls.stdin);
+            expect(run.stderr).toContain("veza-haproxy[tls-delete]: haproxy is gone: nothing to remove");
+            expect(run.status).toBe(0);
+            expect(run.calls).toBe("info haproxy\n");
+        });
     });
 });
 

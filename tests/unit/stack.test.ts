@@ -3,6 +3,8 @@ import * as yaml from "js-yaml";
 import * as path from "path";
 import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support/pulumi-mocks";
 
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
+
 // One mock monitor for the whole file: each run only swaps the config and re-runs index.ts.
 const allRegistered = installMocks();
 
@@ -48,11 +50,11 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
         expect(await valueOf(outputs.httpUrl)).toBe("http://198.18.0.10/");
         expect(await valueOf(outputs.httpsUrl)).toBe("");
         expect(await valueOf(outputs.statsUrl)).toBe("http://127.0.0.1:9100/stats");
-        expect(await valueOf(outputs.configSha256)).toMatch(/^[0-9a-f]{64}$/);
+        expect(await valueOf(outputs.configFingerprint)).toMatch(/^[0-9a-f]{64}$/);
         expect(await valueOf(outputs.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
         const registered = await registeredBy(run);
         const container = registered.find((r) => r.name === "haproxy-container") as Registered;
-        expect(unwrap<Record<string, string>>(container.inputs.environment).VEZA_IMAGE).toBe("veza-debian12");
+        expect(unwrap<string>(container.inputs.stdin)).toContain("\nimage=veza-debian12\n");
         const config = registered.find((r) => r.name === "haproxy-config") as Registered;
         expect(unwrap<string>(config.inputs.stdin)).toContain("server backend-api-2 backend-api-2.lxd:8080");
         expect(unwrap<string>(config.inputs.stdin)).toContain("server stream-srv-2 stream-srv-2.lxd:8082");
@@ -69,12 +71,12 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
     });
 
     test("an SSH connection to the Incus host turns the steps into remote commands with a secret key", async () => {
-        const run = runStack({ "haproxy:incusHost": { host: "incus.example", user: "deploy" }, "haproxy:incusSshPrivateKey": "PRIVATE-KEY" });
+        const run = runStack({ "haproxy:incusHost": { host: "incus.example", user: "deploy", hostKey: HOST_KEY }, "haproxy:incusSshPrivateKey": "PRIVATE-KEY" });
         const registered = await registeredBy(run);
         const container = registered.find((r) => r.name === "haproxy-container") as Registered;
         expect(container.type).toBe("command:remote:Command");
         const connection = unwrap<Record<string, unknown>>(container.inputs.connection);
-        expect(connection).toMatchObject({ host: "incus.example", user: "deploy", port: 22 });
+        expect(connection).toMatchObject({ host: "incus.example", user: "deploy", port: 22, hostKey: HOST_KEY });
         // The key's secrecy covers the whole connection object the engine receives.
         expect(isSecret(container.inputs.connection)).toBe(true);
         expect(connection.privateKey).toBe("PRIVATE-KEY");
