@@ -9,6 +9,9 @@ const INSTALL_HINTS: Record<string, string> = {
     openssl: "apt-get install -y openssl",
     wrk: "apt-get install -y wrk",
     socat: "apt-get install -y socat",
+    sshd: "apt-get install -y openssh-server",
+    ssh: "apt-get install -y openssh-client",
+    "ssh-keygen": "apt-get install -y openssh-client",
 };
 
 /** Absolute path of an executable named `name`, or undefined. */
