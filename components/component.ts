@@ -2,12 +2,13 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { createHmac } from "crypto";
+import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
 import { configView } from "./render";
 import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
 import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, ResolvedSettings, StreamHashMode } from "./settings";
 import { renderTemplate } from "./templates";
-import { Checker, ProvisioningSettings, SettingsError, settingsProblems, validateProvisioning, validateTlsPair } from "./validate";
+import { Checker, ProvisioningSettings, SettingsError, settingsProblems, settingsWarnings, validateProvisioning, validateTlsPair } from "./validate";
 
 type Inputs<T> = { [K in keyof T]?: pulumi.Input<T[K]> };
 type StepCommand = command.local.Command | command.remote.Command;
@@ -111,6 +112,14 @@ const RENDER_FIELDS = [
     "timeoutConnectMs", "timeoutTunnelMs", "hardStopAfterSeconds",
 ] as const;
 
+/** Every key of HaproxyLoadBalancerArgs (the compiler checks both directions). */
+const ARG_KEYS = [
+    ...RENDER_FIELDS, "statsPassword", "cookieSecret", "connection", "insecureSkipHostKeyCheck", "containerName", "image", "profiles", "tls",
+] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
+type MissingArgKeys = Exclude<keyof HaproxyLoadBalancerArgs, (typeof ARG_KEYS)[number]>;
+const allArgKeysListed: MissingArgKeys extends never ? true : MissingArgKeys = true;
+void allArgKeysListed;
+
 function isPlain(value: unknown): boolean {
     if (pulumi.Output.isInstance(value) || value instanceof Promise) return false;
     if (Array.isArray(value)) return value.every(isPlain);
@@ -195,7 +204,11 @@ const LATE_PLACEHOLDERS: Record<string, unknown> = {
  * Output: late fields get their default or a valid stand-in, and a problem
  * that involves a late field waits for its real value.
  */
-function checkKnownSettings(a: ResolvedArgs): void {
+function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): void {
+    const c = new Checker();
+    // Typos are refused, not ignored: a misspelt key would silently keep its default.
+    c.knownKeys("", args, ARG_KEYS);
+    if (args.tls !== undefined) c.knownKeys("tls", args.tls, ["certificatePem", "privateKeyPem"]);
     const settings: Record<string, unknown> = {};
     const late = new Set<string>();
     for (const field of [...RENDER_FIELDS, "statsPassword", "cookieSecret"] as const) {
@@ -207,12 +220,36 @@ function checkKnownSettings(a: ResolvedArgs): void {
             settings[field] = LATE_PLACEHOLDERS[field];
         }
     }
-    const c = new Checker();
     c.found.push(...settingsProblems(applyDefaults(settings as unknown as HaproxySettings)));
+    if (isPlain(a.containerName)) checkNotSelf(c, settings, a.containerName as string);
     // A pushed certificate is written into the container: only where nothing else lives.
     if (a.tls && !late.has("tlsCertPath")) c.certPath("tlsCertPath", a.tlsCertPath);
     const problems = c.found.filter((p) => !p.fields.some((f) => late.has(f.split(/[.[]/)[0])));
     if (problems.length > 0) throw new SettingsError(problems.map((p) => p.message));
+}
+
+/**
+ * A pool member that is this load balancer's own container (by its name, or
+ * on a loopback address, which inside the container is the container) would
+ * send requests back into it: refused, whatever the port. The product runs
+ * nothing else in the container for a member to reach.
+ */
+function checkNotSelf(c: Checker, settings: Record<string, unknown>, containerName: string): void {
+    for (const pool of ["apiServers", "streamServers"] as const) {
+        const servers = settings[pool];
+        if (!Array.isArray(servers)) continue;
+        servers.forEach((server: unknown, i) => {
+            const address = (server as { address?: unknown } | null)?.address;
+            if (typeof address !== "string") return;
+            const host = address.toLowerCase();
+            const self = containerName.toLowerCase();
+            if (host === self || host.startsWith(`${self}.`)) {
+                c.fail(`${pool}[${i}].address`, `is this load balancer's own container ${JSON.stringify(containerName)}: requests would loop back into it (got ${JSON.stringify(address)})`);
+            } else if (memberAddressProblem(address) === undefined && isSelfAddress(address)) {
+                c.fail(`${pool}[${i}].address`, `is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got ${JSON.stringify(address)})`);
+            }
+        });
+    }
 }
 
 /** What the SSH host key must look like: one public key line as in known_hosts/authorized_keys. */
@@ -320,7 +357,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const insecure = a.insecureSkipHostKeyCheck === true;
 
         // validate: what is known now fails the constructor, the rest when it resolves.
-        onResource(this, () => checkKnownSettings(a));
+        onResource(this, () => checkKnownSettings(args, a));
         const runsOn = this.runsOn(a.connection, insecure);
         const provisioning = validateNowOrLater(this,
             { containerName: a.containerName, image: a.image, profiles: a.profiles, runsOn } as pulumi.Input<ProvisioningSettings & { runsOn: string }>,
@@ -341,8 +378,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const renderInputs: Inputs<HaproxySettings> = { statsPassword, cookieSecret };
         for (const field of RENDER_FIELDS) (renderInputs as Record<string, unknown>)[field] = a[field];
         const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(this,
-            pulumi.all(renderInputs).apply((s) => applyDefaults(s as unknown as HaproxySettings)),
-            (s) => { if (settingsProblems(s).length > 0) throw new SettingsError(settingsProblems(s).map((p) => p.message)); });
+            pulumi.all([pulumi.all(renderInputs), a.containerName])
+                .apply(([s, containerName]) => ({ resolved: applyDefaults(s as unknown as HaproxySettings), containerName })),
+            ({ resolved, containerName }) => {
+                const c = new Checker();
+                c.found.push(...settingsProblems(resolved));
+                checkNotSelf(c, resolved as unknown as Record<string, unknown>, containerName);
+                if (c.problems.length > 0) throw new SettingsError(c.problems);
+            }).apply(({ resolved }) => resolved);
+        // Legal but unusual values: said on every run, never refused.
+        settings.apply((s) => settingsWarnings(s).forEach((warning) => pulumi.log.warn(warning, this)));
 
         // render
         const renderedConfig = pulumi.secret(settings.apply((s) => renderTemplate("haproxy.cfg.mustache", configView(s))));

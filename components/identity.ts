@@ -19,18 +19,25 @@ function fnv1a32(text: string): number {
     return hash;
 }
 
+/** A server's id in 1..2^20-1, from its name alone. */
+export function primaryServerId(name: string): number {
+    return (fnv1a32(name) % ID_SPACE) + 1;
+}
+
 /**
- * Maps server names to distinct ids in 1..2^20-1. Collisions are resolved by
- * probing in sorted-name order, so the result depends only on the set of
- * names, never on their order in the list.
+ * Maps server names to their ids. Each depends on its own name only, so no
+ * server's id moves when others are added, removed or reordered. Two names on
+ * one id are refused by validation (a probe would move one of them); here
+ * they are a programming error.
  */
 export function stableServerIds(names: string[]): Map<string, number> {
     const ids = new Map<string, number>();
-    const taken = new Set<number>();
-    for (const name of [...names].sort()) {
-        let id = (fnv1a32(name) % ID_SPACE) + 1;
-        while (taken.has(id)) id = (id % ID_SPACE) + 1;
-        taken.add(id);
+    const taken = new Map<number, string>();
+    for (const name of names) {
+        const id = primaryServerId(name);
+        const other = taken.get(id);
+        if (other !== undefined && other !== name) throw new Error(`servers ${other} and ${name} share id ${id}: validate the settings first`);
+        taken.set(id, name);
         ids.set(name, id);
     }
     return ids;

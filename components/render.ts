@@ -1,8 +1,9 @@
 import { isIPv6 } from "net";
+import { isIpLiteral } from "./address";
 import { cookieValue, stableServerIds } from "./identity";
 import { applyDefaults, BackendServer, HaproxySettings, ResolvedSettings } from "./settings";
 import { renderTemplate } from "./templates";
-import { validateSettings } from "./validate";
+import { SettingsError, shown, validateSettings } from "./validate";
 
 const DEFAULT_WEIGHT = 100;
 
@@ -13,10 +14,6 @@ interface ServerView {
     weight: number;
     cookie: string;
     resolvable: boolean;
-}
-
-function isHostname(address: string): boolean {
-    return !isIPv6(address) && !/^\d{1,3}(\.\d{1,3}){3}$/.test(address);
 }
 
 function serverViews(pool: string, servers: BackendServer[], defaultPort: number, cookieSecret: string): ServerView[] {
@@ -30,7 +27,7 @@ function serverViews(pool: string, servers: BackendServer[], defaultPort: number
             id: ids.get(server.name) as number,
             weight: server.weight ?? DEFAULT_WEIGHT,
             cookie: cookieValue(pool, server.name, cookieSecret),
-            resolvable: isHostname(server.address),
+            resolvable: !isIpLiteral(server.address),
         };
     });
 }
@@ -61,6 +58,9 @@ export function configView(s: ResolvedSettings): object {
  * settings give a byte-identical file.
  */
 export function renderHaproxyConfig(settings: HaproxySettings): string {
+    if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
+        throw new SettingsError([`settings must be an object of HaproxySettings fields (got ${shown(settings)})`]);
+    }
     const resolved = applyDefaults(settings);
     validateSettings(resolved);
     return renderTemplate("haproxy.cfg.mustache", configView(resolved));

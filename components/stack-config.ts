@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { HaproxyLoadBalancerArgs } from "./component";
 import { BackendServer } from "./settings";
-import { SettingsError } from "./validate";
+import { Checker, SettingsError, shown } from "./validate";
 
 /** Stack config keys (namespace `haproxy`) that map one-to-one onto numeric settings. */
 const NUMBER_KEYS = [
@@ -32,12 +32,36 @@ export interface IncusHostConfig {
     insecureSkipHostKeyCheck?: boolean;
 }
 
+const INCUS_HOST_KEYS = ["host", "user", "port", "hostKey", "insecureSkipHostKeyCheck"] as const;
+
+/** Every `haproxy:*` key set in the stack must be one the program reads: a typo would silently keep a default. */
+function checkStackKeys(config: pulumi.Config): void {
+    const prefix = `${config.name}:`;
+    const c = new Checker();
+    for (const key of Object.keys(pulumi.runtime.allConfig())) {
+        if (!key.startsWith(prefix)) continue;
+        c.knownKeys("", { [`${prefix}${key.slice(prefix.length)}`]: true }, STACK_CONFIG_KEYS.map((k) => `${prefix}${k}`));
+    }
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+}
+
+/** A whole number, read strictly: "80abc" and "8.5e1" are refused, not read as 80 and 85. */
+function wholeNumber(config: pulumi.Config, key: string): number | undefined {
+    const text = config.get(key);
+    if (text === undefined) return undefined;
+    if (!/^(0|[1-9][0-9]{0,8})$/.test(text)) {
+        throw new SettingsError([`haproxy:${key} must be a whole number written in decimal digits, such as 80 (got ${shown(text)})`]);
+    }
+    return Number(text);
+}
+
 /**
  * Reads the `haproxy:*` stack config into component args. Wrong types fail
  * here, naming the key; values are validated by the component before anything
  * reaches a container.
  */
 export function readStackConfig(config: pulumi.Config, name: string, parent?: pulumi.Resource): HaproxyLoadBalancerArgs {
+    checkStackKeys(config);
     const args: Record<string, unknown> = {
         apiServers: config.requireObject<BackendServer[]>("apiServers"),
         streamServers: config.requireObject<BackendServer[]>("streamServers"),
@@ -46,11 +70,14 @@ export function readStackConfig(config: pulumi.Config, name: string, parent?: pu
         streamHashMode: config.get("streamHashMode"),
         statsPassword: config.getSecret("statsPassword"),
     };
-    for (const key of NUMBER_KEYS) args[key] = config.getNumber(key);
+    for (const key of NUMBER_KEYS) args[key] = wholeNumber(config, key);
     for (const key of STRING_KEYS) args[key] = config.get(key);
 
     const incusHost = config.getObject<IncusHostConfig>("incusHost");
     if (incusHost) {
+        const c = new Checker();
+        c.knownKeys("haproxy:incusHost", incusHost, INCUS_HOST_KEYS);
+        if (c.problems.length > 0) throw new SettingsError(c.problems);
         args.connection = {
             host: incusHost.host,
             user: incusHost.user ?? "root",

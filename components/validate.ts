@@ -1,5 +1,7 @@
-import { isIPv4, isIPv6 } from "net";
-import { BackendServer, CERT_DIR, ResolvedSettings } from "./settings";
+import { isIPv4 } from "net";
+import { isSelfAddress, memberAddressProblem } from "./address";
+import { primaryServerId } from "./identity";
+import { BackendServer, CERT_DIR, DEFAULT_SETTINGS, ResolvedSettings } from "./settings";
 
 /*
  * Every value that ends up in haproxy.cfg or a shell script passes through
@@ -8,7 +10,6 @@ import { BackendServer, CERT_DIR, ResolvedSettings } from "./settings";
  */
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const ADDRESS = /^[A-Za-z0-9._-]+$/;
 const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HTTP_PATH = /^\/[A-Za-z0-9._~\/-]*$/;
 const PATH_PREFIX = /^\/([A-Za-z0-9._~-]+\/)+$/;
@@ -28,8 +29,48 @@ export class SettingsError extends Error {
     }
 }
 
-function shown(value: unknown): string {
-    return JSON.stringify(value) ?? String(value);
+/** Any value as it can be shown in a message: never throws (BigInt, circular objects, NaN, symbols). */
+export function shown(value: unknown): string {
+    if (typeof value === "bigint") return `${value}n`;
+    if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+    if (typeof value === "symbol" || typeof value === "function") return String(value);
+    if (value === undefined) return "undefined";
+    try {
+        const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+        return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+    } catch {
+        return Array.isArray(value) ? "an array that contains itself" : "an object that contains itself";
+    }
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let diagonal = row[0];
+        row[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const above = row[j];
+            row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+            diagonal = above;
+        }
+    }
+    return row[b.length];
+}
+
+/** The known key nearest to a typo, if one is near enough to be what was meant. */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const candidate of known) {
+        const d = candidate.toLowerCase() === key.toLowerCase() ? 0 : distance(key, candidate);
+        if (d < bestDistance) [best, bestDistance] = [candidate, d];
+    }
+    return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** One problem: its message, and every field it involves (the first is the one it is about). */
@@ -49,6 +90,17 @@ export class Checker {
     /** `related`: other fields a cross-field rule reads. */
     fail(field: string, message: string, ...related: string[]): void {
         this.found.push({ fields: [field, ...related], message: `${field} ${message}` });
+    }
+
+    /** Every key of `value` must be one of `known`; a typo gets the nearest known key as a hint. */
+    knownKeys(field: string, value: unknown, known: readonly string[]): void {
+        if (!isRecord(value)) return;
+        for (const key of Object.keys(value)) {
+            if (known.includes(key)) continue;
+            const hint = nearestKey(key, known);
+            const at = field === "" ? key : `${field}.${key}`;
+            this.fail(at, hint ? `is not a known setting: did you mean ${hint}?` : `is not a known setting (known: ${known.join(", ")})`);
+        }
     }
 
     integer(field: string, value: unknown, min: number, max: number): void {
@@ -94,8 +146,30 @@ export class Checker {
 }
 
 function checkAddress(c: Checker, field: string, address: unknown): void {
-    if (typeof address === "string" && isIPv6(address)) return;
-    c.matches(field, address, ADDRESS, `must be a DNS name or IP address of ${CHARSET_NAME} (or an IPv6 address)`);
+    const problem = memberAddressProblem(address);
+    if (problem !== undefined) c.fail(field, `${problem} (got ${shown(address)})`);
+}
+
+/** The fields of a pool entry. */
+export const SERVER_KEYS = ["name", "address", "port", "weight"] as const;
+
+/**
+ * A member on a loopback address and one of the load balancer's own ports
+ * is the load balancer itself: a loop through the public listener, or the
+ * stats listener published without its password.
+ */
+function checkNotOwnListener(c: Checker, field: string, servers: unknown, defaultPort: unknown, own: [string, unknown][]): void {
+    if (!Array.isArray(servers)) return;
+    servers.forEach((server: unknown, i) => {
+        if (!isRecord(server) || typeof server.address !== "string" || memberAddressProblem(server.address) !== undefined) return;
+        if (!isSelfAddress(server.address)) return;
+        const port = server.port ?? defaultPort;
+        const hit = own.find(([, p]) => p === port);
+        if (hit) {
+            c.fail(`${field}[${i}].address`, `with port ${shown(port)} is this load balancer's own ${hit[0]} listener (a loopback address): ` +
+                `requests would loop back into it${hit[0] === "statsPort" ? " and publish the stats without their password" : ""} (got ${shown(server.address)})`, hit[0]);
+        }
+    });
 }
 
 function checkPool(c: Checker, field: string, servers: unknown): void {
@@ -104,12 +178,14 @@ function checkPool(c: Checker, field: string, servers: unknown): void {
         return;
     }
     const seen = new Map<string, number>();
+    const ids = new Map<number, number>();
     servers.forEach((server: Partial<BackendServer>, i) => {
         const at = `${field}[${i}]`;
-        if (typeof server !== "object" || server === null) {
+        if (!isRecord(server)) {
             c.fail(at, `must be an object { name, address, port?, weight? } (got ${shown(server)})`);
             return;
         }
+        c.knownKeys(at, server, SERVER_KEYS);
         if (c.matches(`${at}.name`, server.name, NAME, `must be 1-64 characters of ${CHARSET_NAME}`)) {
             const name = server.name as string;
             const first = seen.get(name);
@@ -117,12 +193,26 @@ function checkPool(c: Checker, field: string, servers: unknown): void {
                 c.fail(`${at}.name`, `duplicates ${field}[${first}].name ${shown(name)}; server names must be unique in a pool`);
             } else {
                 seen.set(name, i);
+                // A server's id (its place on the hash ring) comes from its name
+                // alone, so no other server can ever move it; two names on one id
+                // cannot both have it, and one of them would move.
+                const id = primaryServerId(name);
+                const holder = ids.get(id);
+                if (holder !== undefined) {
+                    c.fail(`${at}.name`, `takes the same server id (${id}) as ${field}[${holder}].name ${shown((servers[holder] as BackendServer).name)}: ` +
+                        "ids come from names so that adding a server never moves another; rename one of the two");
+                } else {
+                    ids.set(id, i);
+                }
             }
         }
         checkAddress(c, `${at}.address`, server.address);
         if (server.port !== undefined) c.port(`${at}.port`, server.port);
         if (server.weight !== undefined) c.integer(`${at}.weight`, server.weight, 0, 256);
     });
+    if (servers.length > 0 && servers.every((server) => isRecord(server) && server.weight === 0)) {
+        c.fail(field, "has every server at weight 0: the pool could never serve a request; give at least one server a weight of 1-256");
+    }
 }
 
 function checkListeners(c: Checker, s: ResolvedSettings): void {
@@ -137,6 +227,31 @@ function checkListeners(c: Checker, s: ResolvedSettings): void {
     }
 }
 
+/** Every field HaproxySettings has. */
+export const SETTINGS_KEYS: readonly string[] = ["apiServers", "streamServers", "statsPassword", ...Object.keys(DEFAULT_SETTINGS)];
+
+/**
+ * Legal but unusual values: said as warnings (the component logs them on
+ * itself), never refused.
+ */
+export function settingsWarnings(s: ResolvedSettings): string[] {
+    const warnings: string[] = [];
+    if (Number.isInteger(s.healthCheckIntervalMs) && s.healthCheckIntervalMs < 1000) {
+        warnings.push(`healthCheckIntervalMs is ${s.healthCheckIntervalMs}: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual`);
+    }
+    for (const pool of ["apiServers", "streamServers"] as const) {
+        const servers = Array.isArray(s[pool]) ? s[pool] : [];
+        const idle = servers.filter((server) => isRecord(server) && server.weight === 0);
+        if (idle.length > 0 && idle.length < servers.length) {
+            warnings.push(`${pool}: ${idle.map((server) => server.name).join(", ")} at weight 0 take no new traffic (as if drained)`);
+        }
+    }
+    if (Number.isInteger(s.timeoutServerMs) && Number.isInteger(s.healthCheckIntervalMs) && s.timeoutServerMs < 1000) {
+        warnings.push(`timeoutServerMs is ${s.timeoutServerMs}: a response slower than that is cut with a 504`);
+    }
+    return warnings;
+}
+
 /** Checks resolved settings; throws a SettingsError naming every offending field and what is allowed. */
 export function validateSettings(s: ResolvedSettings): void {
     const problems = settingsProblems(s);
@@ -146,6 +261,7 @@ export function validateSettings(s: ResolvedSettings): void {
 /** Every problem of resolved settings, with the fields each involves. */
 export function settingsProblems(s: ResolvedSettings): Problem[] {
     const c = new Checker();
+    c.knownKeys("", s, SETTINGS_KEYS);
     checkPool(c, "apiServers", s.apiServers);
     checkPool(c, "streamServers", s.streamServers);
 
@@ -153,8 +269,13 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
         c.port(field, s[field]);
     }
     checkListeners(c, s);
+    const own: [string, unknown][] = [["statsPort", s.statsPort], ["listenHttp", s.listenHttp]];
+    if (s.tlsCertPath !== "") own.push(["listenHttps", s.listenHttps]);
+    checkNotOwnListener(c, "apiServers", s.apiServers, s.backendApiPort, own);
+    checkNotOwnListener(c, "streamServers", s.streamServers, s.streamServerPort, own);
 
-    c.integer("healthCheckIntervalMs", s.healthCheckIntervalMs, 1, 3600000);
+    // Below 100 ms the checks are load, not health: each server would take 10+ per second per pool.
+    c.integer("healthCheckIntervalMs", s.healthCheckIntervalMs, 100, 3600000);
     c.integer("healthCheckFall", s.healthCheckFall, 1, 100);
     c.integer("healthCheckRise", s.healthCheckRise, 1, 100);
     c.integer("gracefulDrainSeconds", s.gracefulDrainSeconds, 0, 3600);

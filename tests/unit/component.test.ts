@@ -330,5 +330,31 @@ describe("lifecycle rules (issue 8)", () => {
         expect(() => new HaproxyLoadBalancer("tls-plain2", { ...labArgs(), tlsCertPath: "/etc/haproxy/haproxy.cfg", tls: { certificatePem: cert, privateKeyPem: key } }))
             .toThrow('tlsCertPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
     });
+});
 
+describe("hostile and careless input at the component (issue 9)", () => {
+    beforeEach(() => forgetContainerClaims());
+
+    test.each<[string, Record<string, unknown>, string]>([
+        ["a misspelt argument", { listenHTTP: 8080 }, "listenHTTP is not a known setting: did you mean listenHttp?"],
+        ["a misspelt tls field", { tls: { certificatePem: "c", privatekeyPem: "k" } }, "tls.privatekeyPem is not a known setting: did you mean privateKeyPem?"],
+        ["a loopback member on any port", { apiServers: [{ name: "a", address: "127.0.0.53", port: 8080 }] },
+            'apiServers[0].address is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got "127.0.0.53")'],
+        ["the load balancer's own container by name", { containerName: "edge", streamServers: [{ name: "s", address: "edge.lxd" }] },
+            'streamServers[0].address is this load balancer\'s own container "edge": requests would loop back into it (got "edge.lxd")'],
+    ])("%s is refused at construction", (_case, extra, message) => {
+        expect(() => new HaproxyLoadBalancer("careless", { ...labArgs(), ...extra } as HaproxyLoadBalancerArgs)).toThrow(message);
+    });
+
+    test("a legal but unusual value is said as a warning on the component", async () => {
+        const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
+        try {
+            const { lb } = await build({ ...labArgs(), healthCheckIntervalMs: 200 }, "unusual");
+            await valueOf(lb.renderedConfig);
+            expect(warn).toHaveBeenCalledWith(
+                "healthCheckIntervalMs is 200: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual", lb);
+        } finally {
+            warn.mockRestore();
+        }
+    });
 });

@@ -87,6 +87,13 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
         ["a bad fall count", { "haproxy:healthCheckFall": 0 }, "healthCheckFall must be an integer from 1 to 100 (got 0)"],
         ["a port that is not a number", { "haproxy:listenHttp": "eighty" }, "haproxy:listenHttp"],
         ["a server with a bad name", { "haproxy:apiServers": [{ name: "bad name", address: "x.lxd" }] }, 'apiServers[0].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")'],
+        // Issue 9: typos and lenient numbers.
+        ["a misspelt key", { "haproxy:listenHTTP": 8080 }, "haproxy:listenHTTP is not a known setting: did you mean haproxy:listenHttp?"],
+        ["a key nothing resembles", { "haproxy:colour": "red" }, "haproxy:colour is not a known setting (known: haproxy:apiServers,"],
+        ["a number with trailing letters", { "haproxy:listenHttp": "80abc" }, 'haproxy:listenHttp must be a whole number written in decimal digits, such as 80 (got "80abc")'],
+        ["a number in exponent form", { "haproxy:statsPort": "8.5e1" }, 'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "8.5e1")'],
+        ["a number with a leading zero", { "haproxy:statsPort": "09100" }, 'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "09100")'],
+        ["a misspelt incusHost field", { "haproxy:incusHost": { host: "h", hostkey: "x" }, "haproxy:incusSshPrivateKey": "K" }, "haproxy:incusHost.hostkey is not a known setting: did you mean hostKey?"],
     ])("bad config fails the program before any resource: %s", (_case, extra, message) => {
         const start = allRegistered.length;
         expect(() => runStack(extra)).toThrow(message);

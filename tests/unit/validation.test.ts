@@ -16,12 +16,12 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
     ["duplicate server names", api({ name: "backend-api-1" }), 'apiServers[1].name duplicates apiServers[0].name "backend-api-1"; server names must be unique in a pool'],
     ["space in a name", api({ name: "backend api" }), 'apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "backend api")'],
     ["shell in a name", api({ name: "x;rm -rf /" }), 'apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "x;rm -rf /")'],
-    ["newline in an address", api({ address: "a.lxd\nserver evil" }), 'apiServers[1].address must be a DNS name or IP address of A-Z a-z 0-9 . _ - (or an IPv6 address) (got "a.lxd\\nserver evil")'],
-    ["colon in a non-IPv6 address", { streamServers: [{ name: "s", address: "host:99" }] }, 'streamServers[0].address must be a DNS name or IP address of A-Z a-z 0-9 . _ - (or an IPv6 address) (got "host:99")'],
+    ["newline in an address", api({ address: "a.lxd\nserver evil" }), 'apiServers[1].address must be a DNS name of labels of A-Z a-z 0-9 - (RFC 1123: not starting or ending with -), or an IP address (got "a.lxd\\nserver evil")'],
+    ["colon in a non-IPv6 address", { streamServers: [{ name: "s", address: "host:99" }] }, 'streamServers[0].address must be a valid IPv6 address when it holds a ":" (a port goes in `port`) (got "host:99")'],
     ["weight out of range", api({ weight: 300 }), "apiServers[1].weight must be an integer from 0 to 256 (got 300)"],
     ["fall below 1", { healthCheckFall: 0 }, "healthCheckFall must be an integer from 1 to 100 (got 0)"],
     ["rise below 1", { healthCheckRise: 0 }, "healthCheckRise must be an integer from 1 to 100 (got 0)"],
-    ["interval below 1", { healthCheckIntervalMs: 0 }, "healthCheckIntervalMs must be an integer from 1 to 3600000 (got 0)"],
+    ["interval below 1", { healthCheckIntervalMs: 0 }, "healthCheckIntervalMs must be an integer from 100 to 3600000 (got 0)"],
     ["negative drain", { gracefulDrainSeconds: -1 }, "gracefulDrainSeconds must be an integer from 0 to 3600 (got -1)"],
     ["unsafe cookie name", { stickyCookieName: "ID; Path=/" }, 'stickyCookieName must be 1-64 characters of A-Z a-z 0-9 _ - (a safe cookie token) (got "ID; Path=/")'],
     ["relative cert path", { tlsCertPath: "certs/veza.pem" }, 'tlsCertPath must be an absolute path of A-Z a-z 0-9 . _ - segments without "..", or "" for HTTP only (got "certs/veza.pem")'],
@@ -84,5 +84,88 @@ describe("TLS pair", () => {
     });
     test("a proper pair passes", () => {
         expect(() => validateTlsPair(cert, "-----BEGIN EC PRIVATE KEY-----\nk\n-----END EC PRIVATE KEY-----\n")).not.toThrow();
+    });
+});
+
+/* Issue 9: classes of hostile or careless input, each refused with a message naming the field. */
+const OCTETS = "must be an IPv4 address of four decimal octets 0-255 without leading zeros, when it is one (short or numeric forms such as 127.1 or 0x7f000001 are read as addresses by the resolver)";
+const LABELS = "must be a DNS name of labels of A-Z a-z 0-9 - (RFC 1123: not starting or ending with -), or an IP address";
+const EMPTY_LABEL = "must be a DNS name without empty labels (no leading, trailing or doubled dots)";
+const LONG_NAME = `${"a".repeat(60)}.`.repeat(4) + "a".repeat(13);
+const stats = (address: string, port = 9100) => ({ apiServers: [{ name: "evil", address, port }] });
+
+describe.each<[string, string, Partial<HaproxySettings>, string]>([
+    // 1. members that are the load balancer's own listeners, in every loopback spelling
+    ["own listeners", "127.0.0.1 on the stats port", stats("127.0.0.1"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "127.0.0.1")'],
+    ["own listeners", "127.9.9.9 on the stats port", stats("127.9.9.9"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "127.9.9.9")'],
+    ["own listeners", "IPv4-mapped loopback", stats("::ffff:127.0.0.1"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "::ffff:127.0.0.1")'],
+    ["own listeners", "IPv4-mapped in hex", stats("::ffff:7f00:1"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "::ffff:7f00:1")'],
+    ["own listeners", "::1, long form", stats("0:0:0:0:0:0:0:1"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "0:0:0:0:0:0:0:1")'],
+    ["own listeners", "localhost on the stats port", stats("localhost"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "localhost")'],
+    ["own listeners", "a .localhost name", stats("x.LOCALHOST"), 'apiServers[0].address with port 9100 is this load balancer\'s own statsPort listener (a loopback address): requests would loop back into it and publish the stats without their password (got "x.LOCALHOST")'],
+    ["own listeners", "0.0.0.0 on the HTTP port", stats("0.0.0.0", 80), 'apiServers[0].address with port 80 is this load balancer\'s own listenHttp listener (a loopback address): requests would loop back into it (got "0.0.0.0")'],
+    ["own listeners", "loopback by the pool's default port", { backendApiPort: 80, apiServers: [{ name: "a", address: "::1" }] }, 'apiServers[0].address with port 80 is this load balancer\'s own listenHttp listener (a loopback address): requests would loop back into it (got "::1")'],
+    ["own listeners", "127.1 (short form)", stats("127.1"), `apiServers[0].address ${OCTETS} (got "127.1")`],
+    ["own listeners", "2130706433 (one number)", stats("2130706433"), `apiServers[0].address ${OCTETS} (got "2130706433")`],
+    ["own listeners", "0x7f000001 (hex)", stats("0x7f000001"), `apiServers[0].address ${OCTETS} (got "0x7f000001")`],
+    ["own listeners", "0177.0.0.1 (octal)", stats("0177.0.0.1"), `apiServers[0].address ${OCTETS} (got "0177.0.0.1")`],
+    // 4. addresses that would fail later
+    ["addresses", "a lone dot", api({ address: "." }), `apiServers[1].address ${EMPTY_LABEL} (got ".")`],
+    ["addresses", "two dots", api({ address: ".." }), `apiServers[1].address ${EMPTY_LABEL} (got "..")`],
+    ["addresses", "an empty label", api({ address: "backend-api-1..lxd" }), `apiServers[1].address ${EMPTY_LABEL} (got "backend-api-1..lxd")`],
+    ["addresses", "a trailing dot", api({ address: "backend-api-1.lxd." }), `apiServers[1].address ${EMPTY_LABEL} (got "backend-api-1.lxd.")`],
+    ["addresses", "a 64-character label", api({ address: `${"a".repeat(64)}.lxd` }), `apiServers[1].address must be a DNS name whose labels are at most 63 characters (label of 64) (got "${"a".repeat(64)}.lxd")`],
+    // Long values are shown cut to 200 characters.
+    ["addresses", "a 257-character name", api({ address: LONG_NAME }), `apiServers[1].address must be a DNS name of at most 253 characters (this one has 257) (got "${LONG_NAME.slice(0, 199)}...)`],
+    ["addresses", "an octet over 255", api({ address: "256.1.1.1" }), `apiServers[1].address ${OCTETS} (got "256.1.1.1")`],
+    ["addresses", "a leading zero", api({ address: "10.0.0.01" }), `apiServers[1].address ${OCTETS} (got "10.0.0.01")`],
+    ["addresses", "three octets", api({ address: "10.0.1" }), `apiServers[1].address ${OCTETS} (got "10.0.1")`],
+    ["addresses", "an IPv6 zone id", api({ address: "fe80::1%eth0" }), 'apiServers[1].address must not carry an IPv6 zone id (%...): a zone names a link of one machine, and HAProxy cannot use it for a server (got "fe80::1%eth0")'],
+    ["addresses", "an underscore", api({ address: "backend_api.lxd" }), `apiServers[1].address ${LABELS} (got "backend_api.lxd")`],
+    ["addresses", "a label ending in -", api({ address: "backend-.lxd" }), `apiServers[1].address ${LABELS} (got "backend-.lxd")`],
+    ["addresses", "an empty address", api({ address: "" }), 'apiServers[1].address must be a DNS name or an IP address (got "")'],
+    // 6. what can never work
+    ["cannot work", "every server at weight 0", { apiServers: [{ name: "a", address: "a.lxd", weight: 0 }, { name: "b", address: "b.lxd", weight: 0 }] }, "apiServers has every server at weight 0: the pool could never serve a request; give at least one server a weight of 1-256"],
+    ["cannot work", "a 1 ms check interval", { healthCheckIntervalMs: 1 }, "healthCheckIntervalMs must be an integer from 100 to 3600000 (got 1)"],
+    // 7. a new server that would move an existing one on the hash ring
+    ["ids", "two names on one server id", { streamServers: [{ name: "stream-srv-3860", address: "s1.lxd" }, { name: "stream-srv-1285", address: "s2.lxd" }] },
+        'streamServers[1].name takes the same server id (760601) as streamServers[0].name "stream-srv-3860": ids come from names so that adding a server never moves another; rename one of the two'],
+    // 8. values of any type
+    ["any type", "a BigInt port", { listenHttp: BigInt(80) as unknown as number }, "listenHttp must be an integer from 1 to 65535 (got 80n)"],
+    ["any type", "NaN", { statsPort: NaN }, "statsPort must be an integer from 1 to 65535 (got NaN)"],
+    ["any type", "Infinity", { maxConnections: Infinity }, "maxConnections must be an integer from 1 to 500000 (got Infinity)"],
+    ["any type", "a symbol", { stickyCookieName: Symbol("x") as unknown as string }, "stickyCookieName must be 1-64 characters of A-Z a-z 0-9 _ - (a safe cookie token) (got Symbol(x))"],
+    ["any type", "a circular server", { apiServers: (() => { const a: unknown[] = []; a.push(a); return a; })() as never }, "apiServers[0] must be an object { name, address, port?, weight? } (got an array that contains itself)"],
+    ["any type", "a circular object as a name", api({ name: (() => { const o: Record<string, unknown> = {}; o.self = o; return o; })() as never }), "apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got an object that contains itself)"],
+    // 9. typos
+    ["typos", "a misspelt setting", { listenHTTP: 8080 } as never, "listenHTTP is not a known setting: did you mean listenHttp?"],
+    ["typos", "a misspelt server field", api({ wieght: 5 }), "apiServers[1].wieght is not a known setting: did you mean weight?"],
+    ["typos", "a field nothing resembles", api({ colour: "red" }), "apiServers[1].colour is not a known setting (known: name, address, port, weight)"],
+])("issue 9, %s: %s", (_class, _case, overrides, message) => {
+    test("refused with a SettingsError naming the field", () => {
+        let error: unknown;
+        try {
+            renderHaproxyConfig({ ...labSettings(), ...overrides });
+        } catch (e) {
+            error = e;
+        }
+        expect(error).toBeInstanceOf(SettingsError);
+        expect((error as SettingsError).problems).toEqual([message]);
+    });
+});
+
+describe("issue 9: what stays accepted", () => {
+    test.each([
+        ["a loopback backend on another port (a test harness on one machine)", stats("127.0.0.11", 8080)],
+        ["IPv6 documentation address", stats("2001:db8::10", 8080)],
+        ["IPv4-mapped non-loopback", stats("::ffff:10.0.0.1", 8080)],
+        ["a single-label name", stats("backend-api-1", 8080)],
+        ["some servers at weight 0", { apiServers: [{ name: "a", address: "a.lxd", weight: 0 }, { name: "b", address: "b.lxd" }] }],
+    ])("%s", (_case, overrides) => {
+        expect(() => renderHaproxyConfig({ ...labSettings(), ...overrides })).not.toThrow();
+    });
+
+    test("settings that are not an object are refused by name, not with a TypeError", () => {
+        expect(() => renderHaproxyConfig(null as never)).toThrow(new SettingsError(["settings must be an object of HaproxySettings fields (got null)"]));
     });
 });
