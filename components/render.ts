@@ -42,6 +42,7 @@ export function configView(s: ResolvedSettings): object {
         apiServers,
         streamServers,
         tls: s.tlsCertPath !== "",
+        httpsPortSuffix: s.listenHttps === 443 ? "" : `:${s.listenHttps}`,
         logEnabled: s.logTarget !== "none",
         logFormat: s.logTarget === "stdout" || s.logTarget === "stderr" ? "format raw " : "",
         slowstart: s.gracefulDrainSeconds > 0,

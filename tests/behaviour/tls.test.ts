@@ -87,13 +87,22 @@ describeWithTools("TLS", () => {
         }
     });
 
-    test("11. plain HTTP is redirected to HTTPS (301, same host and path) without reaching a backend", async () => {
+    test("11. plain HTTP is redirected to the HTTPS listener's port (301, same host and path) without reaching a backend", async () => {
         const before = lab.api.reduce((n, b) => n + b.requests, 0) + lab.stream.reduce((n, b) => n + b.requests, 0);
+        // The harness's HTTPS port is not 443, like a user's listenHttps: 8443: the redirect must name it.
+        const https = lab.hp.httpsPort as number;
+        expect(https).not.toBe(443);
         for (const path of ["/api/v1/tracks?page=2", "/stream/42/playlist.m3u8", "/"]) {
-            const res = await get(lab.hp.httpPort, path, { host: "veza.localhost" });
-            expect({ path, status: res.status, location: res.headers.location }).toEqual({ path, status: 301, location: `https://veza.localhost${path}` });
-            expect(backendOf(res)).toBeUndefined();
+            for (const host of ["veza.localhost", `veza.localhost:${lab.hp.httpPort}`, "veza.localhost:80", "[::1]:80"]) {
+                const res = await get(lab.hp.httpPort, path, { host });
+                const name = host.replace(/:\d+$/, "");
+                expect({ path, host, status: res.status, location: res.headers.location }).toEqual({ path, host, status: 301, location: `https://${name}:${https}${path}` });
+                expect(backendOf(res)).toBeUndefined();
+            }
         }
+        // And the redirect target answers: the client that follows it reaches the HTTPS listener.
+        const followed = await handshake(https, {});
+        expect(followed.ok).toBe(true);
         const after = lab.api.reduce((n, b) => n + b.requests, 0) + lab.stream.reduce((n, b) => n + b.requests, 0);
         expect(after).toBe(before);
     });

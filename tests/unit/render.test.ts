@@ -37,6 +37,12 @@ describe("renderHaproxyConfig", () => {
         expectGolden("lab-uri-whole.cfg", renderHaproxyConfig(labSettings({ streamHashMode: "uri-whole" })));
     });
 
+    test("the HTTPS redirect names a non-default HTTPS port, and none for 443", () => {
+        const tls = { tlsCertPath: "/etc/haproxy/certs/veza.pem" };
+        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 8443 }))).toContain("redirect location https://%[var(txn.veza_host)]:8443%[pathq] code 301 unless { ssl_fc }");
+        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 443 }))).toContain("redirect location https://%[var(txn.veza_host)]%[pathq] code 301 unless { ssl_fc }");
+    });
+
     test("is deterministic: same settings, byte-identical output", () => {
         const a = renderHaproxyConfig(labSettings());
         const b = renderHaproxyConfig(JSON.parse(JSON.stringify(labSettings())));
