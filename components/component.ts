@@ -4,7 +4,7 @@ import * as random from "@pulumi/random";
 import { createHmac } from "crypto";
 import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
-import { configView } from "./render";
+import { configView, openFilesNeeded } from "./render";
 import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
 import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, ResolvedSettings, StreamHashMode } from "./settings";
 import { renderTemplate } from "./templates";
@@ -437,8 +437,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         }
 
         this.configCommand = this.step(`${name}-config`, "config", a.connection,
-            pulumi.all([provisioning, renderedConfig, certSha256]).apply(([p, config, cert]) =>
-                configStep({ containerName: p.containerName, config, certSha256: cert }).stdin),
+            pulumi.all([provisioning, renderedConfig, certSha256, settings]).apply(([p, config, cert, s]) =>
+                configStep({ containerName: p.containerName, config, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin),
             { dependsOn: configDependsOn },
             // A replaced container starts without our config: push it again.
             [container.id]);

