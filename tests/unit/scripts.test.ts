@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
-import { configStep, containerStep, ownerToken, stepStdin, tlsStep } from "../../components";
+import { configStep, containerStep, ownerToken, SettingsError, stepStdin, tlsStep } from "../../components";
 import { findBinary, requireBinary } from "../support/requirements";
 
 const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
@@ -52,6 +52,26 @@ describe("provisioning scripts", () => {
             .toThrow('adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(reboot)")');
         expect(() => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/haproxy.cfg", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }))
             .toThrow('certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
+    });
+
+    // Issue 9 (13): the builders are public API; every value is checked before it can reach a shell.
+    test.each<[string, () => unknown, string]>([
+        ["a command substitution in the admin socket", () => containerStep({ containerName: "haproxy", image: "x", profiles: ["default"], owner: OWNER, adminSocketPath: "/run/$(id)", serverStateFile: "/var/lib/s" }),
+            'adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(id)")'],
+        ["a glob in a profile", () => containerStep({ containerName: "haproxy", image: "x", profiles: ["*"], owner: OWNER, adminSocketPath: "/run/a", serverStateFile: "/var/lib/s" }),
+            'profiles[0] must be an Incus profile name of A-Z a-z 0-9 . _ - (got "*")'],
+        ["a semicolon in the container name", () => configStep({ containerName: "lb;reboot", config: "x", openFiles: 1 }),
+            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "lb;reboot")'],
+        ["a made-up owner token", () => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/a.pem", owner: "anyone", certificatePem: CERT, privateKeyPem: KEY }),
+            'owner must be an owner token from ownerToken() (got "anyone")'],
+        ["a certificate path climbing out", () => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/../haproxy.cfg", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }),
+            'certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/certs/../haproxy.cfg")'],
+        ["a config over 4 MiB", () => configStep({ containerName: "haproxy", config: "#".repeat(4 * 1024 * 1024 + 1), openFiles: 1 }),
+            "config must be at most 4194304 bytes (got 4194305)"],
+        ["a fractional open-files count", () => configStep({ containerName: "haproxy", config: "x", openFiles: 1.5 }),
+            "openFiles must be an integer from 1 to 100000000 (got 1.5)"],
+    ])("a step builder refuses %s", (_case, build, message) => {
+        expect(build).toThrow(new SettingsError([message]));
     });
 
     describe.each([["sh (dash)", "/bin/sh"], ["bash", "/bin/bash"]])("the header reader under %s", (_shell, shell) => {
