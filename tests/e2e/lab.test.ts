@@ -232,10 +232,14 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     // Pulumi runs a step's update only when its inputs change: the container's do not.
     expect(lab2.container.inputs).toEqual(lab1.container.inputs);
     expect(isDeepStrictEqual(lab2.container.inputs, lab1.container.inputs)).toBe(true);
-    // The config step's do: its payload and the payload's hash in the header, nothing else.
+    // The config step's do: its payload and what the header says of it (hash,
+    // size, open files for one more server), nothing else.
     expect(lab2.config.stdin).not.toEqual(lab1.config.stdin);
     expect({ ...lab2.config.inputs, stdin: "" }).toEqual({ ...lab1.config.inputs, stdin: "" });
-    expect({ ...lab2.config.header, config_sha256: "" }).toEqual({ ...lab1.config.header, config_sha256: "" });
+    const { config_sha256: _s2, config_bytes: _b2, open_files: _o2, ...fixed2 } = lab2.config.header;
+    const { config_sha256: _s1, config_bytes: _b1, open_files: _o1, ...fixed1 } = lab1.config.header;
+    expect(fixed2).toEqual(fixed1);
+    expect(Number(lab2.config.header.open_files) - Number(lab1.config.header.open_files)).toBe(2);
 
     const traffic = new TrafficLoop(url, 500);
     const trafficKa = new TrafficLoop(url, 500, 4, true);
@@ -303,7 +307,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     // A config that arrives intact (its sha matches) but that HAProxy rejects.
     const broken = `${good.payload}\nbackend veza_e2e_broken\n    balance no-such-algorithm\n`;
-    const rejected = await runStep(good, "update", { payload: broken, header: { config_sha256: sha256Hex(broken) } });
+    const rejected = await runStep(good, "update", { payload: broken, header: { config_sha256: sha256Hex(broken), config_bytes: String(Buffer.byteLength(broken)) } });
     expect(rejected.code).not.toBe(0);
     expect(rejected.stderr).toMatch(/\[ALERT\].*haproxy\.cfg\.veza-new:\d+\] : balance only supports/);
     expect(rejected.stderr).toContain("haproxy -c rejected the new config; running config and process untouched");

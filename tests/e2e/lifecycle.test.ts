@@ -108,6 +108,8 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
     await runStepOk(v1.config, "create");
     await waitHttpOk(`${url}/api/v1/items`);
     expect(await owner()).toBe(v1.container.header.owner);
+    // The drop-in asks for the open files the largest accepted maxConnections needs.
+    expect((await execIn(LB, ["systemctl", "show", "-p", "LimitNOFILE", "--value", "haproxy"])).stdout.trim()).toBe("262144");
     note("v1 create + config", `${created.ms} ms; owner ${await owner()}`);
   }, 180_000);
 

@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
 import { configStep, containerStep, ownerToken, SettingsError, stepStdin, tlsStep } from "../../components";
+import { applyDefaults, validateSettings } from "../../components";
+import { openFilesNeeded } from "../../components/render";
 import { findBinary, requireBinary } from "../support/requirements";
+import { labSettings } from "./lab-settings";
 
 const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
 const CERT = "-----BEGIN CERTIFICATE-----\ncert-marker-7f3a\n-----END CERTIFICATE-----\n";
@@ -35,6 +38,13 @@ describe("provisioning scripts", () => {
             expect(script).not.toContain(value);
         }
         expect(script).not.toMatch(/\{\{|\}\}/);
+    });
+
+    test("the systemd drop-in asks for the open files the largest accepted maxConnections needs", () => {
+        const limit = Number(/^LimitNOFILE=(\d+)$/m.exec(steps.container.create)?.[1]);
+        const settings = applyDefaults({ ...labSettings(), maxConnections: 100000 });
+        expect(() => validateSettings(settings)).not.toThrow();
+        expect(limit).toBeGreaterThanOrEqual(openFilesNeeded(settings));
     });
 
     test("each step's stdin is the veza-step/1 header, a blank line, then the payload", () => {
