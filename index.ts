@@ -1,6 +1,7 @@
 // The veza-haproxy stack: read the `haproxy:*` config, stand up the load balancer, export where it serves.
 import * as pulumi from "@pulumi/pulumi";
-import { HaproxyLoadBalancer, readStackConfig } from "./components";
+import { HaproxyLoadBalancer } from "./components";
+import { readStackConfig } from "./stack-config";
 
 const config = new pulumi.Config("haproxy");
 const lb = new HaproxyLoadBalancer("haproxy", readStackConfig(config, "haproxy"));

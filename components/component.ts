@@ -6,7 +6,7 @@ import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
 import { configView, openFilesNeeded } from "./render";
 import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
-import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, ResolvedSettings, StreamHashMode } from "./settings";
+import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, PublicSettingName, ResolvedSettings, SETTINGS, SETTINGS_KEYS } from "./settings";
 import { renderTemplate } from "./templates";
 import { Checker, ProvisioningSettings, SettingsError, settingsProblems, settingsWarnings, validateProvisioning, validateTlsPair } from "./validate";
 
@@ -21,65 +21,19 @@ export interface HaproxyTlsArgs {
     privateKeyPem: pulumi.Input<string>;
 }
 
+/** The haproxy.cfg settings a component user sets, as Inputs; each is defined once in SETTINGS (settings.ts): default, rule, doc. */
+type SettingArgs = { [K in Exclude<PublicSettingName, "apiServers" | "streamServers">]?: pulumi.Input<ResolvedSettings[K]> };
+
 /**
- * Inputs of HaproxyLoadBalancer: the HaproxySettings fields as Inputs (same
- * defaults, see settings.ts), plus where and how the container is provisioned.
+ * Inputs of HaproxyLoadBalancer: the haproxy.cfg settings (README's config
+ * table; defaults and rules in settings.ts), plus where and how the container
+ * is provisioned.
  */
-export interface HaproxyLoadBalancerArgs {
+export interface HaproxyLoadBalancerArgs extends SettingArgs {
     /** api_pool members. Required. */
     apiServers: pulumi.Input<pulumi.Input<BackendServer>[]>;
     /** stream_pool members. Required. */
     streamServers: pulumi.Input<pulumi.Input<BackendServer>[]>;
-    /** HTTP listener port. Default: 80. */
-    listenHttp?: pulumi.Input<number>;
-    /** HTTPS listener port (TLS only). Default: 443. */
-    listenHttps?: pulumi.Input<number>;
-    /** PEM path inside the container. Default: "" (HTTP only), or /etc/haproxy/certs/veza.pem when `tls` is given. */
-    tlsCertPath?: pulumi.Input<string>;
-    /** Redirect HTTP to HTTPS when TLS is on. Default: true. */
-    httpsRedirect?: pulumi.Input<boolean>;
-    /** Default upstream port of api servers. Default: 8080. */
-    backendApiPort?: pulumi.Input<number>;
-    /** Default upstream port of stream servers. Default: 8082. */
-    streamServerPort?: pulumi.Input<number>;
-    /** Health-check cadence in ms. Default: 5000. */
-    healthCheckIntervalMs?: pulumi.Input<number>;
-    /** Failed checks before DOWN. Default: 3. */
-    healthCheckFall?: pulumi.Input<number>;
-    /** Successful checks before UP. Default: 2. */
-    healthCheckRise?: pulumi.Input<number>;
-    /** Post-recovery weight ramp in seconds. Default: 30. */
-    gracefulDrainSeconds?: pulumi.Input<number>;
-    /** Sticky cookie name. Default: "VEZA_SERVERID". */
-    stickyCookieName?: pulumi.Input<string>;
-    /** HMAC key for cookie values. Default: a random id kept in the stack state. */
-    cookieSecret?: pulumi.Input<string>;
-    /** api_pool health path. Default: "/api/v1/health". */
-    apiHealthPath?: pulumi.Input<string>;
-    /** stream_pool health path. Default: "/health". */
-    streamHealthPath?: pulumi.Input<string>;
-    /** Path prefix routed to stream_pool. Default: "/stream/". */
-    streamPathPrefix?: pulumi.Input<string>;
-    /** "track" or "uri-whole". Default: "track". */
-    streamHashMode?: pulumi.Input<StreamHashMode>;
-    /** Loopback stats/metrics port. Default: 9100. */
-    statsPort?: pulumi.Input<number>;
-    /** Stats user. Default: "admin". */
-    statsUser?: pulumi.Input<string>;
-    /** Stats password (kept secret). Default: 32 random characters from @pulumi/random. */
-    statsPassword?: pulumi.Input<string>;
-    /** Global maxconn. Default: 4000. */
-    maxConnections?: pulumi.Input<number>;
-    /** Client timeout in ms. Default: 30000. */
-    timeoutClientMs?: pulumi.Input<number>;
-    /** Server timeout in ms. Default: 30000. */
-    timeoutServerMs?: pulumi.Input<number>;
-    /** Connect timeout in ms. Default: 5000. */
-    timeoutConnectMs?: pulumi.Input<number>;
-    /** WebSocket tunnel idle timeout in ms. Default: 3600000. */
-    timeoutTunnelMs?: pulumi.Input<number>;
-    /** Old-worker lifetime after a reload, in seconds. Default: 600. */
-    hardStopAfterSeconds?: pulumi.Input<number>;
     /**
      * SSH connection to the Incus host. Default: none, run the local `incus` CLI.
      * Needs `hostKey` (the host's public key line, e.g. the contents of
@@ -103,22 +57,16 @@ export const COMPONENT_DEFAULTS = {
     profiles: ["default"],
 };
 
-/** Fields of HaproxyLoadBalancerArgs that are passed straight to the renderer. */
-const RENDER_FIELDS = [
-    "apiServers", "streamServers", "listenHttp", "listenHttps", "tlsCertPath", "httpsRedirect",
-    "backendApiPort", "streamServerPort", "healthCheckIntervalMs", "healthCheckFall", "healthCheckRise",
-    "gracefulDrainSeconds", "stickyCookieName", "apiHealthPath", "streamHealthPath", "streamPathPrefix",
-    "streamHashMode", "statsPort", "statsUser", "maxConnections", "timeoutClientMs", "timeoutServerMs",
-    "timeoutConnectMs", "timeoutTunnelMs", "hardStopAfterSeconds",
-] as const;
+/** Settings that go straight from the args to the renderer (the password and cookie key get generated defaults). */
+const RENDER_FIELDS = SETTINGS_KEYS.filter((key): key is Exclude<PublicSettingName, "statsPassword" | "cookieSecret"> =>
+    !("internal" in SETTINGS[key]) && key !== "statsPassword" && key !== "cookieSecret");
 
 /** Every key of HaproxyLoadBalancerArgs (the compiler checks both directions). */
-const ARG_KEYS = [
-    ...RENDER_FIELDS, "statsPassword", "cookieSecret", "connection", "insecureSkipHostKeyCheck", "containerName", "image", "profiles", "tls",
-] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
-type MissingArgKeys = Exclude<keyof HaproxyLoadBalancerArgs, (typeof ARG_KEYS)[number]>;
+const PROVISIONING_KEYS = ["connection", "insecureSkipHostKeyCheck", "containerName", "image", "profiles", "tls"] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
+type MissingArgKeys = Exclude<keyof HaproxyLoadBalancerArgs, PublicSettingName | (typeof PROVISIONING_KEYS)[number]>;
 const allArgKeysListed: MissingArgKeys extends never ? true : MissingArgKeys = true;
 void allArgKeysListed;
+const ARG_KEYS: readonly string[] = [...RENDER_FIELDS, "statsPassword", "cookieSecret", ...PROVISIONING_KEYS];
 
 function isPlain(value: unknown): boolean {
     if (pulumi.Output.isInstance(value) || value instanceof Promise) return false;

@@ -4,4 +4,3 @@ export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAU
 export { SettingsError, validateSettings, validateProvisioning, validateTlsPair, ProvisioningSettings } from "./validate";
 export { stableServerIds, cookieValue, sha256Hex } from "./identity";
 export { containerStep, configStep, tlsStep, tlsBundle, ownerToken, stepScripts, stepStdin, renderScript, ScriptStep, StepScripts, CONFIG_PATH, MASTER_SOCKET, STEP_HEADER } from "./scripts";
-export { readStackConfig, labCertificate, IncusHostConfig, STACK_CONFIG_KEYS } from "./stack-config";

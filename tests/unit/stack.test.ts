@@ -3,6 +3,9 @@ import * as yaml from "js-yaml";
 import * as path from "path";
 import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support/pulumi-mocks";
 
+// Each run compiles index.ts afresh (jest.isolateModules): slow on a busy machine, not a hang.
+jest.setTimeout(30_000);
+
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
 
 // One mock monitor for the whole file: each run only swaps the config and re-runs index.ts.
