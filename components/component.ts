@@ -261,6 +261,17 @@ export function forgetContainerClaims(): void {
     claimedContainers.clear();
 }
 
+/** Every input, resolved and checked (now, or when it resolves). */
+interface ResolvedInputs {
+    connection: HaproxyLoadBalancerArgs["connection"];
+    runsOn: pulumi.Input<string>;
+    provisioning: pulumi.Output<ProvisioningSettings & { runsOn: string }>;
+    tlsPair?: pulumi.Output<[string, string]>;
+    settings: pulumi.Output<ResolvedSettings>;
+    statsPassword: pulumi.Output<string>;
+    fingerprintKey: pulumi.Output<string>;
+}
+
 /** Keyed fingerprint of the rendered config: readable, changes exactly when the config does, and cannot be recomputed without the key. */
 function fingerprint(key: string, config: string): string {
     return createHmac("sha256", key).update(config, "utf8").digest("hex");
@@ -300,11 +311,49 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
-        // resolve
+        const inputs = this.resolveAndValidate(name, args);
+        const renderedConfig = pulumi.secret(inputs.settings.apply((s) => renderTemplate("haproxy.cfg.mustache", configView(s))));
+        const steps = this.steps(name, inputs, renderedConfig);
+
+        this.containerCommand = steps.container;
+        this.tlsCommand = steps.tls;
+        this.configCommand = steps.config;
+        this.containerName = inputs.provisioning.containerName;
+        this.address = steps.container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
+        // `settings` is secret (it holds the password); the listeners are not.
+        const listeners = pulumi.unsecret(inputs.settings.apply((s) => ({
+            http: s.listenHttp, https: s.tlsCertPath === "" ? undefined : s.listenHttps, stats: `${s.statsBindAddress}:${s.statsPort}`,
+        })));
+        this.httpUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
+            l.http === 80 ? `http://${address}/` : `http://${address}:${l.http}/`);
+        this.httpsUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
+            l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`);
+        this.statsUrl = listeners.apply((l) => `http://${l.stats}/stats`);
+        this.metricsUrl = listeners.apply((l) => `http://${l.stats}/metrics`);
+        this.configFingerprint = pulumi.unsecret(pulumi.all([inputs.fingerprintKey, renderedConfig]).apply(([key, config]) => fingerprint(key, config)));
+        this.renderedConfig = renderedConfig;
+        this.statsPassword = inputs.statsPassword;
+        this.registerOutputs({
+            containerName: this.containerName,
+            address: this.address,
+            httpUrl: this.httpUrl,
+            httpsUrl: this.httpsUrl,
+            statsUrl: this.statsUrl,
+            metricsUrl: this.metricsUrl,
+            configFingerprint: this.configFingerprint,
+            renderedConfig: this.renderedConfig,
+            statsPassword: this.statsPassword,
+        });
+    }
+
+    /**
+     * Defaults applied, generated secrets made, every input checked: what is
+     * known now fails the constructor, the rest when it resolves (then no step
+     * built from it registers).
+     */
+    private resolveAndValidate(name: string, args: HaproxyLoadBalancerArgs): ResolvedInputs {
         const a = applyComponentDefaults(name, args);
         const insecure = a.insecureSkipHostKeyCheck === true;
-
-        // validate: what is known now fails the constructor, the rest when it resolves.
         onResource(this, () => checkKnownSettings(args, a));
         const runsOn = this.runsOn(a.connection, insecure);
         const provisioning = validateNowOrLater(this,
@@ -322,7 +371,6 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
         const statsPassword = pulumi.secret(a.statsPassword ?? this.randomKey(`${name}-stats-password`));
         const cookieSecret = a.cookieSecret ?? this.randomKey(`${name}-cookie-secret`);
-        const fingerprintKey = this.randomKey(`${name}-fingerprint-key`);
         const renderInputs: Inputs<HaproxySettings> = { statsPassword, cookieSecret };
         for (const field of RENDER_FIELDS) (renderInputs as Record<string, unknown>)[field] = a[field];
         const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(this,
@@ -336,11 +384,12 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             }).apply(({ resolved }) => resolved);
         // Legal but unusual values: said on every run, never refused.
         settings.apply((s) => settingsWarnings(s).forEach((warning) => pulumi.log.warn(warning, this)));
+        return { connection: a.connection, runsOn, provisioning, tlsPair, settings, statsPassword, fingerprintKey: this.randomKey(`${name}-fingerprint-key`) };
+    }
 
-        // render
-        const renderedConfig = pulumi.secret(settings.apply((s) => renderTemplate("haproxy.cfg.mustache", configView(s))));
-
-        // steps
+    /** The container, TLS and config steps, in the order the engine runs them. */
+    private steps(name: string, inputs: ResolvedInputs, renderedConfig: pulumi.Output<string>): { container: StepCommand; tls?: StepCommand; config: StepCommand } {
+        const { connection, runsOn, provisioning, tlsPair, settings } = inputs;
         // The URN's value only: an input that depends on this component waits
         // for all of its children, the step itself included (the SDK expands a
         // component dependency to its children: @pulumi/pulumi
@@ -351,7 +400,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         // Only provisioning inputs reach the container step (never the pools),
         // so preview shows exactly when it is replaced. It waits for a valid
         // TLS pair: nothing reaches a container while the pair is wrong.
-        const container = this.step(`${name}-container`, "container", a.connection,
+        const container = this.step(`${name}-container`, "container", connection,
             pulumi.all([provisioning, owner, tlsReady]).apply(([p, ownerToken]) => containerStep({
                 ...p,
                 owner: ownerToken,
@@ -368,11 +417,11 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             { deleteBeforeReplace: true },
             [provisioning.containerName, provisioning.image, provisioning.profiles.apply((p) => p.join(",")), runsOn]);
 
+        let tls: StepCommand | undefined;
         let certSha256: pulumi.Output<string> = pulumi.output("none");
-        const configDependsOn: pulumi.Resource[] = [container];
-        if (a.tls && tlsPair) {
+        if (tlsPair) {
             const certPath = pulumi.unsecret(settings.apply((s) => s.tlsCertPath));
-            this.tlsCommand = this.step(`${name}-tls`, "tls", a.connection,
+            tls = this.step(`${name}-tls`, "tls", connection,
                 pulumi.secret(pulumi.all([provisioning, certPath, owner, tlsPair]).apply(([p, path, ownerToken, [certificatePem, privateKeyPem]]) =>
                     tlsStep({ containerName: p.containerName, certPath: path, owner: ownerToken, certificatePem, privateKeyPem }).stdin)),
                 { dependsOn: [container] },
@@ -381,45 +430,15 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // config no longer names it.
                 [container.id, certPath]);
             certSha256 = pulumi.unsecret(tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)));
-            configDependsOn.push(this.tlsCommand);
         }
 
-        this.configCommand = this.step(`${name}-config`, "config", a.connection,
-            pulumi.all([provisioning, renderedConfig, certSha256, settings]).apply(([p, config, cert, s]) =>
-                configStep({ containerName: p.containerName, config, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin),
-            { dependsOn: configDependsOn },
+        const config = this.step(`${name}-config`, "config", connection,
+            pulumi.all([provisioning, renderedConfig, certSha256, settings]).apply(([p, text, cert, s]) =>
+                configStep({ containerName: p.containerName, config: text, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin),
+            { dependsOn: tls ? [container, tls] : [container] },
             // A replaced container starts without our config: push it again.
             [container.id]);
-
-        // outputs
-        this.containerCommand = container;
-        this.containerName = provisioning.containerName;
-        this.address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
-        // `settings` is secret (it holds the password); the listeners are not.
-        const listeners = pulumi.unsecret(settings.apply((s) => ({
-            http: s.listenHttp, https: s.tlsCertPath === "" ? undefined : s.listenHttps, stats: `${s.statsBindAddress}:${s.statsPort}`,
-        })));
-        this.httpUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
-            l.http === 80 ? `http://${address}/` : `http://${address}:${l.http}/`);
-        this.httpsUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
-            l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`);
-        this.statsUrl = listeners.apply((l) => `http://${l.stats}/stats`);
-        this.metricsUrl = listeners.apply((l) => `http://${l.stats}/metrics`);
-        this.configFingerprint = pulumi.unsecret(pulumi.all([fingerprintKey, renderedConfig]).apply(([key, config]) => fingerprint(key, config)));
-        this.renderedConfig = renderedConfig;
-        this.statsPassword = statsPassword;
-
-        this.registerOutputs({
-            containerName: this.containerName,
-            address: this.address,
-            httpUrl: this.httpUrl,
-            httpsUrl: this.httpsUrl,
-            statsUrl: this.statsUrl,
-            metricsUrl: this.metricsUrl,
-            configFingerprint: this.configFingerprint,
-            renderedConfig: this.renderedConfig,
-            statsPassword: this.statsPassword,
-        });
+        return { container, tls, config };
     }
 
     /**
