@@ -13,17 +13,25 @@ import { Checker, SettingsError, validateProvisioning, validateTlsPair } from ".
  * (pulumi/pulumi-command provider/pkg/provider/remote/commandOutputs.go, run).
  */
 
-/** Debian's haproxy unit reads this file and runs the master CLI on this socket. */
-export const CONFIG_PATH = "/etc/haproxy/haproxy.cfg";
-export const MASTER_SOCKET = "/run/haproxy-master.sock";
+import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
+
+export { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 /** First line of every step's stdin. */
 export const STEP_HEADER = "veza-step/1";
 
+/*
+ * templates/ names: `<step>-<op>.sh.mustache` is the script a step runs on the
+ * Incus host for one Command operation (`create`, also run on update, or
+ * `delete`); `_<step>-<what>` is a constant piece included into that step's
+ * script (`_prelude.sh` into every step's); haproxy.cfg.mustache is the one
+ * template rendered with values, named after the file it becomes.
+ */
+/** The pieces, by the partial name the step scripts include them with (`{{> name}}`). */
 const PARTIALS = {
     prelude: "_prelude.sh",
-    saveState: "veza-save-state.sh",
-    dropin: "haproxy-dropin.conf",
-    applyInContainer: "config-apply-in-container.sh",
+    saveState: "_container-save-state.sh",
+    dropin: "_container-dropin.conf",
+    applyInContainer: "_config-in-container.sh",
 };
 
 /** Renders one of templates/*.sh.mustache with the shared partials. */
@@ -47,8 +55,8 @@ export interface ScriptStep extends StepScripts {
 
 const SCRIPT_FILES = {
     container: { create: "container-create.sh.mustache", delete: "container-delete.sh.mustache" },
-    tls: { create: "tls-push.sh.mustache", delete: "tls-remove.sh.mustache" },
-    config: { create: "config-apply.sh.mustache", delete: undefined },
+    tls: { create: "tls-create.sh.mustache", delete: "tls-delete.sh.mustache" },
+    config: { create: "config-create.sh.mustache", delete: undefined },
 } as const;
 
 export type StepKind = keyof typeof SCRIPT_FILES;

@@ -1,5 +1,5 @@
 /**
- * The config step's in-container script (templates/config-apply-in-container.sh)
+ * The config step's in-container script (templates/_config-in-container.sh)
  * run for real under bash and dash, with a real `haproxy -c`, flock, head and
  * sha256sum, and stand-ins only for what needs a container: systemctl (a
  * state directory plays the service) and the master CLI (socat answers
@@ -14,7 +14,7 @@ import * as path from "path";
 import { loadTemplate } from "../../components/templates";
 import { findBinary, requireBinary } from "../support/requirements";
 
-const SCRIPT = loadTemplate("config-apply-in-container.sh");
+const SCRIPT = loadTemplate("_config-in-container.sh");
 // Checked by the real `haproxy -c`, never started: the listener's port is not bound.
 const CONFIG_A = "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\nfrontend f\n    bind 127.0.0.1:1\n";
 const CONFIG_B = `${CONFIG_A}# B\n`;
@@ -207,10 +207,16 @@ describeWithHaproxy.each([["dash", "/bin/dash"], ["bash", "/bin/bash"]])("the co
 });
 
 describe("the script's own text", () => {
-    test("documents exactly the exit codes it uses", () => {
-        const used = [...new Set([...SCRIPT.matchAll(/\bexit (\d+)/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
+    test("defines each exit code once by name, documents exactly those, uses every one, and never exits with a bare number", () => {
+        const defined = [...SCRIPT.matchAll(/\b(EXIT_\w+)=(\d+)\b/g)];
+        const names = defined.map((m) => m[1]);
+        const codes = defined.map((m) => Number(m[2])).sort((a, b) => a - b);
         const documented = [...SCRIPT.matchAll(/^#\s+(\d+) /gm)].map((m) => Number(m[1]));
-        expect(used).toEqual(documented);
+        const used = [...new Set([...SCRIPT.matchAll(/"\$(EXIT_\w+)"/g)].map((m) => m[1]))].sort();
+        expect(codes).toEqual(documented);
+        expect(new Set(names).size).toBe(names.length);
+        expect(used).toEqual([...names].sort());
+        expect(SCRIPT).not.toMatch(/\bexit \d/);
         expect(spawnSync("dash", ["-n"], { input: SCRIPT }).status).toBe(0);
     });
 });
