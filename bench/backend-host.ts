@@ -7,7 +7,7 @@
  *   <- {ready: true, port} once listening, then {id, ok, ...} per command.
  * Usage (from bench/lib/backends.ts only): backend-host.ts NAME PORT
  */
-import { FakeBackend, startBackend } from "../tests/support/backend";
+import { FakeBackend, startBackend } from "../tests/support";
 
 interface Command {
     id: number;

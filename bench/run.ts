@@ -21,19 +21,19 @@
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover)
  *   BENCH_STRICT=1: exit 1 when a target is missed.
- * `npm run bench -- --plot` redraws results.svg and results.md from results.json.
+ * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
+ * and results.md from results.json. bench/README.md describes the whole bench.
  */
 import { spawnSync } from "child_process";
 import { readFileSync, writeFileSync } from "fs";
 import * as os from "os";
 import * as path from "path";
-import { cleanupAll as harnessCleanupAll } from "../tests/support/harness";
-import { findBinary } from "../tests/support/requirements";
+import { findBinary } from "../tests/support";
 import { productSettings, startBackendProcesses, startNginx, startProduct, startSeedLiteral } from "./lib/contenders";
 import { NGINX_BIN } from "./lib/nginx";
-import { cleanupAll, installExitHandlers, onCleanup } from "./lib/procs";
+import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, median, round } from "./lib/stats";
-import { renderPlot } from "./lib/svg";
+import { renderPlot } from "./lib/plot";
 import { measureChangeToServing } from "./scenarios/change";
 import { FailoverResult, measureFailover } from "./scenarios/failover";
 import { HashResult, measureHash } from "./scenarios/hash";
@@ -210,11 +210,11 @@ function markdown(r: Results): string {
 
 function plotFor(r: Results): string {
     if (!r.throughput) throw new Error("results.json has no throughput section to plot");
-    return renderPlot({ throughput: r.throughput, meta: { date: String(r.meta.date).slice(0, 10), cpus: r.meta.cpus as number } });
+    return renderPlot(r.throughput.contenders, { date: String(r.meta.date).slice(0, 10), cpus: r.meta.cpus as number });
 }
 
 async function main(): Promise<number> {
-    // `npm run bench -- --plot`: redraw results.svg (and results.md) from results.json, no measuring.
+    // `npm run bench:plot`: redraw results.svg (and results.md) from results.json, no measuring.
     if (process.argv.includes("--plot")) {
         const r = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
         writeFileSync(RESULTS_SVG, plotFor(r));
@@ -223,8 +223,6 @@ async function main(): Promise<number> {
         return 0;
     }
     installExitHandlers();
-    // Runs last (cleanups are LIFO): whatever the shared harness still tracks.
-    onCleanup(harnessCleanupAll);
     for (const [bin, pkg] of [["haproxy", "haproxy"], ["wrk", "wrk"], ["nginx", "nginx-light"]]) {
         if (findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }

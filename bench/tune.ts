@@ -14,10 +14,10 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
-import { cleanupAll as harnessCleanupAll } from "../tests/support/harness";
+import { onCleanup, sleep } from "../tests/support";
 import { productSettings, renderProductCopy, startBackendProcesses, startSeedLiteral } from "./lib/contenders";
 import { LiteralHaproxy } from "./lib/literal";
-import { cleanupAll, installExitHandlers, onCleanup, sleep } from "./lib/procs";
+import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, round } from "./lib/stats";
 import { oneFailover } from "./scenarios/failover";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
@@ -175,8 +175,6 @@ async function failoverMode(names: string[]): Promise<void> {
 
 async function main(): Promise<void> {
     installExitHandlers();
-    // Runs last (cleanups are LIFO): whatever the shared harness still tracks.
-    onCleanup(harnessCleanupAll);
     const reload = process.argv.includes("--reload");
     const failover = process.argv.includes("--failover");
     const wanted = process.argv.slice(2).filter((a) => !a.startsWith("--"));

@@ -1,6 +1,11 @@
-export { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxyTlsArgs, InputError, applyComponentDefaults, validateNowOrLater, COMPONENT_DEFAULTS } from "./component";
-export { renderHaproxyConfig, configView } from "./render";
-export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, CERT_DIR, applyDefaults } from "./settings";
-export { SettingsError, validateSettings, validateProvisioning, validateTlsPair, ProvisioningSettings } from "./validate";
-export { stableServerIds, cookieValue, sha256Hex } from "./identity";
-export { containerStep, configStep, tlsStep, tlsBundle, ownerToken, stepScripts, stepStdin, renderScript, ScriptStep, StepScripts, CONFIG_PATH, MASTER_SOCKET, STEP_HEADER } from "./scripts";
+// The library's public surface. Stack wiring (reading `haproxy:*` config) is
+// not part of it: it lives beside the stack program (../stack-config.ts).
+
+// The component and its inputs.
+export { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxyTlsArgs, InputError } from "./component";
+// The pure core: settings with their defaults, the renderer, the errors it throws.
+export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAULT_SETTINGS, applyDefaults } from "./settings";
+export { renderHaproxyConfig, openFilesNeeded } from "./render";
+export { SettingsError, validateSettings } from "./validate";
+// The provisioning steps without the component (constant scripts, inputs on stdin).
+export { containerStep, configStep, tlsStep, ownerToken, ScriptStep } from "./scripts";

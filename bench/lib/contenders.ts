@@ -1,12 +1,11 @@
 import * as path from "path";
 import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
-import { freePort } from "../../tests/support/ports";
-import { HaproxyProcess, startHaproxy } from "../../tests/support/haproxy-process";
+import { freePort, HaproxyProcess, onCleanup, startHaproxy } from "../../tests/support";
 import { BackendProcess } from "./backends";
 import { fillPlaceholders, LiteralHaproxy, readBenchFile } from "./literal";
 import { NginxContender } from "./nginx";
-import { onCleanup, tempDir } from "./procs";
+import { tempDir } from "./procs";
 
 export interface Named {
     name: string;

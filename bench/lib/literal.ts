@@ -2,8 +2,8 @@ import { execFile } from "child_process";
 import { readFileSync, writeFileSync } from "fs";
 import * as net from "net";
 import * as path from "path";
-import { socketCommand } from "../../tests/support/haproxy-process";
-import { sleep, spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs";
+import { sleep, socketCommand } from "../../tests/support";
+import { spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs";
 
 /** Replaces every {{NAME}} in `text`; throws if one is left unfilled. */
 export function fillPlaceholders(text: string, values: Record<string, string | number>): string {

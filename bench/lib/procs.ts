@@ -2,18 +2,19 @@ import { ChildProcess, spawn, SpawnOptions } from "child_process";
 import { mkdtempSync, rmSync } from "fs";
 import * as os from "os";
 import * as path from "path";
+import { cleanupAll as runCleanups } from "../../tests/support";
 
 /*
  * Everything the bench starts goes through here: each child runs in its own
  * process group (detached), so stopping it kills the whole group (nginx
  * workers, haproxy master + workers, wrk), and `cleanupAll` (run from
  * run.ts's finally, on exit and on SIGINT/SIGTERM) stops whatever is left.
- * Only processes the bench itself started are ever signalled.
+ * Only processes the bench itself started are ever signalled. Objects with a
+ * stop() register it with the test kit's onCleanup (its one registry).
  */
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
-const cleanups: (() => Promise<void> | void)[] = [];
 
 export interface Spawned {
     child: ChildProcess;
@@ -91,11 +92,6 @@ export function removeTempDir(dir: string): void {
     tempDirs.delete(dir);
 }
 
-/** Registers an async cleanup (harness objects: haproxy.stop(), backend.close()), run LIFO by cleanupAll. */
-export function onCleanup(fn: () => Promise<void> | void): void {
-    cleanups.push(fn);
-}
-
 function killRemainingSync(): void {
     for (const child of [...children]) killGroup(child, "SIGKILL");
     for (const dir of [...tempDirs]) {
@@ -108,23 +104,11 @@ function killRemainingSync(): void {
     tempDirs.clear();
 }
 
-let cleaning: Promise<void> | undefined;
-
-export function cleanupAll(): Promise<void> {
-    if (cleaning === undefined) {
-        cleaning = (async () => {
-            while (cleanups.length > 0) {
-                const fn = cleanups.pop() as () => Promise<void> | void;
-                try {
-                    await Promise.race([Promise.resolve(fn()), new Promise((r) => setTimeout(r, 5000))]);
-                } catch {
-                    /* keep cleaning */
-                }
-            }
-            killRemainingSync();
-        })();
-    }
-    return cleaning;
+/** The kit's registered cleanups (last registered first), then every process group and temp dir still left. */
+export async function cleanupAll(): Promise<void> {
+    // The kit runs every cleanup even when one fails; the bench reports the failures and keeps stopping.
+    await runCleanups().catch((err: unknown) => process.stderr.write(`bench: ${String(err)}\n`));
+    killRemainingSync();
 }
 
 let installed = false;
@@ -140,5 +124,3 @@ export function installExitHandlers(): void {
         });
     }
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

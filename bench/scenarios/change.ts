@@ -3,11 +3,9 @@ import { readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
-import { FakeBackend, startBackend } from "../../tests/support/backend";
+import { backendOf, FakeBackend, get, onCleanup, sleep, startBackend } from "../../tests/support";
 import { productSettings, startProduct } from "../lib/contenders";
-import { backendOf, get } from "../../tests/support/http";
 import { execFileP } from "../lib/literal";
-import { onCleanup, sleep } from "../lib/procs";
 import { log, median, nowMs, round } from "../lib/stats";
 
 export interface ChangeResult {
@@ -25,7 +23,7 @@ export interface ChangeResult {
  * again (the unit's ExecReload) -> save server state -> reload through the
  * master CLI -> wait for the new worker (harness reload) -> GET on fresh
  * connections until one is answered by the new server. That is the product's
- * config step (templates/config-apply-in-container.sh + haproxy-dropin.conf)
+ * config step (templates/_config-in-container.sh + _container-dropin.conf)
  * minus `incus exec` and systemd.
  */
 export async function measureChangeToServing(runs = 5): Promise<ChangeResult> {
@@ -48,7 +46,7 @@ export async function measureChangeToServing(runs = 5): Promise<ChangeResult> {
             writeFileSync(newPath, config, { mode: 0o640 });
             const got = createHash("sha256").update(readFileSync(newPath)).digest("hex");
             if (got !== want) throw new Error("config arrived damaged");
-            await execFileP("haproxy", ["-c", "-q", "-f", newPath]); // config-apply-in-container.sh
+            await execFileP("haproxy", ["-c", "-q", "-f", newPath]); // _config-in-container.sh
             await execFileP("haproxy", ["-c", "-q", "-f", newPath]); // ExecReload's check
             rmSync(newPath);
             const t2 = nowMs();

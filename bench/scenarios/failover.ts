@@ -1,6 +1,6 @@
 import { BackendProcess } from "../lib/backends";
 import { productSettings, startProduct, startSeedLiteral } from "../lib/contenders";
-import { sleep } from "../lib/procs";
+import { sleep } from "../../tests/support";
 import { log, nowMs, round } from "../lib/stats";
 import { startWrk } from "../lib/wrk";
 

@@ -1,10 +1,7 @@
 import { createHash } from "crypto";
 import { HaproxySettings } from "../../components/settings";
-import { FakeBackend, startBackend } from "../../tests/support/backend";
-import { HaproxyProcess, OP_STATE } from "../../tests/support/haproxy-process";
+import { backendOf, FakeBackend, get, HaproxyProcess, keepAliveAgent, onCleanup, OP_STATE, pool, startBackend } from "../../tests/support";
 import { productSettings, startProduct } from "../lib/contenders";
-import { backendOf, get, keepAliveAgent, pool } from "../../tests/support/http";
-import { onCleanup } from "../lib/procs";
 import { log, round } from "../lib/stats";
 
 export interface HashResult {

@@ -1,7 +1,7 @@
 import { HaproxySettings } from "../../components/settings";
 import { BackendProcess } from "../lib/backends";
 import { productSettings, startProduct } from "../lib/contenders";
-import { sleep } from "../lib/procs";
+import { sleep } from "../../tests/support";
 import { log, median, nowMs, round } from "../lib/stats";
 import { startWrk } from "../lib/wrk";
 

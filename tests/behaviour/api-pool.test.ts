@@ -1,15 +1,10 @@
 /*
  * api_pool: round-robin, sticky cookie (insert indirect nocache httponly),
- * WebSocket stickiness and tunnel timeout, drain through the admin socket.
- * Behaviours 1, 2, 3 and 8 of issue 3 (the TLS half of 1 is in tls.test.ts).
+ * WebSocket stickiness and tunnel timeout, drain through the admin socket
+ * (the cookie over TLS is in tls.test.ts).
  */
 import { cookieValue } from "../../components/identity";
-import { ADMIN_STATE } from "../support/haproxy-process";
-import { cleanupAll } from "../support/harness";
-import { backendOf, echo, get, keepAliveAgent, openWebSocket, request, setCookie } from "../support/http";
-import { Lab, startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
-import { sleep, within } from "../support/time";
+import { ADMIN_STATE, backendOf, cleanupAll, echo, get, keepAliveAgent, Lab, openWebSocket, request, requireBinary, setCookie, sleep, startLab, within } from "../support";
 
 jest.setTimeout(60_000);
 
@@ -24,8 +19,8 @@ function cookiesOf(lab: Lab): Map<string, string> {
 describeWithHaproxy("api_pool", () => {
     afterEach(cleanupAll);
 
-    test("1. without a cookie, requests alternate round-robin and each response sets the sticky cookie (HttpOnly, no Secure over HTTP)", async () => {
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 200 });
+    test("without a cookie, requests alternate round-robin and each response sets the sticky cookie (HttpOnly, no Secure over HTTP)", async () => {
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200 } });
         const names = lab.api.map((b) => b.name).sort();
         const served: string[] = [];
         for (let i = 0; i < 9; i++) {
@@ -42,14 +37,14 @@ describeWithHaproxy("api_pool", () => {
             expect(cookie!.attributes).not.toHaveProperty("secure");
             expect(cookie!.attributes.path).toBe("/");
         }
-        console.log(`1. round-robin order: ${served.join(" ")}`);
+        console.log(`round-robin order: ${served.join(" ")}`);
         // Every window of 3 consecutive requests hits all 3 servers, and the cycle repeats.
         for (let i = 0; i + 3 <= served.length; i++) expect([...served.slice(i, i + 3)].sort()).toEqual(names);
         for (let i = 3; i < served.length; i++) expect(served[i]).toBe(served[i - 3]);
     });
 
-    test("2. with the cookie, 100 requests all reach the pinned server, which never sees the cookie (indirect)", async () => {
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 200 });
+    test("with the sticky cookie, 100 requests all reach the pinned server, which never sees the cookie (indirect)", async () => {
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200 } });
         const agent = keepAliveAgent(4);
         try {
             for (const [name, value] of cookiesOf(lab)) {
@@ -81,12 +76,16 @@ describeWithHaproxy("api_pool", () => {
         }
     });
 
-    test("3. a WebSocket upgrade with the cookie lands on the server that served the HTTP requests and outlives the client/server timeouts", async () => {
-        const lab = await startLab(3, 1, {
-            healthCheckIntervalMs: 200,
-            timeoutClientMs: 500,
-            timeoutServerMs: 500,
-            timeoutTunnelMs: 60_000,
+    test("a WebSocket upgrade with the sticky cookie lands on the server that served the HTTP requests and outlives the client/server timeouts", async () => {
+        const lab = await startLab({
+            api: 3,
+            stream: 1,
+            settings: {
+                healthCheckIntervalMs: 200,
+                timeoutClientMs: 500,
+                timeoutServerMs: 500,
+                timeoutTunnelMs: 60_000,
+            },
         });
         const first = await get(lab.hp.httpPort, "/api/v1/login", {});
         const pinned = backendOf(first) as string;
@@ -112,22 +111,23 @@ describeWithHaproxy("api_pool", () => {
         await sleep(1500);
         expect(ws.isOpen()).toBe(true);
         await ws.echo("after-idle");
-        console.log(`3. WebSocket on ${pinned}: ${sent} echoes over ${Date.now() - started} ms incl. a 1.5 s idle gap, still open`);
+        console.log(`WebSocket on ${pinned}: ${sent} echoes over ${Date.now() - started} ms incl. a 1.5 s idle gap, still open`);
         expect(ws.isOpen()).toBe(true);
         expect(target.openWebSockets()).toBe(1);
         ws.close();
     });
 
-    test("3b. control: the same idle gap closes the WebSocket when timeoutTunnelMs is shorter than the gap", async () => {
-        const lab = await startLab(2, 1, { timeoutClientMs: 500, timeoutServerMs: 500, timeoutTunnelMs: 700 });
+    // The control for the test above: the idle gap is what timeoutTunnelMs governs.
+    test("a WebSocket idle for longer than timeoutTunnelMs is closed", async () => {
+        const lab = await startLab({ api: 2, stream: 1, settings: { timeoutClientMs: 500, timeoutServerMs: 500, timeoutTunnelMs: 700 } });
         const ws = await openWebSocket(lab.hp.httpPort, "/ws");
         await ws.echo("hello");
         const code = await within(ws.closed, 5000, "still open");
         expect(code).not.toBe("still open");
     });
 
-    test("8. drain via the admin socket stops new cookie-less traffic to the server while pinned requests still reach it; ready brings it back", async () => {
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 200 });
+    test("a server drained through the admin socket gets no new cookie-less traffic but keeps its sticky clients; ready brings it back", async () => {
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200 } });
         const [, drained] = lab.api;
         const cookie = cookiesOf(lab).get(drained.name)!;
         expect((await lab.hp.admin(`set server api_pool/${drained.name} state drain`)).trim()).toBe("");
@@ -153,7 +153,7 @@ describeWithHaproxy("api_pool", () => {
         expect((await lab.hp.admin(`set server api_pool/${drained.name} state ready`)).trim()).toBe("");
         expect((await lab.hp.serverState("api_pool", drained.name)).adminState).toBe(0);
         const afterReady = await counts(30);
-        console.log(`8. drained: ${JSON.stringify(whileDrained)}, pinned: ${JSON.stringify(pinned)}, after ready: ${JSON.stringify(afterReady)}`);
+        console.log(`drained: ${JSON.stringify(whileDrained)}, pinned: ${JSON.stringify(pinned)}, after ready: ${JSON.stringify(afterReady)}`);
         for (const b of lab.api) expect(afterReady[b.name]).toBeGreaterThanOrEqual(5);
     });
 });

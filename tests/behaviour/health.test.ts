@@ -1,16 +1,10 @@
 /*
  * Failover: active health checks (fall/rise, path, method), on-marked-down
  * shutdown-sessions, retry + redispatch when a backend dies between checks,
- * slowstart. Behaviours 4, 5, 6 and 7 of issue 3.
+ * slowstart.
  */
 import { cookieValue } from "../../components/identity";
-import { HealthCheckRecord } from "../support/backend";
-import { OP_STATE } from "../support/haproxy-process";
-import { cleanupAll } from "../support/harness";
-import { backendOf, get, keepAliveAgent, OpenWebSocket, openWebSocket, pool, request, setCookie } from "../support/http";
-import { forceHealthUp, startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
-import { within } from "../support/time";
+import { backendOf, cleanupAll, forceHealthUp, get, HealthCheckRecord, keepAliveAgent, OP_STATE, OpenWebSocket, openWebSocket, pool, request, requireBinary, setCookie, startLab, within } from "../support";
 
 jest.setTimeout(60_000);
 
@@ -23,17 +17,17 @@ const passed = (checks: HealthCheckRecord[]) => checks.filter((c) => c.status ==
 describeWithHaproxy("health checks and failover", () => {
     afterEach(cleanupAll);
 
-    test("4. DOWN after exactly `fall` failed checks, UP after `rise` good ones; checks are GET on the configured paths", async () => {
+    test("a server is DOWN after exactly `fall` failed checks and UP again after `rise` good ones; checks are GET on the configured paths", async () => {
         const fall = 3;
         const rise = 2;
         const apiHealthPath = "/internal/api-health";
         const streamHealthPath = "/internal/stream-health";
-        const lab = await startLab(
-            3,
-            1,
-            { healthCheckIntervalMs: 300, healthCheckFall: fall, healthCheckRise: rise, apiHealthPath, streamHealthPath },
-            { api: apiHealthPath, stream: streamHealthPath },
-        );
+        const lab = await startLab({
+            api: 3,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 300, healthCheckFall: fall, healthCheckRise: rise, apiHealthPath, streamHealthPath },
+            healthPaths: { api: apiHealthPath, stream: streamHealthPath },
+        });
         const { hp } = lab;
         const target = lab.api[1];
         const state = () => hp.serverState("api_pool", target.name);
@@ -68,7 +62,7 @@ describeWithHaproxy("health checks and failover", () => {
         const passedAtUp = passed(target.healthChecks.slice(unflip));
 
         console.log(
-            `4. fall=${fall}: ${failedAtDown} failed checks served when DOWN was seen (${downAt - flippedAt} ms after the flip, ` +
+            `fall=${fall}: ${failedAtDown} failed checks served when DOWN was seen (${downAt - flippedAt} ms after the flip, ` +
                 `${failedWhenStillUp} failed and still UP before); rise=${rise}: ${passedAtUp} passed checks when UP was seen`,
         );
         expect(failedWhenStillUp).toBe(fall - 1);
@@ -94,8 +88,8 @@ describeWithHaproxy("health checks and failover", () => {
         expect(target.requests).toBe(0);
     });
 
-    test("5. on-marked-down shutdown-sessions: a DOWN server's WebSockets are closed; reconnecting with the old cookie lands elsewhere with a new cookie", async () => {
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, timeoutTunnelMs: 60_000 });
+    test("a server marked DOWN has its WebSockets cut (on-marked-down shutdown-sessions); reconnecting with its cookie lands elsewhere with a new cookie", async () => {
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, timeoutTunnelMs: 60_000 } });
         const { hp } = lab;
         await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
         const [other, target] = lab.api;
@@ -125,7 +119,7 @@ describeWithHaproxy("health checks and failover", () => {
         const closedAt = Date.now();
         expect(codes).not.toContain("still open");
         await hp.waitFor(() => target.openWebSockets() === 0, { what: `${target.name} to see its WebSockets closed` });
-        console.log(`5. DOWN ${downAt - flippedAt} ms after the flip; both WebSockets closed ${closedAt - downAt} ms after DOWN was seen (codes ${codes.join(", ")})`);
+        console.log(`DOWN ${downAt - flippedAt} ms after the flip; both WebSockets closed ${closedAt - downAt} ms after DOWN was seen (codes ${codes.join(", ")})`);
 
         // Sessions on healthy servers are untouched.
         expect(bystander.isOpen()).toBe(true);
@@ -148,8 +142,8 @@ describeWithHaproxy("health checks and failover", () => {
         expect(setCookie(res, COOKIE)?.value).toBe(cookieValue("api_pool", backendOf(res) as string, ""));
     });
 
-    test("6. a backend killed between checks costs no failed GET: retry + redispatch", async () => {
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 10_000, healthCheckFall: 3 });
+    test("a backend killed between health checks costs no failed GET (retry + redispatch)", async () => {
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 10_000, healthCheckFall: 3 } });
         const { hp } = lab;
         // Fully UP so that a check failing during the burst (at most one in 10 s) cannot mark it DOWN.
         await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
@@ -181,7 +175,7 @@ describeWithHaproxy("health checks and failover", () => {
             const sv = await hp.statRow("api_pool", target.name);
             const failures = results.filter((r) => r.status !== 200);
             console.log(
-                `6. burst of ${results.length} GETs after killing ${target.name}: ${failures.length} failed; ` +
+                `burst of ${results.length} GETs after killing ${target.name}: ${failures.length} failed; ` +
                     `api_pool retries wretr=${be.wretr} redispatches wredis=${be.wredis} (on ${target.name}: wretr=${sv.wretr} wredis=${sv.wredis}); ` +
                     `${target.name} still ${stateAfter.opState === OP_STATE.STOPPED ? "DOWN" : "UP"} by the checks`,
             );
@@ -196,9 +190,9 @@ describeWithHaproxy("health checks and failover", () => {
         }
     });
 
-    test("7. slowstart: a recovered server's effective weight ramps up over gracefulDrainSeconds", async () => {
+    test("a recovered server's effective weight ramps up over gracefulDrainSeconds (slowstart)", async () => {
         const slowstart = 4;
-        const lab = await startLab(3, 1, { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, gracefulDrainSeconds: slowstart });
+        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, gracefulDrainSeconds: slowstart } });
         const { hp } = lab;
         const target = lab.api[2];
         await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
@@ -223,7 +217,7 @@ describeWithHaproxy("health checks and failover", () => {
             { what: `${target.name} back to full weight ${full}`, timeoutMs: (slowstart + 10) * 1000, intervalMs: 100 },
         );
         const steps = [...new Set(samples.map((s) => s.weight))];
-        console.log(`7. slowstart ${slowstart}s: weight ${steps.join(" -> ")} (full after ${samples[samples.length - 1].ms} ms, ${samples.length} samples)`);
+        console.log(`slowstart ${slowstart}s: weight ${steps.join(" -> ")} (full after ${samples[samples.length - 1].ms} ms, ${samples.length} samples)`);
         expect(samples[0].weight).toBeLessThan(full / 2);
         expect(samples[0].opState).toBe(OP_STATE.STARTING);
         // A ramp, not a jump: at least two intermediate weights, never decreasing.

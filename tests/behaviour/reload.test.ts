@@ -1,40 +1,15 @@
 /*
  * Seamless reload through the master CLI under steady traffic, with the
- * server states saved first (like templates/veza-save-state.sh) and loaded
- * back through server-state-file. Behaviour 13 of issue 3.
+ * server states saved first (like templates/_container-save-state.sh) and loaded
+ * back through server-state-file.
  */
 import { Agent } from "http";
-import { renderHaproxyConfig } from "../../components/render";
-import { FakeBackend, startBackend } from "../support/backend";
-import { ADMIN_STATE } from "../support/haproxy-process";
-import { cleanupAll } from "../support/harness";
-import { backendOf, keepAliveAgent, request } from "../support/http";
-import { Lab, startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
+import { ADMIN_STATE, backendOf, cleanupAll, FakeBackend, keepAliveAgent, Lab, request, requireBinary, startBackend, startLab } from "../support";
 
 jest.setTimeout(120_000);
 
 const describeWithHaproxy = requireBinary("haproxy");
 const RELOADS = 20;
-
-/*
- * KNOWN PRODUCT BUG (reported to the lead): on a reload the old worker closes
- * its idle keep-alive client connections at once; a request the client sends
- * on such a connection at that moment dies with ECONNRESET ("socket hang up")
- * before HAProxy read it. 18-39 such failures per 20 reloads here. Fix: render
- * `option idle-close-on-response` in `defaults` (HAProxy >= 2.6), so the old
- * worker answers one last request with `Connection: close` instead. Until the
- * rendered config has it, the keep-alive test is `test.failing` (it must fail);
- * once it does, it is an ordinary test (it must pass).
- */
-const IDLE_CLOSE_ON_RESPONSE = /^\s*option idle-close-on-response\s*$/m.test(
-    renderHaproxyConfig({
-        apiServers: [{ name: "a", address: "127.0.0.1" }],
-        streamServers: [{ name: "s", address: "127.0.0.1" }],
-        statsPassword: "probe-password",
-    }),
-);
-const testKeepAliveReload = IDLE_CLOSE_ON_RESPONSE ? test : test.failing;
 
 interface Failure {
     loop: string;
@@ -53,13 +28,13 @@ interface ReloadRun {
     servedBy: Set<string>;
 }
 
-describeWithHaproxy("13. seamless reload", () => {
+describeWithHaproxy("seamless reload through the master CLI under steady traffic", () => {
     let lab: Lab;
     let run: ReloadRun;
     const agents: Agent[] = [];
 
     beforeAll(async () => {
-        lab = await startLab(3, 1, { healthCheckIntervalMs: 500 });
+        lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 500 } });
         const { hp } = lab;
         const api: FakeBackend[] = [...lab.api];
         const drained = api[0];
@@ -122,7 +97,7 @@ describeWithHaproxy("13. seamless reload", () => {
         const keepAliveFailures = run.failures.filter((f) => f.loop.startsWith("keep-alive")).length;
         const total = run.ok + run.failures.length;
         console.log(
-            `13. ${RELOADS} reloads (${run.reloadMs.join("/")} ms each) under traffic: ${total} requests, ${run.failures.length} failed ` +
+            `${RELOADS} reloads (${run.reloadMs.join("/")} ms each) under traffic: ${total} requests, ${run.failures.length} failed ` +
                 `(new connections: ${run.newConnOk} ok / ${run.failures.length - keepAliveFailures} failed; keep-alive: ${run.keepAliveOk} ok / ${keepAliveFailures} failed, ` +
                 `${run.failures.filter((f) => f.reused).length} of the failures on a reused connection)` +
                 (run.failures.length ? `; first: ${run.failures[0].error}` : ""),
@@ -144,7 +119,10 @@ describeWithHaproxy("13. seamless reload", () => {
         expect(run.failures.filter((f) => f.loop.startsWith("new-conn"))).toEqual([]);
     });
 
-    testKeepAliveReload("keep-alive connections: zero failed requests across 20 reloads [KNOWN PRODUCT BUG until `option idle-close-on-response` is rendered]", () => {
+    // Rests on `option idle-close-on-response` in the rendered defaults: without it the old worker
+    // closes idle keep-alive connections at once, and a request sent on one at that moment dies
+    // with ECONNRESET before HAProxy read it.
+    test("keep-alive connections: zero failed requests across 20 reloads", () => {
         expect(run.keepAliveOk).toBeGreaterThan(0);
         expect(run.failures.filter((f) => f.loop.startsWith("keep-alive"))).toEqual([]);
     });

@@ -1,12 +1,8 @@
 /*
  * Routing between the pools, forwarded headers, and the loopback-only
- * stats/metrics listener. Behaviours 10 and 12 of issue 3.
+ * stats/metrics listener.
  */
-import { REQUEST_PROBE } from "../support/backend";
-import { cleanupAll } from "../support/harness";
-import { backendOf, echo, EchoBody, get, openWebSocket, request } from "../support/http";
-import { startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
+import { backendOf, cleanupAll, echo, EchoBody, get, openWebSocket, request, REQUEST_PROBE, requireBinary, startLab } from "../support";
 
 jest.setTimeout(60_000);
 
@@ -15,8 +11,8 @@ const describeWithHaproxy = requireBinary("haproxy");
 describeWithHaproxy("routing and stats", () => {
     afterEach(cleanupAll);
 
-    test("10. /stream/... goes to stream_pool, everything else (incl. WebSocket upgrades) to api_pool; backends see X-Forwarded-For/-Proto", async () => {
-        const lab = await startLab(2, 2, { healthCheckIntervalMs: 1000 });
+    test("/stream/... goes to stream_pool, everything else (WebSocket upgrades included) to api_pool; backends see X-Forwarded-For/-Proto", async () => {
+        const lab = await startLab({ api: 2, stream: 2, settings: { healthCheckIntervalMs: 1000 } });
         const apiNames = lab.api.map((b) => b.name);
         const streamNames = lab.stream.map((b) => b.name);
         const port = lab.hp.httpPort;
@@ -64,8 +60,8 @@ describeWithHaproxy("routing and stats", () => {
         for (const b of lab.stream) expect(b.openWebSockets()).toBe(0);
     });
 
-    test("12. stats and /metrics answer only on 127.0.0.1:<statsPort>; /stats needs the password; /metrics is Prometheus text with per-server state", async () => {
-        const lab = await startLab(2, 1, { healthCheckIntervalMs: 1000, statsUser: "ops", statsPassword: "s3cret-Pass.word" });
+    test("stats and /metrics answer only on 127.0.0.1:<statsPort>; /stats needs the password; /metrics is Prometheus text with per-server state", async () => {
+        const lab = await startLab({ api: 2, stream: 1, settings: { healthCheckIntervalMs: 1000, statsUser: "ops", statsPassword: "s3cret-Pass.word" } });
         const { hp } = lab;
         const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}` });
 

@@ -1,16 +1,10 @@
 /*
  * stream_pool track affinity: `balance hash path,field(N,/)` + `hash-type
  * consistent`, servers placed on the ring by ids derived from their names.
- * Behaviour 9 of issue 3.
  */
 import { Agent } from "http";
 import { createHash } from "crypto";
-import { FakeBackend } from "../support/backend";
-import { cleanupAll } from "../support/harness";
-import { backendOf, echo, keepAliveAgent, pool, request } from "../support/http";
-import { Lab, startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
-import { startBackend } from "../support/backend";
+import { backendOf, cleanupAll, echo, FakeBackend, keepAliveAgent, Lab, pool, request, requireBinary, startBackend, startLab } from "../support";
 
 jest.setTimeout(90_000);
 
@@ -59,8 +53,8 @@ describeWithHaproxy("stream_pool", () => {
         agent = keepAliveAgent(16);
     }
 
-    test("9. one track always reaches one server; 1,000 tracks spread evenly; adding a server moves ~1/4, removing one moves only its own tracks", async () => {
-        lab = await startLab(1, 3, { healthCheckIntervalMs: 1000 });
+    test("one track always reaches one server; 1,000 tracks spread evenly; adding a server moves ~1/4, removing one moves only its own tracks", async () => {
+        lab = await startLab({ api: 1, stream: 3, settings: { healthCheckIntervalMs: 1000 } });
         agent = keepAliveAgent(16);
         const [s1, s2, s3] = lab.stream;
         const names = lab.stream.map((b) => b.name).sort();
@@ -82,7 +76,7 @@ describeWithHaproxy("stream_pool", () => {
 
         const three = await placement();
         const even = TRACKS / 3;
-        console.log(`9. 1,000 tracks over 3 servers: ${JSON.stringify(counts(three))} (even = ${even.toFixed(0)}, allowed ±25%)`);
+        console.log(`1,000 tracks over 3 servers: ${JSON.stringify(counts(three))} (even = ${even.toFixed(0)}, allowed ±25%)`);
         expect(Object.keys(counts(three)).sort()).toEqual(names);
         for (const n of Object.values(counts(three))) {
             expect(n).toBeGreaterThanOrEqual(even * 0.75);
@@ -93,7 +87,7 @@ describeWithHaproxy("stream_pool", () => {
         await useServers([s3, s1, s2]);
         const reordered = await placement();
         const movedOnReorder = [...three].filter(([t, s]) => reordered.get(t) !== s).length;
-        console.log(`9. same 3 servers listed in another order: ${movedOnReorder} tracks moved`);
+        console.log(`same 3 servers listed in another order: ${movedOnReorder} tracks moved`);
         expect(movedOnReorder).toBe(0);
 
         // A 4th server, inserted in the middle of the list.
@@ -104,7 +98,7 @@ describeWithHaproxy("stream_pool", () => {
         const movedNotToNew = movedOnAdd.filter(([t]) => four.get(t) !== s4.name).length;
         const addFraction = movedOnAdd.length / TRACKS;
         console.log(
-            `9. adding ${s4.name}: ${(addFraction * 100).toFixed(1)}% of tracks moved (ideal 25%), ${movedNotToNew} of them not to the new server; ` +
+            `adding ${s4.name}: ${(addFraction * 100).toFixed(1)}% of tracks moved (ideal 25%), ${movedNotToNew} of them not to the new server; ` +
                 `now ${JSON.stringify(counts(four))}`,
         );
         expect(addFraction).toBeGreaterThanOrEqual(0.15);
@@ -118,7 +112,7 @@ describeWithHaproxy("stream_pool", () => {
         const unrelated = movedOnRemove.filter(([t]) => four.get(t) !== s2.name).length;
         const ownTracks = [...four.values()].filter((s) => s === s2.name).length;
         console.log(
-            `9. removing ${s2.name} (middle of the list): ${movedOnRemove.length} tracks moved (${((movedOnRemove.length / TRACKS) * 100).toFixed(1)}%), ` +
+            `removing ${s2.name} (middle of the list): ${movedOnRemove.length} tracks moved (${((movedOnRemove.length / TRACKS) * 100).toFixed(1)}%), ` +
                 `all ${ownTracks} of its own: ${movedOnRemove.length - unrelated}, others: ${unrelated}`,
         );
         expect(unrelated).toBe(0);

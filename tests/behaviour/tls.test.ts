@@ -1,17 +1,11 @@
 /*
  * TLS termination: HTTPS with TLS 1.2+, TLS 1.0/1.1 refused, HTTP -> HTTPS
- * redirect, Secure sticky cookie, WebSocket over TLS. Behaviour 11 of
- * issue 3, and the TLS half of behaviour 1.
+ * redirect, Secure sticky cookie, WebSocket over TLS.
  */
 import { readFileSync, rmSync } from "fs";
 import * as tls from "tls";
 import { cookieValue } from "../../components/identity";
-import { makeTempDir } from "../support/haproxy-process";
-import { cleanupAll } from "../support/harness";
-import { backendOf, echo, get, openWebSocket, request, setCookie } from "../support/http";
-import { Lab, startLab } from "../support/pools";
-import { requireBinary } from "../support/requirements";
-import { makeTestCert, TestCert } from "../support/tls-cert";
+import { backendOf, cleanupAll, echo, get, Lab, makeTempDir, makeTestCert, openWebSocket, request, requireBinary, setCookie, startLab, TestCert } from "../support";
 
 jest.setTimeout(60_000);
 
@@ -41,7 +35,7 @@ describeWithTools("TLS", () => {
     beforeAll(async () => {
         certDir = makeTempDir("veza-cert-");
         cert = makeTestCert(certDir);
-        lab = await startLab(3, 1, { healthCheckIntervalMs: 1000, tlsCertPath: cert.pemPath });
+        lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 1000, tlsCertPath: cert.pemPath } });
     });
     afterAll(async () => {
         await cleanupAll();
@@ -51,7 +45,7 @@ describeWithTools("TLS", () => {
     const https = (path: string, headers?: Record<string, string>, tlsOpts: Record<string, unknown> = {}) =>
         request({ port: lab.hp.httpsPort as number, path, headers, tls: { ca: cert.cert, servername: "localhost", ...tlsOpts } });
 
-    test("11. HTTPS works (certificate verified, TLS 1.2 and 1.3); backends see X-Forwarded-Proto https", async () => {
+    test("HTTPS works (certificate verified, TLS 1.2 and 1.3); backends see X-Forwarded-Proto https", async () => {
         expect(lab.hp.httpsPort).toBeDefined();
         const res = await https("/api/v1/me");
         expect(res.status).toBe(200);
@@ -68,7 +62,7 @@ describeWithTools("TLS", () => {
         expect(lab.stream.map((b) => b.name)).toContain(backendOf(v13));
     });
 
-    test("11. TLS 1.0 and 1.1 are refused by haproxy (control: the same client does speak TLS 1.0 to a server that allows it)", async () => {
+    test("TLS 1.0 and 1.1 are refused by haproxy (control: the same client does speak TLS 1.0 to a server that allows it)", async () => {
         const control = tls.createServer({ cert: cert.cert, key: readFileSync(cert.keyPath), minVersion: "TLSv1", ...LEGACY_CLIENT }, (s) => s.end());
         await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", () => resolve()));
         try {
@@ -80,14 +74,14 @@ describeWithTools("TLS", () => {
         }
         for (const version of ["TLSv1", "TLSv1.1"] as const) {
             const result = await handshake(lab.hp.httpsPort as number, { minVersion: version, maxVersion: version, ...LEGACY_CLIENT });
-            console.log(`11. ${version} against haproxy: ${result.ok ? `accepted (${result.protocol})` : `refused: ${result.code}`}`);
+            console.log(`${version} against haproxy: ${result.ok ? `accepted (${result.protocol})` : `refused: ${result.code}`}`);
             expect(result.ok).toBe(false);
             // The server's protocol_version alert, not a local client problem.
             expect(result.code).toMatch(/ALERT_PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL/);
         }
     });
 
-    test("11. plain HTTP is redirected to the HTTPS listener's port (301, same host and path) without reaching a backend", async () => {
+    test("plain HTTP is redirected to the HTTPS listener's port (301, same host and path) without reaching a backend", async () => {
         const before = lab.api.reduce((n, b) => n + b.requests, 0) + lab.stream.reduce((n, b) => n + b.requests, 0);
         // The harness's HTTPS port is not 443, like a user's listenHttps: 8443: the redirect must name it.
         const https = lab.hp.httpsPort as number;
@@ -107,7 +101,7 @@ describeWithTools("TLS", () => {
         expect(after).toBe(before);
     });
 
-    test("1/11. over TLS the sticky cookie carries Secure and HttpOnly, and a WebSocket over TLS with it lands on the pinned server", async () => {
+    test("over TLS the sticky cookie carries Secure and HttpOnly, and a WebSocket over TLS with it lands on the pinned server", async () => {
         const first = await https("/api/v1/login");
         const pinned = backendOf(first) as string;
         const cookie = setCookie(first, COOKIE);

@@ -1,5 +1,5 @@
 /**
- * End-to-end: the failure paths of the config step (templates/config-apply*),
+ * End-to-end: the failure paths of the config step (templates/config-create.sh.mustache, _config-in-container.sh),
  * on real Incus containers, through the scripts HaproxyLoadBalancer registers
  * (captured under Pulumi mocks, run with /bin/sh -c and their stdin: see
  * product.ts). The only input changed is the header's reload_wait_seconds
@@ -18,18 +18,17 @@
  */
 import type { HaproxyLoadBalancerArgs } from "../../components";
 import { sha256Hex } from "../../components/identity";
+import { get, sleep, waitFor } from "../support";
 import {
   API_PORT,
   deleteContainers,
   execIn,
   execInOk,
-  httpGet,
   LAB_IMAGE,
   launchBackend,
   listContainers,
   requireIncusLab,
   STREAM_PORT,
-  waitFor,
   waitHttpOk,
   writeFileIn,
 } from "./lab";
@@ -78,10 +77,8 @@ async function occupy(port: number): Promise<string> {
     "python3", "-m", "http.server", String(port), "--bind", "0.0.0.0", "--directory", "/srv",
   ]);
   await waitFor(
-    `python3 listening on :${port}`,
     async () => (await execInOk(LB, ["ss", "-Hltnp", `sport = :${port}`])).includes("python3"),
-    10_000,
-    100,
+    { what: `python3 listening on :${port}`, timeoutMs: 10_000, intervalMs: 100 },
   );
   return unit;
 }
@@ -126,7 +123,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
 
   cleanUpAfterSuite(CONTAINERS, notes);
 
-  test("0. setup: backends, then the registered container and config steps bring up haproxy with A", async () => {
+  test("setup: the registered container and config steps bring up haproxy serving config A", async () => {
     await Promise.all([launchBackend(API, API_PORT), launchBackend(STREAM, STREAM_PORT)]);
     const container = await runStepOk(a.container, "create");
     address = container.stdout.trim();
@@ -135,18 +132,16 @@ describeLab("config step failure paths on a real Incus lab", () => {
     await runStepOk(a.config, "create");
     expect(await configSha(LB)).toBe(a.config.header.config_sha256);
     await waitFor(
-      "both servers UP",
       async () => {
         const stats = await serverStats(LB);
         return stats.get(`api_pool/${API}`)?.status === "UP" && stats.get(`stream_pool/${STREAM}`)?.status === "UP";
       },
-      30_000,
-      200,
+      { what: "both servers UP", timeoutMs: 30_000, intervalMs: 200 },
     );
-    expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+    expect((await get(url, "/api/v1/items")).status).toBe(200);
   }, 240_000);
 
-  test("1a. running haproxy, B's port held by another program: refused before the swap, A keeps serving, zero failures", async () => {
+  test("a config whose port another program holds is refused before the swap: the running haproxy keeps serving the old one, zero failed requests", async () => {
     await occupy(TAKEN_PORT);
     // B passes the validation gate: the conflict only shows when binding.
     await writeFileIn(LB, "/tmp/veza-e2e-b.cfg", b.config.payload);
@@ -158,16 +153,16 @@ describeLab("config step failure paths on a real Incus lab", () => {
     const procBefore = await showProc(LB);
     const loop = new TrafficLoop(url, 300);
     const loopKa = new TrafficLoop(url, 300, 4, true);
-    await waitFor("traffic flowing", async () => loop.requests > 50 && loopKa.requests > 50, 10_000, 50);
+    await waitFor(async () => loop.requests > 50 && loopKa.requests > 50, { what: "traffic flowing", timeoutMs: 10_000, intervalMs: 50 });
 
     const r = await runStep(b.config, "update", FAST);
-    note("1a. port held, haproxy running: step start -> exit", `${step(r)}: ${r.stderr.trim().split("\n").join(" | ")}`);
+    note("port held, haproxy running: step start -> exit", `${step(r)}: ${r.stderr.trim().split("\n").join(" | ")}`);
     // Keep the loops running a little after the step: a paused listener would show here.
     const mark = loop.requests;
-    await waitFor("200 more requests after the step", async () => loop.requests > mark + 200, 15_000, 50);
+    await waitFor(async () => loop.requests > mark + 200, { what: "200 more requests after the step", timeoutMs: 15_000, intervalMs: 50 });
     const result = await loop.stop();
     const resultKa = await loopKa.stop();
-    note("1a. requests / failures during the refused push", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+    note("requests / failures during the refused push", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
 
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(new RegExp(`port ${TAKEN_PORT} \\(bind \\*:${TAKEN_PORT}\\) is held by python3 \\(pid \\d+\\) on 0\\.0\\.0\\.0:${TAKEN_PORT}`));
@@ -183,15 +178,15 @@ describeLab("config step failure paths on a real Incus lab", () => {
     expect(resultKa.errors).toEqual([]);
     expect(resultKa.failures).toBe(0);
     // The other program still has its port.
-    const squatter = await httpGet(`http://${address}:${TAKEN_PORT}/`);
+    const squatter = await get(`http://${address}:${TAKEN_PORT}`, "/");
     expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
   }, 120_000);
 
-  test("1b. master CLI not answering (master hung): the step proves nothing, so it touches nothing, exit 7, zero failures", async () => {
+  test("with the master CLI not answering, the step cannot prove a reload, so it touches nothing (exit 7), zero failed requests", async () => {
     const procBefore = await showProc(LB);
     const loop = new TrafficLoop(url, 300);
     const loopKa = new TrafficLoop(url, 300, 4, true);
-    await waitFor("traffic flowing", async () => loop.requests > 50 && loopKa.requests > 50, 10_000, 50);
+    await waitFor(async () => loop.requests > 50 && loopKa.requests > 50, { what: "traffic flowing", timeoutMs: 10_000, intervalMs: 50 });
 
     // The master does not answer (stands for a master stuck loading, e.g. on
     // slow DNS); the worker it already runs keeps serving. Before this was
@@ -206,7 +201,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
     } finally {
       await execInOk(LB, ["kill", "-CONT", String(procBefore.master)]);
     }
-    note("1b. master hung, wait 4 s: step start -> exit", `${step(r)}: ${r.stderr.split("\n").filter((l) => l.startsWith("veza-haproxy")).join(" | ")}`);
+    note("master hung, wait 4 s: step start -> exit", `${step(r)}: ${r.stderr.split("\n").filter((l) => l.startsWith("veza-haproxy")).join(" | ")}`);
     expect(r.code).toBe(7);
     expect(r.stderr).toContain("the master CLI (/run/haproxy-master.sock) did not answer within 4s: a reload could not be proven, so nothing was touched");
     expect(shaWhileHung).toBe(a.config.header.config_sha256);
@@ -219,23 +214,23 @@ describeLab("config step failure paths on a real Incus lab", () => {
     await noLeftover();
 
     const mark = loop.requests;
-    await waitFor("100 more requests", async () => loop.requests > mark + 100, 15_000, 50);
+    await waitFor(async () => loop.requests > mark + 100, { what: "100 more requests", timeoutMs: 15_000, intervalMs: 50 });
     const result = await loop.stop();
     const resultKa = await loopKa.stop();
-    note("1b. requests / failures while the master was hung", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+    note("requests / failures while the master was hung", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
     expect(result.errors).toEqual([]);
     expect(result.failures).toBe(0);
     expect(resultKa.errors).toEqual([]);
     expect(resultKa.failures).toBe(0);
   }, 120_000);
 
-  test("2a. haproxy stopped: the step starts it with the new config, the LB serves 200", async () => {
+  test("with haproxy stopped, the step starts it with the new config and the load balancer serves 200", async () => {
     await execInOk(LB, ["systemctl", "stop", "haproxy"]);
     expect(await isActive()).not.toBe("active");
     const r = await runStepOk(c.config, "update", FAST);
     const t0 = Date.now();
-    await waitHttpOk(`${url}/api/v1/items`, 30_000);
-    note("2a. stopped -> started with C: step start -> exit", `${step(r)}; first 200 ${Date.now() - t0} ms after exit`);
+    await waitHttpOk(url, "/api/v1/items", 30_000);
+    note("stopped -> started with C: step start -> exit", `${step(r)}; first 200 ${Date.now() - t0} ms after exit`);
     expect(r.stderr).toContain("started haproxy");
     expect(await isActive()).toBe("active");
     expect(await configSha(LB)).toBe(c.config.header.config_sha256);
@@ -243,12 +238,12 @@ describeLab("config step failure paths on a real Incus lab", () => {
     await checkInPlace();
   }, 120_000);
 
-  test("2b. haproxy stopped, B cannot start (port held): exit 3, previous config (C) restored and running", async () => {
+  test("with haproxy stopped and the new config unable to bind, the step restores the previous config and haproxy runs it (exit 3)", async () => {
     await execInOk(LB, ["systemctl", "stop", "haproxy"]);
     const r = await runStep(b.config, "update", FAST);
     const t0 = Date.now();
-    await waitHttpOk(`${url}/api/v1/items`, 30_000);
-    note("2b. stopped, B cannot bind: step start -> exit", `${step(r)}; first 200 (previous config) ${Date.now() - t0} ms after exit`);
+    await waitHttpOk(url, "/api/v1/items", 30_000);
+    note("stopped, B cannot bind: step start -> exit", `${step(r)}; first 200 (previous config) ${Date.now() - t0} ms after exit`);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("haproxy did not start with the new config; restoring the previous config");
     expect(r.stderr).toContain(`cannot bind socket (Address already in use) for [0.0.0.0:${TAKEN_PORT}]`);
@@ -257,15 +252,15 @@ describeLab("config step failure paths on a real Incus lab", () => {
     expect(await isActive()).toBe("active");
     await checkInPlace();
     await noLeftover();
-    const squatter = await httpGet(`http://${address}:${TAKEN_PORT}/`);
+    const squatter = await get(`http://${address}:${TAKEN_PORT}`, "/");
     expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
   }, 120_000);
 
-  test("2c. haproxy stopped, neither B nor the previous config can bind: exit 3 says so; the next run starts it once the port is free", async () => {
+  test("with haproxy stopped and neither config able to bind, exit 3 says so; the next run starts haproxy once the port is free", async () => {
     await execInOk(LB, ["systemctl", "stop", "haproxy"]);
     await occupy(80);
     const r = await runStep(b.config, "update", FAST);
-    note("2c. stopped, B and previous both blocked: step start -> exit", `${step(r)}`);
+    note("stopped, B and previous both blocked: step start -> exit", `${step(r)}`);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("previous config restored; haproxy is NOT running (it did not start with the previous config either)");
     // The journal lines printed say why, for both configs.
@@ -275,31 +270,29 @@ describeLab("config step failure paths on a real Incus lab", () => {
     // systemd's Restart=always retries the previous config until its start limit.
     const t0 = Date.now();
     await waitFor(
-      "haproxy.service to give up (failed)",
       async () => (await execInOk(LB, ["systemctl", "show", "-p", "ActiveState", "--value", "haproxy"])).trim() === "failed",
-      30_000,
-      100,
+      { what: "haproxy.service to give up (failed)", timeoutMs: 30_000, intervalMs: 100 },
     );
     const restarts = (await execInOk(LB, ["systemctl", "show", "-p", "NRestarts", "--value", "haproxy"])).trim();
-    note("2c. systemd retries before giving up", `${restarts} automatic restarts, failed ${Date.now() - t0} ms after the step exited`);
+    note("systemd retries before giving up", `${restarts} automatic restarts, failed ${Date.now() - t0} ms after the step exited`);
 
     // The port frees up: nothing restarts haproxy by itself any more...
     await release(80);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await sleep(1_000);
     expect(await isActive()).not.toBe("active");
     // ...the next run of the config step does, although systemd's start limit was hit.
     const again = await runStepOk(c.config, "update", FAST);
-    note("2c. next config step run after the port is free: step start -> exit", `${step(again)}`);
+    note("next config step run after the port is free: step start -> exit", `${step(again)}`);
     expect(again.stderr).toContain("started haproxy");
-    await waitHttpOk(`${url}/api/v1/items`, 30_000);
+    await waitHttpOk(url, "/api/v1/items", 30_000);
     expect(await configSha(LB)).toBe(c.config.header.config_sha256);
   }, 120_000);
 
-  test("2d. maxConnections beyond the open files haproxy may hold is refused before the swap (exit 9); a value within them starts", async () => {
+  test("a maxConnections beyond the open files haproxy may hold is refused before the swap (exit 9); a value within them starts", async () => {
     const tooMany = await buildSteps("fail-d", args({ maxConnections: 20_000 }));
     const shaBefore = await configSha(LB);
     const refused = await runStep(tooMany.config, "update", FAST);
-    note("2d. maxConnections 20000 (needs " + tooMany.config.header.open_files + " open files)", `${step(refused)}: ${refused.stderr.split("\n").filter((l) => l.startsWith("veza-haproxy")).join(" | ")}`);
+    note("maxConnections 20000 (needs " + tooMany.config.header.open_files + " open files)", `${step(refused)}: ${refused.stderr.split("\n").filter((l) => l.startsWith("veza-haproxy")).join(" | ")}`);
     expect(refused.code).toBe(9);
     expect(refused.stderr).toMatch(/maxConnections needs about \d+ open files .* but haproxy may hold at most \d+ here/);
     expect(await configSha(LB)).toBe(shaBefore);
@@ -307,12 +300,12 @@ describeLab("config step failure paths on a real Incus lab", () => {
     // 9000 connections need ~18,300 files: within this lab's 20,000, so it must start and serve.
     const fits = await buildSteps("fail-e", args({ maxConnections: 9_000 }));
     const applied = await runStepOk(fits.config, "update", FAST);
-    note("2d. maxConnections 9000 (needs " + fits.config.header.open_files + " open files)", step(applied));
-    await waitHttpOk(`${url}/api/v1/items`, 30_000);
+    note("maxConnections 9000 (needs " + fits.config.header.open_files + " open files)", step(applied));
+    await waitHttpOk(url, "/api/v1/items", 30_000);
     expect(await configSha(LB)).toBe(fits.config.header.config_sha256);
   }, 120_000);
 
-  test("3. teardown: the registered delete script removes haproxy-f; the backends go too", async () => {
+  test("the registered delete script removes haproxy-f, and the backends go too", async () => {
     await release(TAKEN_PORT);
     const del = await runStepOk(a.container, "delete");
     expect(del.stderr).toContain(`deleting ${LB}`);

@@ -6,8 +6,8 @@
  * fake backend (fixture), launched with tests/e2e/lab.ts.
  *
  * The scenarios share one lab and run in order (npm run test:e2e is
- * --runInBand): fresh lab, failover drill, membership change, validation
- * gate, idempotency + restart, teardown. afterAll deletes every lab
+ * --runInBand): fresh lab, failover drill, membership change (add, then
+ * remove), validation gate, idempotency + restart, teardown. afterAll deletes every lab
  * container whatever happened. Timings are printed, never asserted.
  */
 import { spawn } from "node:child_process";
@@ -15,13 +15,13 @@ import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { HaproxyLoadBalancerArgs } from "../../components";
 import { sha256Hex } from "../../components/identity";
+import { get, waitFor } from "../support";
 import {
   API_PORT,
   deleteContainers,
   execIn,
   execInOk,
   FAKE_BACKEND_UNIT,
-  httpGet,
   incus,
   incusOk,
   LAB_CONTAINERS,
@@ -30,7 +30,6 @@ import {
   listContainers,
   requireIncusLab,
   STREAM_PORT,
-  waitFor,
 } from "./lab";
 import {
   ADMIN_FORCED_DRAIN,
@@ -89,15 +88,13 @@ function labArgs(api: string[]): HaproxyLoadBalancerArgs {
 /** Poll until every listed server has exactly this status in `show stat`. */
 async function waitStatus(servers: string[], status: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(
-    `${servers.join(", ")} ${status}`,
     async () => {
       const stats = await serverStats(LB);
       const bad = servers.filter((s) => stats.get(s)?.status !== status);
       if (bad.length) throw new Error(bad.map((s) => `${s}=${stats.get(s)?.status ?? "absent"}`).join(" "));
       return true;
     },
-    timeoutMs,
-    200,
+    { what: `${servers.join(", ")} ${status}`, timeoutMs, intervalMs: 200 },
   );
 }
 
@@ -136,7 +133,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
   cleanUpAfterSuite(LAB_CONTAINERS, notes);
 
-  test("1. fresh lab: the create scripts bring up haproxy, all four servers UP, api and stream traffic, request log", async () => {
+  test("on a fresh lab the create scripts bring up haproxy: all four servers UP, api and stream traffic served, requests logged", async () => {
     const t0 = Date.now();
     await Promise.all([
       launchBackend("backend-api-1", API_PORT),
@@ -171,30 +168,28 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     for (const s of [...four, ...twins]) expect(state.get(s)?.opState).toBe(2);
 
     const marker = `/e2e-log-probe-${Date.now()}`;
-    const api = await httpGet(`${url}${marker}`);
+    const api = await get(url, marker);
     expect(api.status).toBe(200);
     expect(String(api.headers["x-backend"])).toMatch(/^backend-api-[12]$/);
     expect(JSON.parse(api.body).path).toBe(marker);
 
-    const stream = await httpGet(`${url}/stream/7/x.ts`);
+    const stream = await get(url, "/stream/7/x.ts");
     expect(stream.status).toBe(200);
     expect(String(stream.headers["x-backend"])).toMatch(/^stream-srv-[12]$/);
     expect(JSON.parse(stream.body).path).toBe("/stream/7/x.ts");
 
     // HAProxy logs through /dev/log (bound into the chroot) to journald.
     const line = await waitFor(
-      "the request log line in journalctl -u haproxy",
       async () => {
         const out = await execInOk(LB, ["journalctl", "-u", "haproxy", "--no-pager", "-o", "cat", "-n", "300"]);
         return out.split("\n").find((l) => l.includes(`GET ${marker} HTTP/1.1`));
       },
-      15_000,
-      300,
+      { what: "the request log line in journalctl -u haproxy", timeoutMs: 15_000, intervalMs: 300 },
     );
     expect(line).toMatch(/veza_http api_pool\/backend-api-[12] .* 200 /);
   }, 240_000);
 
-  test("2. failover drill (scripts/failover-drill.sh): DOWN, 200 from backend-api-2, rejoins UP", async () => {
+  test("the failover drill (scripts/failover-drill.sh) sees a stopped backend marked DOWN, the other serving 200, and its return UP", async () => {
     const drill = await runDrill({
       VEZA_LB: LB,
       VEZA_BACKEND: "backend-api-1",
@@ -222,12 +217,11 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     expect((await execIn("backend-api-1", ["systemctl", "is-active", FAKE_BACKEND_UNIT])).stdout.trim()).toBe("active");
   }, 240_000);
 
-  test("3. membership change: only the config step runs, hitless reload, zero failed requests (add, then remove)", async () => {
+  test("adding a server runs only the config step: a hitless reload, zero failed requests, and the new server takes traffic", async () => {
     const t0 = Date.now();
     await launchBackend("backend-api-3", API_PORT);
     note("backend-api-3 launched", `${Date.now() - t0} ms`);
 
-    // ---- add backend-api-3
     lab2 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2", "backend-api-3"]));
     // Pulumi runs a step's update only when its inputs change: the container's do not.
     expect(lab2.container.inputs).toEqual(lab1.container.inputs);
@@ -243,7 +237,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     const traffic = new TrafficLoop(url, 500);
     const trafficKa = new TrafficLoop(url, 500, 4, true);
-    await waitFor("traffic flowing", async () => traffic.requests > 50 && trafficKa.requests > 50, 10_000, 50);
+    await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, { what: "traffic flowing", timeoutMs: 10_000, intervalMs: 50 });
     const before = await showProc(LB);
     const reload = await runStepOk(lab2.config, "update");
     const after = await showProc(LB);
@@ -256,49 +250,49 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     await waitStatus(["api_pool/backend-api-1", "api_pool/backend-api-2", "api_pool/backend-api-3"], "UP");
     traffic.resetSeen();
-    await waitFor("traffic served by backend-api-3", async () => traffic.hasSeen("backend-api-3"), 15_000, 100);
+    await waitFor(async () => traffic.hasSeen("backend-api-3"), { what: "traffic served by backend-api-3", timeoutMs: 15_000, intervalMs: 100 });
     const added = await traffic.stop();
     const addedKa = await trafficKa.stop();
     expectNoFailures("membership change, add", added, addedKa);
     expect(added.requests).toBeGreaterThanOrEqual(500);
+  }, 300_000);
 
-    // ---- remove backend-api-3 the same way
+  // Runs on the lab the test above left: backend-api-3 in the pool (lab2).
+  test("removing a server runs only the config step: a hitless reload, zero failed requests, and the removed server takes no more traffic", async () => {
     lab3 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2"]));
     expect(lab3.container.inputs).toEqual(lab2.container.inputs);
     expect(lab3.config.stdin).toBe(lab1.config.stdin);
-    const traffic2 = new TrafficLoop(url, 500);
-    const traffic2Ka = new TrafficLoop(url, 500, 4, true);
-    await waitFor("traffic flowing", async () => traffic2.requests > 50 && traffic2Ka.requests > 50, 10_000, 50);
-    const before2 = await showProc(LB);
-    const reload2 = await runStepOk(lab3.config, "update");
-    const after2 = await showProc(LB);
-    note("reload time, remove (config step start -> new worker)", `${reload2.ms} ms (${reload2.stderr.trim()})`);
-    expect(after2.master).toBe(before2.master);
-    expect(after2.worker).not.toBe(before2.worker);
+    const traffic = new TrafficLoop(url, 500);
+    const trafficKa = new TrafficLoop(url, 500, 4, true);
+    await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, { what: "traffic flowing", timeoutMs: 10_000, intervalMs: 50 });
+    const before = await showProc(LB);
+    const reload = await runStepOk(lab3.config, "update");
+    const after = await showProc(LB);
+    note("reload time, remove (config step start -> new worker)", `${reload.ms} ms (${reload.stderr.trim()})`);
+    expect(after.master).toBe(before.master);
+    expect(after.worker).not.toBe(before.worker);
     const stats = await serverStats(LB);
     expect(stats.has("api_pool/backend-api-3")).toBe(false);
     // Once the old worker has finished what it had accepted and exited,
     // requests reach the remaining servers only.
     const drainStart = Date.now();
-    await waitFor("the old worker to exit", async () => (await showProc(LB)).oldWorkers.length === 0, 30_000, 100);
+    await waitFor(async () => (await showProc(LB)).oldWorkers.length === 0, { what: "the old worker to exit", timeoutMs: 30_000, intervalMs: 100 });
     note("old worker exit after the remove reload (client loops running)", `${Date.now() - drainStart} ms`);
-    traffic2.resetSeen();
-    const mark = traffic2.requests;
+    traffic.resetSeen();
+    const mark = traffic.requests;
     await waitFor(
-      "100 requests after the removal, on both remaining servers",
-      async () => traffic2.requests > mark + 100 && traffic2.hasSeen("backend-api-1") && traffic2.hasSeen("backend-api-2"),
-      30_000,
-      100,
+      async () => traffic.requests > mark + 100 && traffic.hasSeen("backend-api-1") && traffic.hasSeen("backend-api-2"),
+      { what: "100 requests after the removal, on both remaining servers", timeoutMs: 30_000, intervalMs: 100 },
     );
-    const removedSeen3 = traffic2.hasSeen("backend-api-3");
-    const removed = await traffic2.stop();
-    const removedKa = await traffic2Ka.stop();
+    const removedSeen3 = traffic.hasSeen("backend-api-3");
+    const removed = await traffic.stop();
+    const removedKa = await trafficKa.stop();
     expectNoFailures("membership change, remove", removed, removedKa);
     expect(removed.requests).toBeGreaterThanOrEqual(500);
     expect(removedSeen3).toBe(false);
-  }, 300_000);
+  }, 240_000);
 
-  test("4. validation gate: a config haproxy -c rejects fails the step, running config and process untouched", async () => {
+  test("a config that haproxy -c rejects, or that arrived damaged, fails the step; the running config and process are untouched", async () => {
     const good = lab3.config;
     const shaBefore = await configSha(LB);
     expect(shaBefore).toBe(good.header.config_sha256);
@@ -327,10 +321,10 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     note("validation gate: requests / failures during rejected pushes", `${result.requests} / ${result.failures}`);
     expect(result.errors).toEqual([]);
     expect(result.failures).toBe(0);
-    expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+    expect((await get(url, "/api/v1/items")).status).toBe(200);
   }, 120_000);
 
-  test("5. idempotency (create scripts re-run change nothing) and restart (drained server stays drained)", async () => {
+  test("re-running the create scripts changes nothing, and a server drained before a container restart is still drained after it", async () => {
     const steps = lab3;
     const identity = await instanceIdentity(LB);
     const sha = await configSha(LB);
@@ -358,10 +352,8 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     await incusOk(["restart", LB], { timeoutMs: 120_000 });
     const restartCmdMs = Date.now() - t0;
     await waitFor(
-      "the LB serving again after incus restart",
-      async () => (await httpGet(`${url}/api/v1/items`, { timeoutMs: 1_000 })).status === 200,
-      60_000,
-      100,
+      async () => (await get(url, "/api/v1/items", undefined, { timeoutMs: 1_000 })).status === 200,
+      { what: "the LB serving again after incus restart", timeoutMs: 60_000, intervalMs: 100 },
     );
     note("restart recovery (incus restart -> first 200 through :80)", `${Date.now() - t0} ms (incus restart returned after ${restartCmdMs} ms)`);
 
@@ -379,13 +371,13 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
     expect(journal).toContain("backend-api-2 remains in forced drain mode");
     // The drained server takes no new requests.
     for (let i = 0; i < 10; i++) {
-      const r = await httpGet(`${url}/api/v1/items?after-restart=${i}`);
+      const r = await get(url, `/api/v1/items?after-restart=${i}`);
       expect(r.status).toBe(200);
       expect(r.headers["x-backend"]).toBe("backend-api-1");
     }
   }, 240_000);
 
-  test("6. teardown: the registered delete script removes haproxy, nothing of the lab is left", async () => {
+  test("the registered delete script removes haproxy (twice is fine) and nothing of the lab is left", async () => {
     const del = await runStepOk(lab3.container, "delete");
     note("container delete", `${del.ms} ms`);
     expect(del.stderr).toContain(`deleting ${LB}`);

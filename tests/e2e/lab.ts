@@ -12,11 +12,12 @@
  * `incus file push`, so the fixture can change without rebuilding the image.
  *
  * Traffic rule: the helpers only talk to the local Incus daemon and to the
- * lab containers' 198.18.0.x addresses (or whatever URL a test passes in).
+ * lab containers' 198.18.0.x addresses (HTTP goes through the kit's client,
+ * which refuses any other address).
  */
 import { execFile, execFileSync } from "node:child_process";
-import * as http from "node:http";
 import * as path from "node:path";
+import { get, isCI, waitFor } from "../support";
 
 export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian12";
 export const LAB_CONTAINERS = [
@@ -102,35 +103,6 @@ function checkName(name: string): void {
   if (!CONTAINER_NAME_RE.test(name)) throw new Error(`invalid container name: ${JSON.stringify(name)}`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Poll `probe` until it returns a value other than undefined/null/false, or
- * throw after `timeoutMs` (the last probe error, if any, is in the message).
- */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false>,
-  timeoutMs = 60_000,
-  intervalMs = 500,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== null && v !== false) return v as T;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() >= deadline) {
-      const why = lastErr instanceof Error ? `: ${lastErr.message}` : lastErr ? `: ${String(lastErr)}` : "";
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
 /**
  * Synchronous probe for test files (`(incusAvailable().ok ? describe : describe.skip)`):
  * the incus CLI on PATH, the daemon answering, and the lab image present.
@@ -202,7 +174,7 @@ export async function containerIPv4(name: string): Promise<string | null> {
 
 /** Wait until the container's eth0 has an IPv4 (DHCP from the lab bridge). */
 export function waitForIPv4(name: string, timeoutMs = 60_000): Promise<string> {
-  return waitFor(`an IPv4 on ${name}/eth0`, () => containerIPv4(name), timeoutMs, 300);
+  return waitFor(() => containerIPv4(name), { what: `an IPv4 on ${name}/eth0`, timeoutMs, intervalMs: 300 });
 }
 
 /**
@@ -244,17 +216,15 @@ export async function installFakeBackend(container: string, port: number, backen
   await execInOk(container, ["systemctl", "restart", FAKE_BACKEND_UNIT]);
 }
 
-/** Wait until GET url answers 200 from the host. */
-export function waitHttpOk(url: string, timeoutMs = 30_000): Promise<true> {
+/** Wait until GET `path` on `baseUrl` ("http://198.18.0.10") answers 200 from the host. */
+export function waitHttpOk(baseUrl: string, path: string, timeoutMs = 30_000): Promise<true> {
   return waitFor(
-    `200 from ${url}`,
     async () => {
-      const r = await httpGet(url, { timeoutMs: 2_000 });
+      const r = await get(baseUrl, path, undefined, { timeoutMs: 2_000 });
       if (r.status !== 200) throw new Error(`status ${r.status}`);
       return true as const;
     },
-    timeoutMs,
-    300,
+    { what: `200 from ${baseUrl}${path}`, timeoutMs, intervalMs: 300 },
   );
 }
 
@@ -265,7 +235,7 @@ export function waitHttpOk(url: string, timeoutMs = 30_000): Promise<true> {
 export async function launchBackend(name: string, port: number): Promise<string> {
   const ip = await launchContainer(name);
   await installFakeBackend(name, port, name);
-  await waitHttpOk(`http://${ip}:${port}/health`);
+  await waitHttpOk(`http://${ip}:${port}`, "/health");
   return ip;
 }
 
@@ -292,47 +262,6 @@ export async function deleteContainers(names: readonly string[]): Promise<void> 
   if (errors.length) throw new Error(`incus delete failed: ${errors.join("; ")}`);
 }
 
-export interface HttpResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-export interface HttpGetOptions {
-  headers?: Record<string, string>;
-  /** Whole-request deadline (connect + response), default 5000 ms. */
-  timeoutMs?: number;
-  /** Defaults to GET. */
-  method?: string;
-  /** A keep-alive agent to reuse connections; default: a new connection per request. */
-  agent?: http.Agent;
-}
-
-/** One HTTP request on a fresh connection (no keep-alive agent), with a timeout. */
-export function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpResponse> {
-  const timeoutMs = opts.timeoutMs ?? 5_000;
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") });
-      });
-      res.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${url}`)), timeoutMs);
-    req.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    req.end();
-  });
-}
-
 /**
  * Gate an e2e suite on the Incus lab (incusAvailable()). When it is ready:
  * `describe`. When not: under CI=true this throws with the reason (the suite
@@ -342,8 +271,7 @@ export function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpRes
 export function requireIncusLab(): jest.Describe {
   const lab = incusAvailable();
   if (lab.ok) return describe;
-  const ci = (process.env.CI ?? "").toLowerCase();
-  if (ci === "true" || ci === "1") {
+  if (isCI()) {
     throw new Error(`CI=true and the Incus lab is not available: ${lab.reason}`);
   }
   // eslint-disable-next-line no-console

@@ -4,8 +4,8 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
-import { execIn, execInOk, httpGet, incusOk, sleep } from "./lab";
-
+import { get, sleep } from "../support";
+import { execIn, execInOk, incusOk } from "./lab";
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";
 export const MASTER_SOCKET = "/run/haproxy-master.sock";
@@ -166,19 +166,20 @@ export class TrafficLoop {
   private async worker(w: number): Promise<void> {
     let i = 0;
     while (this.running || this.result.requests < this.minRequests) {
-      const url = `${this.baseUrl}/api/v1/items?w=${w}&i=${i++}`;
+      const path = `/api/v1/items?w=${w}&i=${i++}`;
       this.result.requests++;
       try {
-        const r = await httpGet(url, { timeoutMs: 5_000, agent: this.agent });
+        const r = await get(this.baseUrl, path, undefined, { timeoutMs: 5_000, agent: this.agent });
         const backend = String(r.headers["x-backend"] ?? "?");
         if (r.status !== 200) {
-          this.fail(`${url}: status ${r.status} from ${backend}: ${r.body.slice(0, 200)}`);
+          this.fail(`${this.baseUrl}${path}: status ${r.status} from ${backend}: ${r.body.slice(0, 200)}`);
         } else {
           this.result.byBackend[backend] = (this.result.byBackend[backend] ?? 0) + 1;
           this.seen.add(backend);
         }
       } catch (e) {
-        this.fail(`${url}: ${(e as Error).message}`);
+        // The kit's client names the request in its error ("GET http://198.18.0.10:80/api/...: ...").
+        this.fail((e as Error).message);
         await sleep(20);
       }
     }

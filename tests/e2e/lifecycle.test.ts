@@ -39,9 +39,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { requireBinary } from "../support/requirements";
-import { makeTestCert } from "../support/tls-cert";
-import { API_PORT, execIn, httpGet, incus, incusOk, LAB_IMAGE, launchBackend, listContainers, requireIncusLab, STREAM_PORT, waitHttpOk } from "./lab";
+import { get, makeTestCert, requireBinary } from "../support";
+import { API_PORT, execIn, incus, incusOk, LAB_IMAGE, launchBackend, listContainers, requireIncusLab, STREAM_PORT, waitHttpOk } from "./lab";
 import { configSha, showProc, TrafficLoop, TrafficResult } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStepOk } from "./product";
 import { runRemoteStep, runRemoteStepOk, Sshd, startSshd } from "./sshd";
@@ -100,20 +99,20 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
     await sshd?.stop();
   });
 
-  test("1. v1 (local steps) creates and configures the container", async () => {
+  test("local steps (v1) create and configure the container", async () => {
     v1 = await buildSteps(LB, args());
     expect(v1.container.header.container).toBe(LB);
     const created = await runStepOk(v1.container, "create");
     url = `http://${created.stdout.trim()}`;
     await runStepOk(v1.config, "create");
-    await waitHttpOk(`${url}/api/v1/items`);
+    await waitHttpOk(url, "/api/v1/items");
     expect(await owner()).toBe(v1.container.header.owner);
     // The drop-in asks for the open files the largest accepted maxConnections needs.
     expect((await execIn(LB, ["systemctl", "show", "-p", "LimitNOFILE", "--value", "haproxy"])).stdout.trim()).toBe("262144");
     note("v1 create + config", `${created.ms} ms; owner ${await owner()}`);
   }, 180_000);
 
-  test("2. local -> SSH switch, a rename, TLS on and off: the container survives each, and a client loop through all of it sees no failure", async () => {
+  test("the container survives a local -> SSH switch, a rename, TLS on and off, and a client loop through all of it sees no failure", async () => {
     loop = new TrafficLoop(url, 0, 4, true);
     const fresh = new TrafficLoop(url, 0, 2, false);
     await switchToSsh();
@@ -146,7 +145,7 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
     const kept = await runStepOk(v1.container, "delete");
     expect(kept.stderr).toContain(`${LB} is owned by another step now (owner ${v2.container.header.owner}, this step ${v1.container.header.owner}): leaving it running`);
     expect(await listContainers()).toContain(LB);
-    expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+    expect((await get(url, "/api/v1/items")).status).toBe(200);
     expect((await showProc(LB)).master).toBe(pid);
     note("local -> SSH", `adopt over SSH ${adopted.ms} ms, config ${pushed.ms} ms, old delete ${kept.ms} ms (kept); ${loop.requests} requests so far`);
   }
@@ -172,7 +171,7 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
     const kept = await runRemoteStepOk(v2.container, "delete");
     expect(kept.stderr).toContain("leaving it running");
     expect(await owner()).toBe(v3.container.header.owner);
-    expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+    expect((await get(url, "/api/v1/items")).status).toBe(200);
     note("rename", `${loop.requests} requests so far`);
   }
 
@@ -196,13 +195,13 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
       const removed = await runRemoteStepOk(tlsStep, "delete");
       expect(removed.stderr).toContain("certificate and key removed from /etc/haproxy/certs/veza.pem");
       expect((await execIn(LB, ["test", "-e", "/etc/haproxy/certs/veza.pem"])).code).toBe(1);
-      expect((await httpGet(`${url}/api/v1/items`)).status).toBe(200);
+      expect((await get(url, "/api/v1/items")).status).toBe(200);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  test("3. destroy (v5's deletes, reverse dependency order) removes the container", async () => {
+  test("destroy (the last version's deletes, in reverse dependency order) removes the container", async () => {
     // destroy: reverse dependency order, config (no delete) before the container.
     expect(v5.config.delete).toBe("");
     const destroyed = await runRemoteStepOk(v5.container, "delete");

@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
-import { installMocks, isSecret, registeredAll, Registered } from "../support/pulumi-mocks";
+import { installMocks, isSecret, registeredAll, Registered } from "../support";
 import type { HaproxyLoadBalancerArgs } from "../../components";
 
 let registered: Registered[] | undefined;

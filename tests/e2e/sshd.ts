@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { freePort } from "../support/ports";
+import { freePort, sleep } from "../support";
 import type { StepCommand, StepOp, StepRun } from "./product";
 
 export interface Sshd {
@@ -79,7 +79,7 @@ export async function startSshd(): Promise<Sshd> {
       });
       if (open) break;
       if (Date.now() > deadline) throw new Error(`sshd did not listen on 127.0.0.1:${port} within 10 s: ${log}`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     const pub = (name: string) => readFileSync(path.join(dir, `${name}.pub`), "utf8").trim();
     return { port, hostKey: pub("host_key"), otherHostKey: pub("other_host_key"), clientPrivateKey: readFileSync(path.join(dir, "client_key"), "utf8"), stop };

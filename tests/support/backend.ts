@@ -1,6 +1,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from "http";
 import { Socket } from "net";
 import { WebSocket, WebSocketServer } from "ws";
+import { onCleanup } from "./cleanup";
 
 /*
  * A fake Veza upstream (backend-api or stream-server) on 127.0.0.1.
@@ -59,7 +60,6 @@ export interface BackendOptions {
 const DEFAULT_HEALTH_PATHS = ["/api/v1/health", "/health"];
 /** Sent as a WebSocket text message, answered with the upgrade request as JSON {backend, method, path, headers}. */
 export const REQUEST_PROBE = "__request__";
-const live = new Set<FakeBackend>();
 
 class Backend implements FakeBackend {
     readonly healthChecks: HealthCheckRecord[] = [];
@@ -194,17 +194,16 @@ class Backend implements FakeBackend {
     async close(): Promise<void> {
         if (this.closed) return;
         this.closed = true;
-        live.delete(this);
         await this.kill();
         this.wss.close();
     }
 }
 
-/** Starts a fake backend on 127.0.0.1 (`port` or any free port). Stop it with close() or closeAllBackends(). */
+/** Starts a fake backend on 127.0.0.1 (`port` or any free port). Stop it with close(), or let cleanupAll() do it. */
 export async function startBackend(opts: BackendOptions): Promise<FakeBackend> {
     const backend = new Backend(opts.name, opts.healthPath);
     await backend.listen(opts.port ?? 0);
-    live.add(backend);
+    onCleanup(() => backend.close(), `backend ${opts.name}`);
     return backend;
 }
 
@@ -213,11 +212,6 @@ export async function startBackends(prefix: string, count: number, healthPath?: 
     const out: FakeBackend[] = [];
     for (let i = 1; i <= count; i++) out.push(await startBackend({ name: `${prefix}-${i}`, healthPath }));
     return out;
-}
-
-/** Closes every backend started in this module instance (use in afterAll/afterEach). */
-export async function closeAllBackends(): Promise<void> {
-    await Promise.all([...live].map((backend) => backend.close()));
 }
 
 /** The settings entry for a backend: `{ name, address: "127.0.0.1", port }`. */

@@ -5,9 +5,10 @@ import { tmpdir } from "os";
 import * as path from "path";
 import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
+import { onCleanup } from "./cleanup";
 import { freePort } from "./ports";
 import { findBinary } from "./requirements";
-import { sleep, within } from "./time";
+import { sleep, waitFor, WaitOptions, within } from "./time";
 
 /*
  * Runs the REAL rendered haproxy.cfg, unprivileged, on 127.0.0.1: only the
@@ -41,13 +42,6 @@ export interface ServerState {
 
 /** One `show stat` CSV row, by column name (pxname, svname, status, weight, wretr, wredis, ...). */
 export type StatRow = Record<string, string>;
-
-export interface WaitOptions {
-    timeoutMs?: number;
-    /** What is awaited, for the error message. */
-    what: string;
-    intervalMs?: number;
-}
 
 export interface StartOptions {
     /** haproxy binary; default: found on $PATH or in /usr/sbin. */
@@ -83,42 +77,20 @@ export interface HaproxyProcess {
     statRow(pxname: string, svname: string): Promise<StatRow>;
     /** Current worker pid according to the master (`show proc`). */
     workerPid(): Promise<number>;
+    /** The kit's waitFor (tests/support/time.ts), at hand on the process a test polls. */
     waitFor<T>(predicate: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>>;
-    /** Re-render (same ports/paths), save server state like veza-save-state.sh, reload through the master, wait for the new worker. */
+    /** Re-render (same ports/paths), save server state like _container-save-state.sh, reload through the master, wait for the new worker. */
     reload(newSettings?: HaproxySettings): Promise<void>;
     /** Last part of haproxy's stdout+stderr, for diagnostics. */
     output(): string;
     stop(): Promise<void>;
 }
 
-const registry = new Set<HaproxyProcess>();
-
-
 /**
- * Polls `predicate` until it returns something truthy (returned) or the time
- * is up (throws, naming `what` and the last value or error seen).
+ * Processes not stopped yet, for the exit safety net at the bottom only: it
+ * must kill synchronously, so it cannot go through the (async) cleanup registry.
  */
-export async function waitFor<T>(predicate: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>> {
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    const intervalMs = opts.intervalMs ?? 25;
-    const started = Date.now();
-    let last: unknown;
-    let lastError: unknown;
-    for (;;) {
-        try {
-            last = await predicate();
-            lastError = undefined;
-            if (last) return last as NonNullable<T>;
-        } catch (err) {
-            lastError = err;
-        }
-        if (Date.now() - started >= timeoutMs) {
-            const detail = lastError !== undefined ? `last error: ${String(lastError)}` : `last value: ${JSON.stringify(last)}`;
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what} (${detail})`);
-        }
-        await sleep(intervalMs);
-    }
-}
+const running = new Set<HaproxyProcess>();
 
 /**
  * Sends one command to a UNIX stream socket and reads until the peer closes.
@@ -399,7 +371,7 @@ class Haproxy implements HaproxyProcess {
         return waitFor(predicate, opts);
     }
 
-    /** What the product's reload hook (templates/veza-save-state.sh) does: `show servers state` > serverStateFile. */
+    /** What the product's reload hook (templates/_container-save-state.sh) does: `show servers state` > serverStateFile. */
     private async saveServerState(): Promise<void> {
         const stateFile = this.settings.serverStateFile as string;
         const state = await this.admin("show servers state");
@@ -443,7 +415,7 @@ class Haproxy implements HaproxyProcess {
     async stop(): Promise<void> {
         if (this.stopped) return;
         this.stopped = true;
-        registry.delete(this);
+        running.delete(this);
         const pid = this.child?.pid;
         if (pid !== undefined && this.exitInfo === undefined) {
             killGroup(pid, "SIGTERM");
@@ -477,7 +449,7 @@ export function makeTempDir(prefix = "veza-hap-"): string {
 /**
  * Renders `settings` (process-level fields filled for an unprivileged
  * loopback run), starts haproxy in master-worker mode and waits until its
- * admin socket answers. Registered for stopAllHaproxy().
+ * admin socket answers. Registered for cleanupAll().
  */
 export async function startHaproxy(settings: HaproxySettings, opts: StartOptions = {}): Promise<HaproxyProcess> {
     const bin = opts.haproxyBin ?? findBinary("haproxy");
@@ -487,10 +459,11 @@ export async function startHaproxy(settings: HaproxySettings, opts: StartOptions
     for (let attempt = 1; attempt <= 3; attempt++) {
         const dir = makeTempDir();
         const proc = new Haproxy(dir, bin);
-        registry.add(proc);
+        running.add(proc);
         try {
             const resolved = await proc.resolveSettings(settings);
             await proc.start(resolved, opts.startTimeoutMs ?? 10_000);
+            onCleanup(() => proc.stop(), `haproxy in ${dir}`);
             return proc;
         } catch (err) {
             lastError = err;
@@ -502,14 +475,9 @@ export async function startHaproxy(settings: HaproxySettings, opts: StartOptions
     throw lastError;
 }
 
-/** Stops every haproxy started by this module instance (call from afterEach/afterAll). */
-export async function stopAllHaproxy(): Promise<void> {
-    await Promise.all([...registry].map((proc) => proc.stop()));
-}
-
 // Safety net if the test process exits without teardown (e.g. a crash): no orphaned haproxy.
 process.once("exit", () => {
-    for (const proc of registry) {
+    for (const proc of running) {
         if (proc.pid > 0) killGroup(proc.pid, "SIGKILL");
         try {
             if (existsSync(proc.dir)) rmSync(proc.dir, { recursive: true, force: true });

@@ -2,12 +2,13 @@ import { Agent as HttpAgent, IncomingHttpHeaders, request as httpRequest, Reques
 import { Agent as HttpsAgent, request as httpsRequest } from "https";
 import { TLSSocket } from "tls";
 import { ClientOptions, WebSocket } from "ws";
+import { onCleanup } from "./cleanup";
 
 /*
- * Small client helpers for tests. Each request opens its own connection
- * (`agent: false`) unless a keep-alive agent is passed; every call has a
- * timeout and resolves with the whole response, or rejects with a message
- * naming the request.
+ * The one HTTP client of the kit (behaviour tests, e2e, bench). Each request
+ * opens its own connection (`agent: false`) unless a keep-alive agent is
+ * passed; every call has a deadline and resolves with the whole response, or
+ * rejects with a message naming the request (the error keeps its `code`).
  */
 
 export interface HttpResponse {
@@ -25,23 +26,29 @@ export interface RequestOpts {
     path?: string;
     method?: string;
     headers?: Record<string, string>;
-    /** Default "127.0.0.1". Traffic only ever goes to loopback. */
+    /** Default "127.0.0.1". Traffic only ever goes to loopback or to the Incus lab's bridge (198.18.0.0/24). */
     host?: string;
     /** false (default): a fresh connection per request. Pass a keep-alive agent to reuse connections. */
     agent?: HttpAgent | false;
+    /** Deadline for the whole exchange, connect included; default 10 s. */
     timeoutMs?: number;
     body?: string;
     /** HTTPS with these TLS options (ca, servername, minVersion, ...). */
     tls?: Omit<RequestOptions, "host" | "port" | "path" | "method" | "headers" | "agent"> & Record<string, unknown>;
 }
 
-function assertLoopback(host: string): void {
-    if (!/^127\./.test(host) && host !== "localhost") throw new Error(`test traffic must stay on loopback, not ${host}`);
+/** The e2e lab's bridge (tests/e2e/setup-incus.sh: 198.18.0.1/24, a benchmarking range, NAT off). */
+const LAB_BRIDGE = /^198\.18\.0\.\d{1,3}$/;
+
+function assertTestNetwork(host: string): void {
+    if (!/^127\./.test(host) && host !== "localhost" && !LAB_BRIDGE.test(host)) {
+        throw new Error(`test traffic must stay on loopback or the Incus lab bridge (198.18.0.0/24), not ${host}`);
+    }
 }
 
 export function request(opts: RequestOpts): Promise<HttpResponse> {
     const host = opts.host ?? "127.0.0.1";
-    assertLoopback(host);
+    assertTestNetwork(host);
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const method = opts.method ?? "GET";
     const path = opts.path ?? "/";
@@ -60,6 +67,7 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
             const chunks: Buffer[] = [];
             res.on("data", (chunk: Buffer) => chunks.push(chunk));
             res.on("end", () => {
+                clearTimeout(deadline);
                 const socket = res.socket as TLSSocket | null;
                 resolve({
                     status: res.statusCode ?? 0,
@@ -69,10 +77,16 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
                     reusedSocket: req.reusedSocket,
                 });
             });
-            res.on("error", (err) => reject(new Error(`${label}: ${err.message}`)));
+            res.on("error", (err) => {
+                clearTimeout(deadline);
+                reject(new Error(`${label}: ${err.message}`));
+            });
         });
-        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no response within ${timeoutMs} ms`)));
+        // A timer, not req.setTimeout: a socket timeout only starts once connected, and a
+        // connect to a lab container that is down would then hang for the kernel's timeout.
+        const deadline = setTimeout(() => req.destroy(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
         req.on("error", (err: NodeJS.ErrnoException) => {
+            clearTimeout(deadline);
             const wrapped = new Error(`${label}: ${err.message}`) as NodeJS.ErrnoException & { reusedSocket?: boolean };
             wrapped.code = err.code;
             wrapped.reusedSocket = req.reusedSocket;
@@ -82,9 +96,23 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
     });
 }
 
-/** GET on a fresh connection. */
-export function get(port: number, path: string, headers?: Record<string, string>, extra: Partial<RequestOpts> = {}): Promise<HttpResponse> {
-    return request({ ...extra, port, path, headers });
+/**
+ * GET `path` on a fresh connection (pass `extra.agent` to reuse one).
+ * `target`: a port on 127.0.0.1, or a base URL without a path for a lab
+ * container ("http://198.18.0.10", "http://198.18.0.10:8099").
+ */
+export function get(target: number | string, path: string, headers?: Record<string, string>, extra: Partial<RequestOpts> = {}): Promise<HttpResponse> {
+    return request({ ...extra, ...hostAndPort(target), path, headers });
+}
+
+function hostAndPort(target: number | string): { host?: string; port: number } {
+    if (typeof target === "number") return { port: target };
+    const url = new URL(target);
+    // A path or query here would be silently dropped: refuse it.
+    if (url.protocol !== "http:" || url.pathname !== "/" || url.search !== "" || url.hash !== "") {
+        throw new Error(`get: expected a base URL like http://198.18.0.10[:port] and a separate path, got ${target}`);
+    }
+    return { host: url.hostname, port: url.port === "" ? 80 : Number(url.port) };
 }
 
 export interface EchoBody {
@@ -176,9 +204,7 @@ export interface OpenWebSocket {
     close(): void;
 }
 
-const openSockets = new Set<WebSocket>();
-
-/** Opens ws://127.0.0.1:<port><path>; resolves once the upgrade succeeded. */
+/** Opens ws://127.0.0.1:<port><path>; resolves once the upgrade succeeded. Closed by cleanupAll() at the latest. */
 export function openWebSocket(
     port: number,
     path = "/ws",
@@ -189,15 +215,12 @@ export function openWebSocket(
     const url = `${scheme}://127.0.0.1:${port}${path}`;
     return new Promise((resolve, reject) => {
         const ws = new WebSocket(url, { headers: opts.headers, handshakeTimeout: timeoutMs, perMessageDeflate: false, ...(opts.tls ?? {}) });
-        openSockets.add(ws);
+        onCleanup(() => ws.terminate(), `WebSocket ${url}`);
         const messages: string[] = [];
         const waiters: Array<(msg: string) => void> = [];
         let headers: IncomingHttpHeaders = {};
         const closed = new Promise<number>((resolveClosed) => {
-            ws.on("close", (code) => {
-                openSockets.delete(ws);
-                resolveClosed(code);
-            });
+            ws.on("close", (code) => resolveClosed(code));
         });
         ws.on("upgrade", (res) => (headers = res.headers));
         ws.on("message", (data) => {
@@ -240,10 +263,4 @@ export function openWebSocket(
             });
         });
     });
-}
-
-/** Terminates every WebSocket opened by this module instance (teardown). */
-export function closeAllWebSockets(): void {
-    for (const ws of openSockets) ws.terminate();
-    openSockets.clear();
 }

@@ -1,5 +1,5 @@
 import { HaproxySettings } from "../../components/settings";
-import { FakeBackend, serverEntry, startBackend } from "./backend";
+import { FakeBackend, serverEntry, startBackends } from "./backend";
 import { HaproxyProcess, startHaproxy } from "./haproxy-process";
 
 export interface Lab {
@@ -10,21 +10,26 @@ export interface Lab {
     settingsFor(api: FakeBackend[], stream: FakeBackend[]): Pick<HaproxySettings, "apiServers" | "streamServers">;
 }
 
+export interface LabOptions {
+    /** How many fake api servers: backend-api-1..N. */
+    api: number;
+    /** How many fake stream servers: stream-srv-1..M. */
+    stream: number;
+    /** Rendered into haproxy.cfg; the server lists are filled in from the backends. */
+    settings?: Partial<HaproxySettings>;
+    /** An extra health path each kind of backend answers (when the settings move the checks off the defaults). */
+    healthPaths?: { api?: string; stream?: string };
+}
+
 /**
- * `apiCount` fake backend-api servers (backend-api-1..N) and `streamCount`
- * stream servers (stream-srv-1..M) on loopback, and a haproxy in front of
- * them rendered from `settings`.
+ * `api` fake backend-api servers and `stream` stream servers on loopback, and
+ * a haproxy in front of them rendered from `settings`.
+ *
+ *   const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200 } });
  */
-export async function startLab(
-    apiCount: number,
-    streamCount: number,
-    settings: Partial<HaproxySettings> = {},
-    healthPaths: { api?: string; stream?: string } = {},
-): Promise<Lab> {
-    const api: FakeBackend[] = [];
-    const stream: FakeBackend[] = [];
-    for (let i = 1; i <= apiCount; i++) api.push(await startBackend({ name: `backend-api-${i}`, healthPath: healthPaths.api }));
-    for (let i = 1; i <= streamCount; i++) stream.push(await startBackend({ name: `stream-srv-${i}`, healthPath: healthPaths.stream }));
+export async function startLab({ api: apiCount, stream: streamCount, settings = {}, healthPaths = {} }: LabOptions): Promise<Lab> {
+    const api = await startBackends("backend-api", apiCount, healthPaths.api);
+    const stream = await startBackends("stream-srv", streamCount, healthPaths.stream);
     const settingsFor = (a: FakeBackend[], s: FakeBackend[]) => ({
         apiServers: a.map((b) => serverEntry(b)),
         streamServers: s.map((b) => serverEntry(b)),

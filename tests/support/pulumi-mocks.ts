@@ -1,4 +1,14 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
+
+/*
+ * The SDK is loaded on first use, not on import: the kit's index re-exports
+ * this module, and the behaviour tests and the bench, which never mock
+ * Pulumi, should not pay the SDK's load time (about 1.5 s a file).
+ */
+function sdk(): typeof pulumi {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require("@pulumi/pulumi") as typeof pulumi;
+}
 
 /** The SDK marks a secret input to `newResource` with this signature key/value. */
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -47,7 +57,7 @@ export function installMocks(options: { address?: string; config?: Record<string
     const registered: Registered[] = [];
     const address = options.address ?? "198.18.0.10";
     setStackConfig(options.config ?? {});
-    pulumi.runtime.setMocks({
+    sdk().runtime.setMocks({
         newResource(args) {
             registered.push({ type: args.type, name: args.name, inputs: args.inputs });
             return { id: `${args.name}-id`, state: mockState(args, address) };
@@ -62,7 +72,7 @@ export function installMocks(options: { address?: string; config?: Record<string
 /** Replaces the stack config the program reads (keys like "haproxy:apiServers", objects as JSON). */
 export function setStackConfig(config: Record<string, string>): void {
     const secretKeys = Object.keys(config).filter((k) => /(Pem|Password|PrivateKey)$/.test(k));
-    pulumi.runtime.setAllConfig(config, secretKeys);
+    sdk().runtime.setAllConfig(config, secretKeys);
 }
 
 /** Resolves an Output under mocks. */

@@ -2,12 +2,13 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { labSettings } from "./lab-settings";
-import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support/pulumi-mocks";
+import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { createHmac } from "crypto";
-import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig, sha256Hex } from "../../components";
+import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig } from "../../components";
+import { sha256Hex } from "../../components/identity";
 import { forgetContainerClaims } from "../../components/component";
 import { parseStepStdin } from "../e2e/product";
 

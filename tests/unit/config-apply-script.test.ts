@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "os";
 import * as path from "path";
 import { loadTemplate } from "../../components/templates";
-import { findBinary, requireBinary } from "../support/requirements";
+import { findBinary, requireBinary } from "../support";
 
 const SCRIPT = loadTemplate("_config-in-container.sh");
 // Checked by the real `haproxy -c`, never started: the listener's port is not bound.

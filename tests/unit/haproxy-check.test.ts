@@ -1,9 +1,9 @@
-import { execFileSync, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
 import { HaproxySettings, renderHaproxyConfig } from "../../components";
-import { findBinary, requireBinary } from "../support/requirements";
+import { findBinary, makeTestCert, requireBinary } from "../support";
 import { labSettings, pool } from "./lab-settings";
 
 const describeWithHaproxy = requireBinary("haproxy", "openssl");
@@ -14,11 +14,8 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
 
     beforeAll(() => {
         dir = mkdtempSync(path.join(tmpdir(), "veza-check-"));
-        certPath = path.join(dir, "veza.pem");
-        const key = path.join(dir, "key.pem");
-        const crt = path.join(dir, "crt.pem");
-        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", crt], { stdio: "ignore" });
-        execFileSync("sh", ["-c", 'cat "$1" "$2" > "$3"', "sh", crt, key, certPath]);
+        // cert + key in one PEM, what haproxy's `crt` takes.
+        certPath = makeTestCert(dir).pemPath;
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

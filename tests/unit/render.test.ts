@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "fs";
 import * as path from "path";
-import { cookieValue, renderHaproxyConfig, stableServerIds } from "../../components";
+import { renderHaproxyConfig } from "../../components";
+import { cookieValue, stableServerIds } from "../../components/identity";
 import { labSettings, pool } from "./lab-settings";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");

@@ -2,10 +2,11 @@ import { spawnSync } from "child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
-import { configStep, containerStep, ownerToken, SettingsError, stepStdin, tlsStep } from "../../components";
+import { configStep, containerStep, ownerToken, SettingsError, tlsStep } from "../../components";
+import { stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
-import { findBinary, requireBinary } from "../support/requirements";
+import { findBinary, requireBinary } from "../support";
 import { labSettings } from "./lab-settings";
 
 const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");

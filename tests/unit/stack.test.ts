@@ -1,7 +1,7 @@
 import { readFileSync } from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support/pulumi-mocks";
+import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support";
 
 // Each run compiles index.ts afresh (jest.isolateModules): slow on a busy machine, not a hang.
 jest.setTimeout(30_000);

@@ -1,4 +1,5 @@
-import { HaproxySettings, renderHaproxyConfig, SettingsError, validateProvisioning, validateTlsPair } from "../../components";
+import { HaproxySettings, renderHaproxyConfig, SettingsError } from "../../components";
+import { validateProvisioning, validateTlsPair } from "../../components/validate";
 import { labSettings } from "./lab-settings";
 
 const api = (overrides: object) => ({ apiServers: [{ name: "backend-api-1", address: "backend-api-1.lxd" }, { name: "backend-api-2", address: "backend-api-2.lxd", ...overrides }] });

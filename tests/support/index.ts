@@ -1,0 +1,43 @@
+/*
+ * The test kit's only public entry point: tests (behaviour, unit, e2e) and the
+ * bench import from "tests/support", never from a module in this directory,
+ * so the modules can move without touching their users. What is not listed
+ * here (parsers, the Haproxy class, ...) is internal. See README.md.
+ */
+
+// Time: the one sleep, the one poll.
+export { sleep, waitFor, within } from "./time";
+export type { WaitOptions } from "./time";
+
+// The one cleanup registry.
+export { cleanupAll, onCleanup } from "./cleanup";
+
+// Gating a suite on the binaries it needs.
+export { findBinary, isCI, requireBinary } from "./requirements";
+
+// Loopback ports.
+export { freePort, freePorts } from "./ports";
+
+// Fake upstreams.
+export { REQUEST_PROBE, serverEntry, startBackend, startBackends } from "./backend";
+export type { BackendOptions, FakeBackend, HealthCheckRecord } from "./backend";
+
+// The real rendered haproxy.cfg, run unprivileged.
+export { ADMIN_STATE, makeTempDir, OP_STATE, socketCommand, startHaproxy, TEST_STATS_PASSWORD } from "./haproxy-process";
+export type { HaproxyProcess, ServerState, StartOptions, StatRow } from "./haproxy-process";
+
+// A haproxy in front of api and stream backends.
+export { forceHealthUp, startLab } from "./pools";
+export type { Lab, LabOptions } from "./pools";
+
+// The one HTTP client, and WebSockets.
+export { backendOf, echo, get, keepAliveAgent, keepAliveHttpsAgent, openWebSocket, pool, request, setCookie, setCookies } from "./http";
+export type { EchoBody, HttpResponse, OpenWebSocket, RequestOpts, SetCookie } from "./http";
+
+// The one test certificate.
+export { makeTestCert } from "./tls-cert";
+export type { TestCert } from "./tls-cert";
+
+// Pulumi programs under setMocks (the SDK loads on first use).
+export { installMocks, isSecret, registeredAll, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";
+export type { Registered } from "./pulumi-mocks";
