@@ -38,9 +38,21 @@ const code = (value: unknown) => (value === "" ? '`""`' : `\`${typeof value === 
  * where its certificate comes from.
  */
 export const STACK_KEYS: readonly StackKey[] = [
-    ...Object.entries(SETTINGS).flatMap(([key, spec]) => ("stack" in spec && spec.stack
-        ? [{ key, kind: spec.stack, shownDefault: "shownDefault" in spec && spec.shownDefault ? spec.shownDefault : code(DEFAULT_SETTINGS[key as keyof typeof DEFAULT_SETTINGS]), doc: spec.doc }]
-        : [])),
+    ...Object.entries(SETTINGS).flatMap(([key, spec]) =>
+        "stack" in spec && spec.stack
+            ? [
+                  {
+                      key,
+                      kind: spec.stack,
+                      shownDefault:
+                          "shownDefault" in spec && spec.shownDefault
+                              ? spec.shownDefault
+                              : code(DEFAULT_SETTINGS[key as keyof typeof DEFAULT_SETTINGS]),
+                      doc: spec.doc,
+                  },
+              ]
+            : [],
+    ),
     { key: "containerName", kind: "string", shownDefault: "the component's name (`haproxy` in this stack)", doc: "Incus instance name" },
     { key: "image", kind: "string", shownDefault: code(COMPONENT_DEFAULTS.image), doc: "Incus image (the lab uses `veza-debian12`)" },
     { key: "profiles", kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
@@ -48,7 +60,9 @@ export const STACK_KEYS: readonly StackKey[] = [
     { key: "tlsCertificatePem", kind: "secret", shownDefault: "none", doc: "certificate PEM (secret); needs `tlsPrivateKeyPem`" },
     { key: "tlsPrivateKeyPem", kind: "secret", shownDefault: "none", doc: "its private key (secret)" },
     {
-        key: "incusHost", kind: "object", shownDefault: "none",
+        key: "incusHost",
+        kind: "object",
+        shownDefault: "none",
         doc: "`{ host, user?, port?, hostKey, insecureSkipHostKeyCheck? }`: run the steps over SSH instead of the local `incus`; `hostKey` is the host's public key line, required unless `insecureSkipHostKeyCheck: true`",
     },
     { key: "incusSshPrivateKey", kind: "secret", shownDefault: "none", doc: "SSH key for `incusHost` (secret)" },
@@ -82,11 +96,16 @@ function wholeNumber(config: pulumi.Config, key: string): number | undefined {
 
 function read(config: pulumi.Config, key: string, kind: Kind): unknown {
     switch (kind) {
-        case "number": return wholeNumber(config, key);
-        case "string": return config.get(key);
-        case "boolean": return config.getBoolean(key);
-        case "object": return config.getObject(key);
-        case "secret": return config.getSecret(key);
+        case "number":
+            return wholeNumber(config, key);
+        case "string":
+            return config.get(key);
+        case "boolean":
+            return config.getBoolean(key);
+        case "object":
+            return config.getObject(key);
+        case "secret":
+            return config.getSecret(key);
     }
 }
 
@@ -100,7 +119,11 @@ export function readStackConfig(config: pulumi.Config, name: string, parent?: pu
     checkStackKeys(config);
     const args: Record<string, unknown> = {};
     // The stack-only keys below are read separately.
-    for (const { key, kind } of STACK_KEYS.slice(0, STACK_KEYS.findIndex((k) => k.key === "labTls"))) args[key] = read(config, key, kind);
+    for (const { key, kind } of STACK_KEYS.slice(
+        0,
+        STACK_KEYS.findIndex((k) => k.key === "labTls"),
+    ))
+        args[key] = read(config, key, kind);
     args.apiServers = config.requireObject("apiServers");
     args.streamServers = config.requireObject("streamServers");
 
@@ -151,13 +174,17 @@ export class LabCertificate extends pulumi.ComponentResource {
         super("veza:infra:LabCertificate", name, {}, opts);
         const fromRoot = { aliases: [{ parent: pulumi.rootStackResource }], parent: this };
         const key = new tls.PrivateKey(`${name}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, fromRoot);
-        const cert = new tls.SelfSignedCert(`${name}-cert`, {
-            privateKeyPem: key.privateKeyPem,
-            subject: { commonName: `${containerName}.lxd`, organization: "Veza lab" },
-            dnsNames: [`${containerName}.lxd`, "localhost"],
-            validityPeriodHours: 24 * 365,
-            allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
-        }, fromRoot);
+        const cert = new tls.SelfSignedCert(
+            `${name}-cert`,
+            {
+                privateKeyPem: key.privateKeyPem,
+                subject: { commonName: `${containerName}.lxd`, organization: "Veza lab" },
+                dnsNames: [`${containerName}.lxd`, "localhost"],
+                validityPeriodHours: 24 * 365,
+                allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
+            },
+            fromRoot,
+        );
         this.certificatePem = cert.certPem;
         this.privateKeyPem = key.privateKeyPem;
         this.registerOutputs({ certificatePem: this.certificatePem });

@@ -104,7 +104,11 @@ interface Target {
 /** First line a tool prints about its version (nginx and wrk print it on stderr; wrk -v exits 1). */
 function version(cmd: string, args: string[]): string {
     const r = spawnSync(cmd, args, { encoding: "utf8" });
-    return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0].replace(/ - https?:\/\/\S+$/, "").replace(/ Copyright.*$/, "").trim();
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`
+        .split("\n")[0]
+        .replace(/ - https?:\/\/\S+$/, "")
+        .replace(/ Copyright.*$/, "")
+        .trim();
 }
 
 function meta(): Record<string, unknown> {
@@ -146,7 +150,10 @@ function targets(r: Results): Target[] {
 function markdown(r: Results): string {
     const lines: string[] = [];
     const m = r.meta;
-    lines.push(`Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`, "");
+    lines.push(
+        `Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`,
+        "",
+    );
     if (r.throughput) {
         const tp = r.throughput;
         lines.push(
@@ -187,7 +194,10 @@ function markdown(r: Results): string {
         );
         lines.push(`| p99 product - direct | ${round(tp.p99_product_ms - tp.p99_direct_ms, 3)} ms |`);
     }
-    if (r.reload) lines.push(`| reload: errors during ${r.reload.reloads} reloads under load | ${r.reload.errors} of ${r.reload.requests} requests |`);
+    if (r.reload)
+        lines.push(
+            `| reload: errors during ${r.reload.reloads} reloads under load | ${r.reload.errors} of ${r.reload.requests} requests |`,
+        );
     if (r.failover) {
         const f = r.failover;
         lines.push(
@@ -201,8 +211,10 @@ function markdown(r: Results): string {
             `| hash: unrelated tracks moved removing ${h.removed_server} | ${h.moved_unrelated_on_remove} (${h.moved_unrelated_on_remove_count} tracks) |`,
         );
     }
-    for (const x of r.render ?? []) lines.push(`| render / haproxy -c, ${x.servers} servers per pool | ${x.render_ms} ms / ${x.check_ms} ms |`);
-    if (r.change_to_serving_ms !== undefined) lines.push(`| config change to first 200 from the new server | ${r.change_to_serving_ms} ms |`);
+    for (const x of r.render ?? [])
+        lines.push(`| render / haproxy -c, ${x.servers} servers per pool | ${x.render_ms} ms / ${x.check_ms} ms |`);
+    if (r.change_to_serving_ms !== undefined)
+        lines.push(`| config change to first 200 from the new server | ${r.change_to_serving_ms} ms |`);
     lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
     for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
     return lines.join("\n") + "\n";
@@ -223,7 +235,11 @@ async function main(): Promise<number> {
         return 0;
     }
     installExitHandlers();
-    for (const [bin, pkg] of [["haproxy", "haproxy"], ["wrk", "wrk"], ["nginx", "nginx-light"]]) {
+    for (const [bin, pkg] of [
+        ["haproxy", "haproxy"],
+        ["wrk", "wrk"],
+        ["nginx", "nginx-light"],
+    ]) {
         if (findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
     const started = Date.now();
@@ -246,7 +262,13 @@ async function main(): Promise<number> {
             results.change_to_serving = c;
         }
         if (wants("throughput") || wants("reload") || wants("failover")) {
-            const [a1, a2, a3, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"]);
+            const [a1, a2, a3, s1, s2] = await startBackendProcesses([
+                "backend-api-1",
+                "backend-api-2",
+                "backend-api-3",
+                "stream-srv-1",
+                "stream-srv-2",
+            ]);
             if (wants("throughput")) {
                 const product = await startProduct(productSettings([a1, a2], [s1, s2]));
                 const seed = await startSeedLiteral([a1, a2], [s1, s2]);
@@ -255,7 +277,13 @@ async function main(): Promise<number> {
                 const contenders: Contender[] = [
                     { key: "direct", label: "direct (1 backend)", port: a1.port, proxyPgids: [], backendPgids: [a1.pgid] },
                     { key: "product", label: "product haproxy.cfg", port: product.httpPort, proxyPgids: [product.pid], backendPgids: both },
-                    { key: "seed_literal", label: "seed literal haproxy.cfg", port: seed.httpPort, proxyPgids: [seed.pgid], backendPgids: both },
+                    {
+                        key: "seed_literal",
+                        label: "seed literal haproxy.cfg",
+                        port: seed.httpPort,
+                        proxyPgids: [seed.pgid],
+                        backendPgids: both,
+                    },
                     { key: "nginx", label: "nginx", port: nginx.httpPort, proxyPgids: [nginx.pgid], backendPgids: both },
                 ];
                 const s = await measureThroughput(contenders, {
@@ -278,7 +306,13 @@ async function main(): Promise<number> {
                     p99_product_ms: get("product").p99_ms,
                     p99_seed_literal_ms: get("seed_literal").p99_ms,
                     p99_nginx_ms: get("nginx").p99_ms,
-                    wrk: { threads: cfg.threads, connections: cfg.connections, seconds: cfg.seconds, runs_each: cfg.rounds, path: cfg.path },
+                    wrk: {
+                        threads: cfg.threads,
+                        connections: cfg.connections,
+                        seconds: cfg.seconds,
+                        runs_each: cfg.rounds,
+                        path: cfg.path,
+                    },
                     contenders: Object.fromEntries([...s.entries()]),
                 };
                 const paired = (a: string, b: string) => {
@@ -305,9 +339,16 @@ async function main(): Promise<number> {
                 await seed.stop();
                 await nginx.stop();
             }
-            if (wants("reload")) results.reload = await measureReload({ api: [a1, a2, a3], stream: [s1, s2] }, { reloads: cfg.reloads, threads: 1, connections: 32 });
+            if (wants("reload"))
+                results.reload = await measureReload(
+                    { api: [a1, a2, a3], stream: [s1, s2] },
+                    { reloads: cfg.reloads, threads: 1, connections: 32 },
+                );
             if (wants("failover")) {
-                results.failover = await measureFailover({ api: [a1, a2], stream: [s1, s2] }, { threads: 1, connections: 32, checkIntervalMs: cfg.failoverInterMs });
+                results.failover = await measureFailover(
+                    { api: [a1, a2], stream: [s1, s2] },
+                    { threads: 1, connections: 32, checkIntervalMs: cfg.failoverInterMs },
+                );
             }
         }
     } finally {

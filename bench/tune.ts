@@ -50,9 +50,18 @@ export function splitWebSockets(cfg: string): string {
     const lines = block.split("\n");
     const cookie = lines.find((l) => /^\s+cookie /.test(l));
     const servers = lines.filter((l) => /^\s+server /.test(l)).map((l) => `${l} track api_pool/${l.trim().split(/\s+/)[1]}`);
-    const ws = ["backend api_ws", "    balance roundrobin", cookie ?? "", "    default-server on-marked-down shutdown-sessions", ...servers].filter(Boolean);
+    const ws = [
+        "backend api_ws",
+        "    balance roundrobin",
+        cookie ?? "",
+        "    default-server on-marked-down shutdown-sessions",
+        ...servers,
+    ].filter(Boolean);
     const out = cfg.replace(block, block.replace(" on-marked-down shutdown-sessions", "") + ws.join("\n") + "\n\n");
-    return out.replace(/^(\s+)default_backend api_pool$/m, "$1use_backend api_ws if { hdr(upgrade) -i websocket }\n$1default_backend api_pool");
+    return out.replace(
+        /^(\s+)default_backend api_pool$/m,
+        "$1use_backend api_ws if { hdr(upgrade) -i websocket }\n$1default_backend api_pool",
+    );
 }
 
 const GLOBAL = /^global$/m;
@@ -111,7 +120,13 @@ async function reloadMode(names: string[]): Promise<void> {
     const tmp = path.join(__dirname, "tmp", `tune-reload-${process.pid}`);
     mkdirSync(tmp, { recursive: true });
     onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
-    const [a1, a2, a3, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"]);
+    const [a1, a2, a3, s1, s2] = await startBackendProcesses([
+        "backend-api-1",
+        "backend-api-2",
+        "backend-api-3",
+        "stream-srv-1",
+        "stream-srv-2",
+    ]);
     const rows: string[] = [];
     for (const name of names) {
         const dir = path.join(tmp, name);
@@ -121,7 +136,13 @@ async function reloadMode(names: string[]): Promise<void> {
         const edit = (cfg: string) => VARIANTS[name].reduce((text, e) => e(text), cfg);
         const h = await LiteralHaproxy.start(edit(two.config), { httpPort: two.httpPort, dir, adminSocket: two.adminSocket });
         onCleanup(() => h.stop(false));
-        const wrk = startWrk({ url: `http://127.0.0.1:${two.httpPort}/api/v1/bench`, threads: 1, connections: 32, durationSec: 600, countStatus: true });
+        const wrk = startWrk({
+            url: `http://127.0.0.1:${two.httpPort}/api/v1/bench`,
+            threads: 1,
+            connections: 32,
+            durationSec: 600,
+            countStatus: true,
+        });
         try {
             await sleep(1000);
             for (let i = 0; i < reloads; i++) {
@@ -170,7 +191,9 @@ async function failoverMode(names: string[]): Promise<void> {
             }
         }
     }
-    console.log(`\n| variant | run | requests | errors | non-2xx | socket errors | kill to DOWN ms |\n|---|---:|---:|---:|---:|---|---:|\n${rows.join("\n")}`);
+    console.log(
+        `\n| variant | run | requests | errors | non-2xx | socket errors | kill to DOWN ms |\n|---|---:|---:|---:|---:|---|---:|\n${rows.join("\n")}`,
+    );
 }
 
 async function main(): Promise<void> {
@@ -182,7 +205,13 @@ async function main(): Promise<void> {
     for (const n of names) if (!(n in VARIANTS)) throw new Error(`unknown variant ${n}; known: ${Object.keys(VARIANTS).join(", ")}`);
     if (failover) {
         try {
-            await failoverMode(names.filter((n) => wanted.length > 0 || ["product", "no-shutdown-sessions", "observe-l4", "observe-l4-no-shutdown", "split-ws"].includes(n)));
+            await failoverMode(
+                names.filter(
+                    (n) =>
+                        wanted.length > 0 ||
+                        ["product", "no-shutdown-sessions", "observe-l4", "observe-l4-no-shutdown", "split-ws"].includes(n),
+                ),
+            );
         } finally {
             await cleanupAll();
         }
@@ -190,7 +219,11 @@ async function main(): Promise<void> {
     }
     if (reload) {
         try {
-            await reloadMode(names.filter((n) => wanted.length > 0 || ["product", "idle-close-on-response", "close-spread-1s", "idle-close-spread"].includes(n)));
+            await reloadMode(
+                names.filter(
+                    (n) => wanted.length > 0 || ["product", "idle-close-on-response", "close-spread-1s", "idle-close-spread"].includes(n),
+                ),
+            );
         } finally {
             await cleanupAll();
         }

@@ -29,8 +29,10 @@ function isSelfIPv4(octets: number[]): boolean {
 /** The eight 16-bit groups of a valid IPv6 literal (an embedded dotted IPv4 tail allowed). */
 function ipv6Groups(address: string): number[] {
     // "::ffff:127.0.0.1" -> "::ffff:7f00:1"
-    const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
-        `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`);
+    const text = address.replace(
+        /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,
+        (_m, a, b, c, d) => `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`,
+    );
     const [head, rest] = text.split("::");
     const parse = (part: string | undefined) => (part ? part.split(":").map((g) => parseInt(g, 16)) : []);
     const left = parse(head);
@@ -60,8 +62,9 @@ export function memberAddressProblem(address: unknown): AddressProblem | undefin
         return "must be a DNS name or an IP address";
     }
     if (address.includes(":")) {
-        if (address.includes("%")) return "must not carry an IPv6 zone id (%...): a zone names a link of one machine, and HAProxy cannot use it for a server";
-        if (!isIPv6(address)) return "must be a valid IPv6 address when it holds a \":\" (a port goes in `port`)";
+        if (address.includes("%"))
+            return "must not carry an IPv6 zone id (%...): a zone names a link of one machine, and HAProxy cannot use it for a server";
+        if (!isIPv6(address)) return 'must be a valid IPv6 address when it holds a ":" (a port goes in `port`)';
         return undefined;
     }
     if (IPV4.test(address)) return undefined;

@@ -112,16 +112,23 @@ export class Checker {
     }
 
     containerName(field: string, value: unknown): void {
-        this.matches(field, value, INSTANCE_NAME,
-            "must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with -");
+        this.matches(
+            field,
+            value,
+            INSTANCE_NAME,
+            "must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with -",
+        );
     }
 
     /** Where a pushed certificate is written: directly in CERT_DIR, never over a config or system file. */
     certPath(field: string, value: unknown): void {
         const file = typeof value === "string" && value.startsWith(`${CERT_DIR}/`) ? value.slice(CERT_DIR.length + 1) : undefined;
         if (file === undefined || !CERT_FILE.test(file)) {
-            this.fail(field, `must be a .pem file directly in ${CERT_DIR}/ (name of A-Z a-z 0-9 . _ -), e.g. "${CERT_DIR}/veza.pem", ` +
-                `when the component pushes the certificate (got ${shown(value)})`);
+            this.fail(
+                field,
+                `must be a .pem file directly in ${CERT_DIR}/ (name of A-Z a-z 0-9 . _ -), e.g. "${CERT_DIR}/veza.pem", ` +
+                    `when the component pushes the certificate (got ${shown(value)})`,
+            );
         }
     }
 
@@ -134,4 +141,3 @@ export class Checker {
         }
     }
 }
-

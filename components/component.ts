@@ -6,9 +6,27 @@ import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
 import { configView, openFilesNeeded } from "./render";
 import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
-import { applyDefaults, BackendServer, DEFAULT_SETTINGS, DEFAULT_TLS_CERT_PATH, HaproxySettings, PublicSettingName, ResolvedSettings, SETTINGS, SETTINGS_KEYS } from "./settings";
+import {
+    applyDefaults,
+    BackendServer,
+    DEFAULT_SETTINGS,
+    DEFAULT_TLS_CERT_PATH,
+    HaproxySettings,
+    PublicSettingName,
+    ResolvedSettings,
+    SETTINGS,
+    SETTINGS_KEYS,
+} from "./settings";
 import { renderTemplate } from "./templates";
-import { Checker, ProvisioningSettings, SettingsError, settingsProblems, settingsWarnings, validateProvisioning, validateTlsPair } from "./validate";
+import {
+    Checker,
+    ProvisioningSettings,
+    SettingsError,
+    settingsProblems,
+    settingsWarnings,
+    validateProvisioning,
+    validateTlsPair,
+} from "./validate";
 
 type Inputs<T> = { [K in keyof T]?: pulumi.Input<T[K]> };
 type StepCommand = command.local.Command | command.remote.Command;
@@ -58,11 +76,20 @@ export const COMPONENT_DEFAULTS = {
 };
 
 /** Settings that go straight from the args to the renderer (the password and cookie key get generated defaults). */
-const RENDER_FIELDS = SETTINGS_KEYS.filter((key): key is Exclude<PublicSettingName, "statsPassword" | "cookieSecret"> =>
-    !("internal" in SETTINGS[key]) && key !== "statsPassword" && key !== "cookieSecret");
+const RENDER_FIELDS = SETTINGS_KEYS.filter(
+    (key): key is Exclude<PublicSettingName, "statsPassword" | "cookieSecret"> =>
+        !("internal" in SETTINGS[key]) && key !== "statsPassword" && key !== "cookieSecret",
+);
 
 /** Every key of HaproxyLoadBalancerArgs (the compiler checks both directions). */
-const PROVISIONING_KEYS = ["connection", "insecureSkipHostKeyCheck", "containerName", "image", "profiles", "tls"] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
+const PROVISIONING_KEYS = [
+    "connection",
+    "insecureSkipHostKeyCheck",
+    "containerName",
+    "image",
+    "profiles",
+    "tls",
+] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
 type MissingArgKeys = Exclude<keyof HaproxyLoadBalancerArgs, PublicSettingName | (typeof PROVISIONING_KEYS)[number]>;
 const allArgKeysListed: MissingArgKeys extends never ? true : MissingArgKeys = true;
 void allArgKeysListed;
@@ -88,9 +115,11 @@ export function applyComponentDefaults(name: string, args: HaproxyLoadBalancerAr
         containerName: args.containerName ?? name,
         image: args.image ?? COMPONENT_DEFAULTS.image,
         profiles: args.profiles ?? COMPONENT_DEFAULTS.profiles,
-        tlsCertPath: !args.tls ? args.tlsCertPath
-            : isPlain(args.tlsCertPath) ? certPath(args.tlsCertPath as string | undefined)
-            : pulumi.output(args.tlsCertPath).apply(certPath),
+        tlsCertPath: !args.tls
+            ? args.tlsCertPath
+            : isPlain(args.tlsCertPath)
+              ? certPath(args.tlsCertPath as string | undefined)
+              : pulumi.output(args.tlsCertPath).apply(certPath),
     };
 }
 
@@ -107,7 +136,10 @@ type ResolvedArgs = ReturnType<typeof applyComponentDefaults>;
  * without a stack when hideStack is set (cmd/run/run.js, uncaughtHandler).
  */
 export class InputError extends pulumi.ResourceError {
-    constructor(public readonly problems: string[], resource: pulumi.Resource) {
+    constructor(
+        public readonly problems: string[],
+        resource: pulumi.Resource,
+    ) {
         const message = problems.join("\n");
         super(message, resource, true);
         Object.defineProperty(this, "message", { get: () => message, set: () => undefined });
@@ -192,9 +224,15 @@ function checkNotSelf(c: Checker, settings: Record<string, unknown>, containerNa
             const host = address.toLowerCase();
             const self = containerName.toLowerCase();
             if (host === self || host.startsWith(`${self}.`)) {
-                c.fail(`${pool}[${i}].address`, `is this load balancer's own container ${JSON.stringify(containerName)}: requests would loop back into it (got ${JSON.stringify(address)})`);
+                c.fail(
+                    `${pool}[${i}].address`,
+                    `is this load balancer's own container ${JSON.stringify(containerName)}: requests would loop back into it (got ${JSON.stringify(address)})`,
+                );
             } else if (memberAddressProblem(address) === undefined && isSelfAddress(address)) {
-                c.fail(`${pool}[${i}].address`, `is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got ${JSON.stringify(address)})`);
+                c.fail(
+                    `${pool}[${i}].address`,
+                    `is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got ${JSON.stringify(address)})`,
+                );
             }
         });
     }
@@ -224,13 +262,20 @@ function checkSshTarget(target: SshTarget, insecure: boolean): void {
     if (target.port !== undefined) c.port("connection.port", target.port);
     if (target.hostKey === undefined || target.hostKey === "") {
         if (!insecure) {
-            c.fail("connection.hostKey", "must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), " +
-                "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever " +
-                "answers in its place gets root commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true");
+            c.fail(
+                "connection.hostKey",
+                "must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), " +
+                    "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever " +
+                    "answers in its place gets root commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true",
+            );
         }
     } else {
-        c.matches("connection.hostKey", target.hostKey, HOST_KEY,
-            'must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures)');
+        c.matches(
+            "connection.hostKey",
+            target.hostKey,
+            HOST_KEY,
+            'must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures)',
+        );
     }
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
@@ -246,8 +291,10 @@ function claimContainer(component: string, runsOn: string, containerName: string
     const key = `${runsOn}/${containerName}`;
     const holder = claimedContainers.get(key);
     if (holder !== undefined && holder !== component) {
-        throw new SettingsError([`containerName "${containerName}" on ${runsOn === "local" ? "the local Incus" : runsOn} is already the container of ` +
-            `HaproxyLoadBalancer "${holder}"; "${component}" would overwrite its config, and destroying either would delete it: give each its own containerName`]);
+        throw new SettingsError([
+            `containerName "${containerName}" on ${runsOn === "local" ? "the local Incus" : runsOn} is already the container of ` +
+                `HaproxyLoadBalancer "${holder}"; "${component}" would overwrite its config, and destroying either would delete it: give each its own containerName`,
+        ]);
     }
     claimedContainers.set(key, component);
 }
@@ -321,16 +368,26 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         this.containerName = inputs.provisioning.containerName;
         this.address = steps.container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
         // `settings` is secret (it holds the password); the listeners are not.
-        const listeners = pulumi.unsecret(inputs.settings.apply((s) => ({
-            http: s.listenHttp, https: s.tlsCertPath === "" ? undefined : s.listenHttps, stats: `${s.statsBindAddress}:${s.statsPort}`,
-        })));
-        this.httpUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
-            l.http === 80 ? `http://${address}/` : `http://${address}:${l.http}/`);
-        this.httpsUrl = pulumi.all([this.address, listeners]).apply(([address, l]) =>
-            l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`);
+        const listeners = pulumi.unsecret(
+            inputs.settings.apply((s) => ({
+                http: s.listenHttp,
+                https: s.tlsCertPath === "" ? undefined : s.listenHttps,
+                stats: `${s.statsBindAddress}:${s.statsPort}`,
+            })),
+        );
+        this.httpUrl = pulumi
+            .all([this.address, listeners])
+            .apply(([address, l]) => (l.http === 80 ? `http://${address}/` : `http://${address}:${l.http}/`));
+        this.httpsUrl = pulumi
+            .all([this.address, listeners])
+            .apply(([address, l]) =>
+                l.https === undefined ? "" : l.https === 443 ? `https://${address}/` : `https://${address}:${l.https}/`,
+            );
         this.statsUrl = listeners.apply((l) => `http://${l.stats}/stats`);
         this.metricsUrl = listeners.apply((l) => `http://${l.stats}/metrics`);
-        this.configFingerprint = pulumi.unsecret(pulumi.all([inputs.fingerprintKey, renderedConfig]).apply(([key, config]) => fingerprint(key, config)));
+        this.configFingerprint = pulumi.unsecret(
+            pulumi.all([inputs.fingerprintKey, renderedConfig]).apply(([key, config]) => fingerprint(key, config)),
+        );
         this.renderedConfig = renderedConfig;
         this.statsPassword = inputs.statsPassword;
         this.registerOutputs({
@@ -356,39 +413,62 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const insecure = a.insecureSkipHostKeyCheck === true;
         onResource(this, () => checkKnownSettings(args, a));
         const runsOn = this.runsOn(a.connection, insecure);
-        const provisioning = validateNowOrLater(this,
-            { containerName: a.containerName, image: a.image, profiles: a.profiles, runsOn } as pulumi.Input<ProvisioningSettings & { runsOn: string }>,
+        const provisioning = validateNowOrLater(
+            this,
+            { containerName: a.containerName, image: a.image, profiles: a.profiles, runsOn } as pulumi.Input<
+                ProvisioningSettings & { runsOn: string }
+            >,
             (p) => {
                 if (args.containerName === undefined) {
                     new Checker().containerName("containerName", p.containerName);
                 }
                 validateProvisioning(p);
                 claimContainer(name, p.runsOn, p.containerName);
-            });
-        const tlsPair = a.tls && validateNowOrLater(this,
-            pulumi.all([pulumi.secret(a.tls.certificatePem), pulumi.secret(a.tls.privateKeyPem)]),
-            ([certificatePem, privateKeyPem]) => validateTlsPair(certificatePem, privateKeyPem));
+            },
+        );
+        const tlsPair =
+            a.tls &&
+            validateNowOrLater(
+                this,
+                pulumi.all([pulumi.secret(a.tls.certificatePem), pulumi.secret(a.tls.privateKeyPem)]),
+                ([certificatePem, privateKeyPem]) => validateTlsPair(certificatePem, privateKeyPem),
+            );
 
         const statsPassword = pulumi.secret(a.statsPassword ?? this.randomKey(`${name}-stats-password`));
         const cookieSecret = a.cookieSecret ?? this.randomKey(`${name}-cookie-secret`);
         const renderInputs: Inputs<HaproxySettings> = { statsPassword, cookieSecret };
         for (const field of RENDER_FIELDS) (renderInputs as Record<string, unknown>)[field] = a[field];
-        const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(this,
-            pulumi.all([pulumi.all(renderInputs), a.containerName])
+        const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(
+            this,
+            pulumi
+                .all([pulumi.all(renderInputs), a.containerName])
                 .apply(([s, containerName]) => ({ resolved: applyDefaults(s as unknown as HaproxySettings), containerName })),
             ({ resolved, containerName }) => {
                 const c = new Checker();
                 c.found.push(...settingsProblems(resolved));
                 checkNotSelf(c, resolved as unknown as Record<string, unknown>, containerName);
                 if (c.problems.length > 0) throw new SettingsError(c.problems);
-            }).apply(({ resolved }) => resolved);
+            },
+        ).apply(({ resolved }) => resolved);
         // Legal but unusual values: said on every run, never refused.
         settings.apply((s) => settingsWarnings(s).forEach((warning) => pulumi.log.warn(warning, this)));
-        return { connection: a.connection, runsOn, provisioning, tlsPair, settings, statsPassword, fingerprintKey: this.randomKey(`${name}-fingerprint-key`) };
+        return {
+            connection: a.connection,
+            runsOn,
+            provisioning,
+            tlsPair,
+            settings,
+            statsPassword,
+            fingerprintKey: this.randomKey(`${name}-fingerprint-key`),
+        };
     }
 
     /** The container, TLS and config steps, in the order the engine runs them. */
-    private steps(name: string, inputs: ResolvedInputs, renderedConfig: pulumi.Output<string>): { container: StepCommand; tls?: StepCommand; config: StepCommand } {
+    private steps(
+        name: string,
+        inputs: ResolvedInputs,
+        renderedConfig: pulumi.Output<string>,
+    ): { container: StepCommand; tls?: StepCommand; config: StepCommand } {
         const { connection, runsOn, provisioning, tlsPair, settings } = inputs;
         // The URN's value only: an input that depends on this component waits
         // for all of its children, the step itself included (the SDK expands a
@@ -400,13 +480,19 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         // Only provisioning inputs reach the container step (never the pools),
         // so preview shows exactly when it is replaced. It waits for a valid
         // TLS pair: nothing reaches a container while the pair is wrong.
-        const container = this.step(`${name}-container`, "container", connection,
-            pulumi.all([provisioning, owner, tlsReady]).apply(([p, ownerToken]) => containerStep({
-                ...p,
-                owner: ownerToken,
-                adminSocketPath: DEFAULT_SETTINGS.adminSocketPath,
-                serverStateFile: DEFAULT_SETTINGS.serverStateFile,
-            }).stdin),
+        const container = this.step(
+            `${name}-container`,
+            "container",
+            connection,
+            pulumi.all([provisioning, owner, tlsReady]).apply(
+                ([p, ownerToken]) =>
+                    containerStep({
+                        ...p,
+                        owner: ownerToken,
+                        adminSocketPath: DEFAULT_SETTINGS.adminSocketPath,
+                        serverStateFile: DEFAULT_SETTINGS.serverStateFile,
+                    }).stdin,
+            ),
             // The provider replaces on a `triggers` change (its SDK registers
             // replaceOnChanges "triggers[*]", @pulumi/command local/command.js);
             // deleteBeforeReplace makes the engine delete the old container,
@@ -415,29 +501,52 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // continueStepsFromDiff). Another host means the old host's
             // container is deleted first: never left behind unmanaged.
             { deleteBeforeReplace: true },
-            [provisioning.containerName, provisioning.image, provisioning.profiles.apply((p) => p.join(",")), runsOn]);
+            [provisioning.containerName, provisioning.image, provisioning.profiles.apply((p) => p.join(",")), runsOn],
+        );
 
         let tls: StepCommand | undefined;
         let certSha256: pulumi.Output<string> = pulumi.output("none");
         if (tlsPair) {
             const certPath = pulumi.unsecret(settings.apply((s) => s.tlsCertPath));
-            tls = this.step(`${name}-tls`, "tls", connection,
-                pulumi.secret(pulumi.all([provisioning, certPath, owner, tlsPair]).apply(([p, path, ownerToken, [certificatePem, privateKeyPem]]) =>
-                    tlsStep({ containerName: p.containerName, certPath: path, owner: ownerToken, certificatePem, privateKeyPem }).stdin)),
+            tls = this.step(
+                `${name}-tls`,
+                "tls",
+                connection,
+                pulumi.secret(
+                    pulumi.all([provisioning, certPath, owner, tlsPair]).apply(
+                        ([p, path, ownerToken, [certificatePem, privateKeyPem]]) =>
+                            tlsStep({
+                                containerName: p.containerName,
+                                certPath: path,
+                                owner: ownerToken,
+                                certificatePem,
+                                privateKeyPem,
+                            }).stdin,
+                    ),
+                ),
                 { dependsOn: [container] },
                 // A replaced container needs the certificate again; a new
                 // path gets a new file, and the old one is removed once the
                 // config no longer names it.
-                [container.id, certPath]);
+                [container.id, certPath],
+            );
             certSha256 = pulumi.unsecret(tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)));
         }
 
-        const config = this.step(`${name}-config`, "config", connection,
-            pulumi.all([provisioning, renderedConfig, certSha256, settings]).apply(([p, text, cert, s]) =>
-                configStep({ containerName: p.containerName, config: text, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin),
+        const config = this.step(
+            `${name}-config`,
+            "config",
+            connection,
+            pulumi
+                .all([provisioning, renderedConfig, certSha256, settings])
+                .apply(
+                    ([p, text, cert, s]) =>
+                        configStep({ containerName: p.containerName, config: text, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin,
+                ),
             { dependsOn: tls ? [container, tls] : [container] },
             // A replaced container starts without our config: push it again.
-            [container.id]);
+            [container.id],
+        );
         return { container, tls, config };
     }
 
@@ -458,14 +567,18 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     private runsOn(connection: ResolvedArgs["connection"], insecure: boolean): pulumi.Input<string> {
         if (connection === undefined) return "local";
         if (insecure) {
-            pulumi.log.warn("insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified, so whoever answers at its address " +
-                "receives root commands, the TLS key and the stats password. Set connection.hostKey (haproxy:incusHost.hostKey) instead.", this);
+            pulumi.log.warn(
+                "insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified, so whoever answers at its address " +
+                    "receives root commands, the TLS key and the stats password. Set connection.hostKey (haproxy:incusHost.hostKey) instead.",
+                this,
+            );
         }
         const describe = (t: SshTarget) => `ssh:${t.host}:${t.port ?? 22}`;
         // The connection is secret as a whole (its private key); host, port and host key are not.
-        const target: pulumi.Input<SshTarget> = pulumi.Output.isInstance(connection) || connection instanceof Promise
-            ? pulumi.unsecret(pulumi.output(connection).apply((c) => ({ host: c.host, port: c.port, hostKey: c.hostKey })))
-            : { host: connection.host, port: connection.port, hostKey: connection.hostKey };
+        const target: pulumi.Input<SshTarget> =
+            pulumi.Output.isInstance(connection) || connection instanceof Promise
+                ? pulumi.unsecret(pulumi.output(connection).apply((c) => ({ host: c.host, port: c.port, hostKey: c.hostKey })))
+                : { host: connection.host, port: connection.port, hostKey: connection.hostKey };
         if (isPlain(target)) {
             onResource(this, () => checkSshTarget(target as SshTarget, insecure));
             return describe(target as SshTarget);

@@ -36,7 +36,8 @@ export function stableServerIds(names: string[]): Map<string, number> {
     for (const name of names) {
         const id = primaryServerId(name);
         const other = taken.get(id);
-        if (other !== undefined && other !== name) throw new Error(`servers ${other} and ${name} share id ${id}: validate the settings first`);
+        if (other !== undefined && other !== name)
+            throw new Error(`servers ${other} and ${name} share id ${id}: validate the settings first`);
         taken.set(id, name);
         ids.set(name, id);
     }
@@ -50,9 +51,8 @@ export function stableServerIds(names: string[]): Map<string, number> {
  */
 export function cookieValue(pool: string, serverName: string, secret: string): string {
     const message = `${pool}\0${serverName}`;
-    const digest = secret === ""
-        ? createHash("sha256").update(message).digest("hex")
-        : createHmac("sha256", secret).update(message).digest("hex");
+    const digest =
+        secret === "" ? createHash("sha256").update(message).digest("hex") : createHmac("sha256", secret).update(message).digest("hex");
     return digest.slice(0, 16);
 }
 

@@ -37,8 +37,12 @@ export function checkNotOwnListener(c: Checker, field: string, servers: unknown,
         const port = server.port ?? defaultPort;
         const hit = own.find(([, p]) => p === port);
         if (hit) {
-            c.fail(`${field}[${i}].address`, `with port ${shown(port)} is this load balancer's own ${hit[0]} listener (a loopback address): ` +
-                `requests would loop back into it${hit[0] === "statsPort" ? " and publish the stats without their password" : ""} (got ${shown(server.address)})`, hit[0]);
+            c.fail(
+                `${field}[${i}].address`,
+                `with port ${shown(port)} is this load balancer's own ${hit[0]} listener (a loopback address): ` +
+                    `requests would loop back into it${hit[0] === "statsPort" ? " and publish the stats without their password" : ""} (got ${shown(server.address)})`,
+                hit[0],
+            );
         }
     });
 }
@@ -70,8 +74,11 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
                 const id = primaryServerId(name);
                 const holder = ids.get(id);
                 if (holder !== undefined) {
-                    c.fail(`${at}.name`, `takes the same server id (${id}) as ${field}[${holder}].name ${shown((servers[holder] as BackendServer).name)}: ` +
-                        "ids come from names so that adding a server never moves another; rename one of the two");
+                    c.fail(
+                        `${at}.name`,
+                        `takes the same server id (${id}) as ${field}[${holder}].name ${shown((servers[holder] as BackendServer).name)}: ` +
+                            "ids come from names so that adding a server never moves another; rename one of the two",
+                    );
                 } else {
                     ids.set(id, i);
                 }
@@ -85,4 +92,3 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
         c.fail(field, "has every server at weight 0: the pool could never serve a request; give at least one server a weight of 1-256");
     }
 }
-

@@ -82,9 +82,12 @@ const HEADER_NAME = /^[a-z][a-z0-9_]*$/;
 export function stepStdin(fields: Record<string, string>, payload = ""): string {
     const problems: string[] = [];
     for (const [name, value] of Object.entries(fields)) {
-        if (!HEADER_NAME.test(name)) problems.push(`step header field name ${JSON.stringify(name)} must be a-z, 0-9 and _, starting with a letter`);
+        if (!HEADER_NAME.test(name))
+            problems.push(`step header field name ${JSON.stringify(name)} must be a-z, 0-9 and _, starting with a letter`);
         else if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
-            problems.push(`${name} must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got ${JSON.stringify(value)})`);
+            problems.push(
+                `${name} must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got ${JSON.stringify(value)})`,
+            );
         }
     }
     if (problems.length > 0) throw new SettingsError(problems);
@@ -175,16 +178,19 @@ export function configStep(inputs: ConfigStepInputs): ScriptStep {
     });
     return {
         ...stepScripts("config"),
-        stdin: stepStdin({
-            container: inputs.containerName,
-            config_path: CONFIG_PATH,
-            config_sha256: sha256Hex(inputs.config),
-            config_bytes: String(Buffer.byteLength(inputs.config, "utf8")),
-            open_files: String(inputs.openFiles),
-            cert_sha256: certSha256,
-            master_socket: MASTER_SOCKET,
-            reload_wait_seconds: String(reloadWaitSeconds),
-        }, inputs.config),
+        stdin: stepStdin(
+            {
+                container: inputs.containerName,
+                config_path: CONFIG_PATH,
+                config_sha256: sha256Hex(inputs.config),
+                config_bytes: String(Buffer.byteLength(inputs.config, "utf8")),
+                open_files: String(inputs.openFiles),
+                cert_sha256: certSha256,
+                master_socket: MASTER_SOCKET,
+                reload_wait_seconds: String(reloadWaitSeconds),
+            },
+            inputs.config,
+        ),
     };
 }
 
@@ -213,7 +219,9 @@ export function tlsStep(inputs: TlsStepInputs): ScriptStep {
     validateTlsPair(inputs.certificatePem, inputs.privateKeyPem);
     return {
         ...stepScripts("tls"),
-        stdin: stepStdin({ container: inputs.containerName, cert_path: inputs.certPath, owner: inputs.owner },
-            tlsBundle(inputs.certificatePem, inputs.privateKeyPem)),
+        stdin: stepStdin(
+            { container: inputs.containerName, cert_path: inputs.certPath, owner: inputs.owner },
+            tlsBundle(inputs.certificatePem, inputs.privateKeyPem),
+        ),
     };
 }

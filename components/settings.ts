@@ -35,10 +35,12 @@ const USER = /^[A-Za-z0-9._-]{1,64}$/;
 
 const port = (c: Checker, field: string, value: unknown) => c.port(field, value);
 const int = (min: number, max: number) => (c: Checker, field: string, value: unknown) => c.integer(field, value, min, max);
-const path = (pattern: RegExp, allowed: string) => (c: Checker, field: string, value: unknown) => void c.matches(field, value, pattern, allowed);
+const path = (pattern: RegExp, allowed: string) => (c: Checker, field: string, value: unknown) =>
+    void c.matches(field, value, pattern, allowed);
 const absolute = (emptyMeans?: string) => (c: Checker, field: string, value: unknown) => c.absolutePath(field, value, emptyMeans);
 const unixName = (c: Checker, field: string, value: unknown) => {
-    if (value !== "") c.matches(field, value, UNIX_USER, 'must be a Unix user/group name ([a-z_][a-z0-9_-]*), or "" to keep the current one');
+    if (value !== "")
+        c.matches(field, value, UNIX_USER, 'must be a Unix user/group name ([a-z_][a-z0-9_-]*), or "" to keep the current one');
 };
 const HEALTH_PATH = "must be an absolute URL path of A-Z a-z 0-9 . _ ~ / -";
 
@@ -47,18 +49,43 @@ const HEALTH_PATH = "must be an absolute URL path of A-Z a-z 0-9 . _ ~ / -";
  * setting is one entry here plus its use in templates/haproxy.cfg.mustache.
  */
 export const SETTINGS = {
-    apiServers: setting<BackendServer[]>({ shownDefault: "required", doc: "api_pool members (backend-api)", check: checkPool, stack: "object" }),
-    streamServers: setting<BackendServer[]>({ shownDefault: "required", doc: "stream_pool members (stream-server)", check: checkPool, stack: "object" }),
+    apiServers: setting<BackendServer[]>({
+        shownDefault: "required",
+        doc: "api_pool members (backend-api)",
+        check: checkPool,
+        stack: "object",
+    }),
+    streamServers: setting<BackendServer[]>({
+        shownDefault: "required",
+        doc: "stream_pool members (stream-server)",
+        check: checkPool,
+        stack: "object",
+    }),
     listenHttp: setting<number>({ default: 80, doc: "HTTP listener", check: port, stack: "number" }),
     listenHttps: setting<number>({ default: 443, doc: "HTTPS listener, bound only with a certificate", check: port, stack: "number" }),
     backendApiPort: setting<number>({ default: 8080, doc: "upstream port for backend-api", check: port, stack: "number" }),
     streamServerPort: setting<number>({ default: 8082, doc: "upstream port for stream-server", check: port, stack: "number" }),
-    statsPort: setting<number>({ default: 9100, doc: "stats UI and `/metrics`, on 127.0.0.1 in the container", check: port, stack: "number" }),
+    statsPort: setting<number>({
+        default: 9100,
+        doc: "stats UI and `/metrics`, on 127.0.0.1 in the container",
+        check: port,
+        stack: "number",
+    }),
     // Below 100 ms the checks are load, not health: each server would take 10+ per second per pool.
-    healthCheckIntervalMs: setting<number>({ default: 5000, doc: "active-check cadence, 100-3600000 (a warning below 1000)", check: int(100, 3600000), stack: "number" }),
+    healthCheckIntervalMs: setting<number>({
+        default: 5000,
+        doc: "active-check cadence, 100-3600000 (a warning below 1000)",
+        check: int(100, 3600000),
+        stack: "number",
+    }),
     healthCheckFall: setting<number>({ default: 3, doc: 'failed checks before "down"', check: int(1, 100), stack: "number" }),
     healthCheckRise: setting<number>({ default: 2, doc: 'successful checks before "up"', check: int(1, 100), stack: "number" }),
-    gracefulDrainSeconds: setting<number>({ default: 30, doc: "post-recovery weight ramp-up (slowstart); 0 disables", check: int(0, 3600), stack: "number" }),
+    gracefulDrainSeconds: setting<number>({
+        default: 30,
+        doc: "post-recovery weight ramp-up (slowstart); 0 disables",
+        check: int(0, 3600),
+        stack: "number",
+    }),
     // ~2 open files per connection: 100000 needs ~200k, which the config step checks against the container's limit.
     maxConnections: setting<number>({
         default: 4000,
@@ -69,8 +96,18 @@ export const SETTINGS = {
     timeoutClientMs: setting<number>({ default: 30000, doc: "client inactivity timeout", check: int(1, 86400000), stack: "number" }),
     timeoutServerMs: setting<number>({ default: 30000, doc: "server inactivity timeout", check: int(1, 86400000), stack: "number" }),
     timeoutConnectMs: setting<number>({ default: 5000, doc: "connect timeout", check: int(1, 86400000), stack: "number" }),
-    timeoutTunnelMs: setting<number>({ default: 3600000, doc: "idle timeout of an upgraded WebSocket", check: int(1, 86400000), stack: "number" }),
-    hardStopAfterSeconds: setting<number>({ default: 600, doc: "how long an old worker may finish sessions after a reload", check: int(1, 86400), stack: "number" }),
+    timeoutTunnelMs: setting<number>({
+        default: 3600000,
+        doc: "idle timeout of an upgraded WebSocket",
+        check: int(1, 86400000),
+        stack: "number",
+    }),
+    hardStopAfterSeconds: setting<number>({
+        default: 600,
+        doc: "how long an old worker may finish sessions after a reload",
+        check: int(1, 86400),
+        stack: "number",
+    }),
     stickyCookieName: setting<string>({
         default: "VEZA_SERVERID",
         doc: "cookie name for backend stickiness",
@@ -80,10 +117,22 @@ export const SETTINGS = {
     cookieSecret: setting<string>({
         default: "",
         doc: "key of the HMAC that turns server names into cookie values",
-        check: (c, field, value) => { if (typeof value !== "string") c.fail(field, `must be a string (got ${typeof value})`); },
+        check: (c, field, value) => {
+            if (typeof value !== "string") c.fail(field, `must be a string (got ${typeof value})`);
+        },
     }),
-    apiHealthPath: setting<string>({ default: "/api/v1/health", doc: "api_pool health check (GET)", check: path(HTTP_PATH, HEALTH_PATH), stack: "string" }),
-    streamHealthPath: setting<string>({ default: "/health", doc: "stream_pool health check (GET)", check: path(HTTP_PATH, HEALTH_PATH), stack: "string" }),
+    apiHealthPath: setting<string>({
+        default: "/api/v1/health",
+        doc: "api_pool health check (GET)",
+        check: path(HTTP_PATH, HEALTH_PATH),
+        stack: "string",
+    }),
+    streamHealthPath: setting<string>({
+        default: "/health",
+        doc: "stream_pool health check (GET)",
+        check: path(HTTP_PATH, HEALTH_PATH),
+        stack: "string",
+    }),
     streamPathPrefix: setting<string>({
         default: "/stream/",
         doc: "requests under it go to stream_pool",
@@ -93,35 +142,47 @@ export const SETTINGS = {
     streamHashMode: setting<StreamHashMode>({
         default: "track",
         doc: "`track` hashes the track id; `uri-whole` is the seed's `balance uri whole`",
-        check: (c, field, value) => { if (value !== "track" && value !== "uri-whole") c.fail(field, `must be "track" or "uri-whole" (got ${shown(value)})`); },
+        check: (c, field, value) => {
+            if (value !== "track" && value !== "uri-whole") c.fail(field, `must be "track" or "uri-whole" (got ${shown(value)})`);
+        },
         stack: "string",
     }),
     httpsRedirect: setting<boolean>({
         default: true,
         doc: "with TLS on, redirect HTTP to HTTPS (301 to the same host and path on `listenHttps`; no port in the URL when it is 443)",
-        check: (c, field, value) => { if (typeof value !== "boolean") c.fail(field, `must be true or false (got ${shown(value)})`); },
+        check: (c, field, value) => {
+            if (typeof value !== "boolean") c.fail(field, `must be true or false (got ${shown(value)})`);
+        },
         stack: "boolean",
     }),
-    statsUser: setting<string>({ default: "admin", doc: "stats UI user", check: path(USER, "must be 1-64 characters of A-Z a-z 0-9 . _ -"), stack: "string" }),
+    statsUser: setting<string>({
+        default: "admin",
+        doc: "stats UI user",
+        check: path(USER, "must be 1-64 characters of A-Z a-z 0-9 . _ -"),
+        stack: "string",
+    }),
     statsPassword: setting<string>({
         shownDefault: "random",
         doc: "stats UI password (secret); 32 random characters when unset",
         // Never echo the password itself: the message ends up in logs.
         check: (c, field, value) => {
-            if (typeof value !== "string" || !PASSWORD.test(value)) c.fail(field, "must be 8-128 characters of A-Z a-z 0-9 . _ ~ + = - (value not shown)");
+            if (typeof value !== "string" || !PASSWORD.test(value))
+                c.fail(field, "must be 8-128 characters of A-Z a-z 0-9 . _ ~ + = - (value not shown)");
         },
         stack: "secret",
     }),
     tlsCertPath: setting<string>({
         default: "",
-        doc: "PEM (cert + key) path in the container; `\"\"` = HTTP only, or `/etc/haproxy/certs/veza.pem` when a certificate is pushed; a pushed certificate only goes to a `.pem` file directly in `/etc/haproxy/certs/` (nothing else lives there)",
+        doc: 'PEM (cert + key) path in the container; `""` = HTTP only, or `/etc/haproxy/certs/veza.pem` when a certificate is pushed; a pushed certificate only goes to a `.pem` file directly in `/etc/haproxy/certs/` (nothing else lives there)',
         check: absolute("HTTP only"),
         stack: "string",
     }),
     bindAddress: setting<string>({
         default: "*",
         doc: 'address the public listeners bind to: "*" or an IPv4 address',
-        check: (c, field, value) => { if (value !== "*" && !isIPv4(String(value))) c.fail(field, `must be "*" or an IPv4 address (got ${shown(value)})`); },
+        check: (c, field, value) => {
+            if (value !== "*" && !isIPv4(String(value))) c.fail(field, `must be "*" or an IPv4 address (got ${shown(value)})`);
+        },
         internal: true,
     }),
     statsBindAddress: setting<string>({
@@ -134,17 +195,44 @@ export const SETTINGS = {
         },
         internal: true,
     }),
-    adminSocketPath: setting<string>({ default: "/run/haproxy/admin.sock", doc: "runtime API socket (level admin)", check: absolute(), internal: true }),
-    serverStateFile: setting<string>({ default: "/var/lib/haproxy/server-state", doc: "where server states are saved before a reload and loaded after", check: absolute(), internal: true }),
-    chrootDir: setting<string>({ default: "/var/lib/haproxy", doc: 'chroot directory; "" disables', check: absolute("no chroot"), internal: true }),
+    adminSocketPath: setting<string>({
+        default: "/run/haproxy/admin.sock",
+        doc: "runtime API socket (level admin)",
+        check: absolute(),
+        internal: true,
+    }),
+    serverStateFile: setting<string>({
+        default: "/var/lib/haproxy/server-state",
+        doc: "where server states are saved before a reload and loaded after",
+        check: absolute(),
+        internal: true,
+    }),
+    chrootDir: setting<string>({
+        default: "/var/lib/haproxy",
+        doc: 'chroot directory; "" disables',
+        check: absolute("no chroot"),
+        internal: true,
+    }),
     logTarget: setting<string>({
         default: "/dev/log",
         doc: 'log target: an absolute socket path, "stdout", "stderr", or "none"',
-        check: (c, field, value) => { if (!["stdout", "stderr", "none"].includes(value as string)) c.absolutePath(field, value); },
+        check: (c, field, value) => {
+            if (!["stdout", "stderr", "none"].includes(value as string)) c.absolutePath(field, value);
+        },
         internal: true,
     }),
-    runAsUser: setting<string>({ default: "haproxy", doc: 'user the workers drop to; "" keeps the current one', check: unixName, internal: true }),
-    runAsGroup: setting<string>({ default: "haproxy", doc: 'group the workers drop to; "" keeps the current one', check: unixName, internal: true }),
+    runAsUser: setting<string>({
+        default: "haproxy",
+        doc: 'user the workers drop to; "" keeps the current one',
+        check: unixName,
+        internal: true,
+    }),
+    runAsGroup: setting<string>({
+        default: "haproxy",
+        doc: 'group the workers drop to; "" keeps the current one',
+        check: unixName,
+        internal: true,
+    }),
 };
 
 type Table = typeof SETTINGS;
@@ -169,7 +257,9 @@ export const SETTINGS_KEYS = Object.keys(SETTINGS) as (keyof Table)[];
 
 /** The fields that have a default, with it. */
 export const DEFAULT_SETTINGS = Object.fromEntries(
-    Object.entries(SETTINGS).filter(([, s]) => "default" in s).map(([key, s]) => [key, (s as Setting<unknown>).default]),
+    Object.entries(SETTINGS)
+        .filter(([, s]) => "default" in s)
+        .map(([key, s]) => [key, (s as Setting<unknown>).default]),
 ) as Omit<ResolvedSettings, "apiServers" | "streamServers" | "statsPassword">;
 
 /**

@@ -5,15 +5,23 @@ import { ResolvedSettings, SETTINGS, SETTINGS_KEYS } from "./settings";
 export { Checker, Problem, SettingsError, shown } from "./checker";
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:\/-]{0,254}$/;
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$/;
 
 function checkListeners(c: Checker, s: ResolvedSettings): void {
-    const listeners: [string, unknown][] = [["listenHttp", s.listenHttp], ["statsPort", s.statsPort]];
+    const listeners: [string, unknown][] = [
+        ["listenHttp", s.listenHttp],
+        ["statsPort", s.statsPort],
+    ];
     if (s.tlsCertPath !== "") listeners.push(["listenHttps", s.listenHttps]);
     for (let i = 0; i < listeners.length; i++) {
         for (let j = i + 1; j < listeners.length; j++) {
             if (listeners[i][1] === listeners[j][1]) {
-                c.fail(listeners[j][0], `must differ from ${listeners[i][0]}: both are ${shown(listeners[i][1])}; two listeners cannot share a port`, listeners[i][0], "tlsCertPath");
+                c.fail(
+                    listeners[j][0],
+                    `must differ from ${listeners[i][0]}: both are ${shown(listeners[i][1])}; two listeners cannot share a port`,
+                    listeners[i][0],
+                    "tlsCertPath",
+                );
             }
         }
     }
@@ -31,7 +39,10 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
     c.knownKeys("", s, SETTINGS_KEYS);
     for (const [field, spec] of Object.entries(SETTINGS)) spec.check(c, field, s[field as keyof ResolvedSettings]);
     checkListeners(c, s);
-    const own: [string, unknown][] = [["statsPort", s.statsPort], ["listenHttp", s.listenHttp]];
+    const own: [string, unknown][] = [
+        ["statsPort", s.statsPort],
+        ["listenHttp", s.listenHttp],
+    ];
     if (s.tlsCertPath !== "") own.push(["listenHttps", s.listenHttps]);
     checkNotOwnListener(c, "apiServers", s.apiServers, s.backendApiPort, own);
     checkNotOwnListener(c, "streamServers", s.streamServers, s.streamServerPort, own);
@@ -45,7 +56,9 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
 export function settingsWarnings(s: ResolvedSettings): string[] {
     const warnings: string[] = [];
     if (Number.isInteger(s.healthCheckIntervalMs) && s.healthCheckIntervalMs < 1000) {
-        warnings.push(`healthCheckIntervalMs is ${s.healthCheckIntervalMs}: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual`);
+        warnings.push(
+            `healthCheckIntervalMs is ${s.healthCheckIntervalMs}: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual`,
+        );
     }
     for (const pool of ["apiServers", "streamServers"] as const) {
         const servers = Array.isArray(s[pool]) ? s[pool] : [];
@@ -70,11 +83,18 @@ export interface ProvisioningSettings {
 export function validateProvisioning(p: ProvisioningSettings): void {
     const c = new Checker();
     c.containerName("containerName", p.containerName);
-    c.matches("image", p.image, IMAGE, 'must be an Incus image reference such as "images:debian/12" or a local alias (A-Z a-z 0-9 . _ : / -)');
+    c.matches(
+        "image",
+        p.image,
+        IMAGE,
+        'must be an Incus image reference such as "images:debian/12" or a local alias (A-Z a-z 0-9 . _ : / -)',
+    );
     if (!Array.isArray(p.profiles) || p.profiles.length === 0) {
         c.fail("profiles", 'must list at least one Incus profile, e.g. ["default"]');
     } else {
-        p.profiles.forEach((profile, i) => c.matches(`profiles[${i}]`, profile, NAME, "must be an Incus profile name of A-Z a-z 0-9 . _ -"));
+        p.profiles.forEach((profile, i) =>
+            c.matches(`profiles[${i}]`, profile, NAME, "must be an Incus profile name of A-Z a-z 0-9 . _ -"),
+        );
     }
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
@@ -86,7 +106,9 @@ export function validateTlsPair(certificatePem: string, privateKeyPem: string): 
         problems.push("tls.certificatePem must be a PEM certificate (-----BEGIN CERTIFICATE-----)");
     }
     if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKeyPem)) {
-        problems.push("tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)");
+        problems.push(
+            "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)",
+        );
     }
     if (problems.length > 0) throw new SettingsError(problems);
 }

@@ -9,19 +9,26 @@ const config = new pulumi.Config();
 const apiCount = config.getNumber("apiCount") ?? 2;
 
 // Whatever creates the backends; here, one Incus container each.
-const apiBackends = Array.from({ length: apiCount }, (_, i) => new command.local.Command(`backend-api-${i + 1}`, {
-    create: "incus launch veza-debian12 \"$NAME\"",
-    delete: "incus delete --force \"$NAME\"",
-    environment: { NAME: `backend-api-${i + 1}` },
-}));
+const apiBackends = Array.from(
+    { length: apiCount },
+    (_, i) =>
+        new command.local.Command(`backend-api-${i + 1}`, {
+            create: 'incus launch veza-debian12 "$NAME"',
+            delete: 'incus delete --force "$NAME"',
+            environment: { NAME: `backend-api-${i + 1}` },
+        }),
+);
 
-const lb = new HaproxyLoadBalancer("edge", {
-    apiServers: apiBackends.map((backend) =>
-        backend.environment.apply((env) => ({ name: env!.NAME, address: `${env!.NAME}.lxd` }))),
-    streamServers: [{ name: "stream-srv-1", address: "stream-srv-1.lxd" }],
-    healthCheckIntervalMs: 2000,
-    image: "veza-debian12",
-}, { dependsOn: apiBackends });
+const lb = new HaproxyLoadBalancer(
+    "edge",
+    {
+        apiServers: apiBackends.map((backend) => backend.environment.apply((env) => ({ name: env!.NAME, address: `${env!.NAME}.lxd` }))),
+        streamServers: [{ name: "stream-srv-1", address: "stream-srv-1.lxd" }],
+        healthCheckIntervalMs: 2000,
+        image: "veza-debian12",
+    },
+    { dependsOn: apiBackends },
+);
 
 export const url = lb.httpUrl;
 export const statsPassword = lb.statsPassword;

@@ -12,7 +12,11 @@ export class BackendProcess {
     private nextId = 1;
     private readonly pending = new Map<number, (m: Record<string, unknown>) => void>();
 
-    private constructor(readonly name: string, readonly port: number, private readonly proc: Spawned) {
+    private constructor(
+        readonly name: string,
+        readonly port: number,
+        private readonly proc: Spawned,
+    ) {
         proc.child.on("message", (m: Record<string, unknown>) => {
             const resolve = this.pending.get(m.id as number);
             if (resolve) {
@@ -26,7 +30,10 @@ export class BackendProcess {
         const proc = spawnGroup(
             process.execPath,
             ["-r", "ts-node/register/transpile-only", HOST, name, String(port)],
-            { cwd: path.join(__dirname, "..", ".."), env: { ...process.env, TS_NODE_PROJECT: path.join(__dirname, "..", "..", "tsconfig.json") } },
+            {
+                cwd: path.join(__dirname, "..", ".."),
+                env: { ...process.env, TS_NODE_PROJECT: path.join(__dirname, "..", "..", "tsconfig.json") },
+            },
             true,
         );
         const ready = await new Promise<number>((resolve, reject) => {

@@ -13,7 +13,9 @@ export interface Named {
 }
 
 export function serverEntry(b: Named, weight?: number): { name: string; address: string; port: number; weight?: number } {
-    return weight === undefined ? { name: b.name, address: "127.0.0.1", port: b.port } : { name: b.name, address: "127.0.0.1", port: b.port, weight };
+    return weight === undefined
+        ? { name: b.name, address: "127.0.0.1", port: b.port }
+        : { name: b.name, address: "127.0.0.1", port: b.port, weight };
 }
 
 /** Product settings for the bench: product defaults except pools and whatever `extra` sets. */
@@ -76,7 +78,11 @@ export async function startSeedLiteral(api: Named[], stream: Named[], checkInter
 }
 
 export async function startNginx(api: Named[], stream: Named[]): Promise<NginxContender> {
-    const n = await NginxContender.start({ httpPort: await freePort(), api: [api[0].port, api[1].port], stream: [stream[0].port, stream[1].port] });
+    const n = await NginxContender.start({
+        httpPort: await freePort(),
+        api: [api[0].port, api[1].port],
+        stream: [stream[0].port, stream[1].port],
+    });
     onCleanup(() => n.stop());
     return n;
 }

@@ -7,9 +7,7 @@ import { spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs"
 
 /** Replaces every {{NAME}} in `text`; throws if one is left unfilled. */
 export function fillPlaceholders(text: string, values: Record<string, string | number>): string {
-    const out = text.replace(/\{\{([A-Z0-9_]+)\}\}/g, (whole, name: string) =>
-        name in values ? String(values[name]) : whole,
-    );
+    const out = text.replace(/\{\{([A-Z0-9_]+)\}\}/g, (whole, name: string) => (name in values ? String(values[name]) : whole));
     const left = out.match(/\{\{[A-Z0-9_]+\}\}/g);
     if (left) throw new Error(`unfilled placeholders: ${[...new Set(left)].join(", ")}`);
     return out;
@@ -79,7 +77,7 @@ export class LiteralHaproxy {
             await waitForPort(opts.httpPort, 10000, () => proc.child.exitCode === null);
         } catch (e) {
             await stopGroup(proc, 200);
-            throw new Error(`${e}\nhaproxy stderr:\n${proc.stderr()}`);
+            throw new Error(`${e}\nhaproxy stderr:\n${proc.stderr()}`, { cause: e });
         }
         return h;
     }

@@ -14,7 +14,11 @@ export interface NginxPorts {
 
 /** nginx from bench/nginx.conf in a temp dir, in the foreground, own process group. */
 export class NginxContender {
-    private constructor(readonly dir: string, readonly httpPort: number, private readonly proc: Spawned) {}
+    private constructor(
+        readonly dir: string,
+        readonly httpPort: number,
+        private readonly proc: Spawned,
+    ) {}
 
     static render(dir: string, p: NginxPorts, workers = os.cpus().length): string {
         return fillPlaceholders(readBenchFile("nginx.conf"), {
@@ -42,7 +46,7 @@ export class NginxContender {
             await waitForPort(p.httpPort, 10000, () => proc.child.exitCode === null);
         } catch (e) {
             await stopGroup(proc, 200);
-            throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`);
+            throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`, { cause: e });
         }
         return new NginxContender(dir, p.httpPort, proc);
     }

@@ -40,9 +40,15 @@ export function renderPlot(contenders: Record<string, ContenderSummary>, meta: {
         "CPU µs per request (lower is better)",
     ].map((text, i) => ({ text, center: 10 + PANEL_WIDTH * i + PANEL_WIDTH / 2, gridLeft: 10 + PANEL_WIDTH * i + 60 }));
     // One coloured bar per contender: the colour goes on each data item, not on the series.
-    const perContender = (value: (c: ContenderSummary) => number) => rows.map((r) => ({ value: value(r.c), itemStyle: { color: r.color } }));
+    const perContender = (value: (c: ContenderSummary) => number) =>
+        rows.map((r) => ({ value: value(r.c), itemStyle: { color: r.color } }));
     const total = (c: ContenderSummary) => CPU_PARTS.reduce((sum, [part]) => sum + c.cpu_us_per_req[part], 0);
-    const valueLabel = (formatter: (p: { value: unknown; dataIndex: number }) => string) => ({ show: true, position: "top" as const, fontSize: 11, formatter });
+    const valueLabel = (formatter: (p: { value: unknown; dataIndex: number }) => string) => ({
+        show: true,
+        position: "top" as const,
+        fontSize: 11,
+        formatter,
+    });
 
     const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height: HEIGHT });
     chart.setOption({
@@ -60,9 +66,21 @@ export function renderPlot(contenders: Record<string, ContenderSummary>, meta: {
             },
         ],
         // Only the CPU panel needs a legend: the other panels' bars are named on their x axis.
-        legend: { data: CPU_PARTS.map(([part]) => part), left: panels[2].gridLeft, top: 44, itemWidth: 10, itemHeight: 10, textStyle: { fontSize: 11 } },
+        legend: {
+            data: CPU_PARTS.map(([part]) => part),
+            left: panels[2].gridLeft,
+            top: 44,
+            itemWidth: 10,
+            itemHeight: 10,
+            textStyle: { fontSize: 11 },
+        },
         grid: panels.map((p) => ({ left: p.gridLeft, top: 70, width: 280, height: 230 })),
-        xAxis: panels.map((_, i) => ({ type: "category" as const, gridIndex: i, data: labels, axisLabel: { interval: 0, fontSize: 11, color: "#000" } })),
+        xAxis: panels.map((_, i) => ({
+            type: "category" as const,
+            gridIndex: i,
+            data: labels,
+            axisLabel: { interval: 0, fontSize: 11, color: "#000" },
+        })),
         yAxis: panels.map((_, i) => ({
             type: "value" as const,
             gridIndex: i,

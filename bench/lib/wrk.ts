@@ -86,15 +86,7 @@ export interface RunningWrk {
 export function startWrk(o: WrkOptions): RunningWrk {
     const url = new URL(o.url);
     if (url.hostname !== "127.0.0.1") throw new Error(`bench traffic goes to 127.0.0.1 only, not ${url.hostname}`);
-    const args = [
-        `-t${o.threads}`,
-        `-c${o.connections}`,
-        `-d${o.durationSec}s`,
-        `--timeout`,
-        `${o.timeoutSec ?? 5}s`,
-        "-s",
-        WRK_SCRIPT,
-    ];
+    const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, `--timeout`, `${o.timeoutSec ?? 5}s`, "-s", WRK_SCRIPT];
     for (const h of o.headers ?? []) args.push("-H", h);
     args.push(o.url);
     const env = { ...process.env, WRK_COUNT_STATUS: o.countStatus ? "1" : "0" };

@@ -64,7 +64,9 @@ export async function measureChangeToServing(runs = 5): Promise<ChangeResult> {
             steps.write_and_check.push(t2 - t1);
             steps.reload.push(t3 - t2);
             steps.first_200.push(t4 - t3);
-            log(`change_to_serving run ${run + 1}/${runs}: ${round(t4 - t0, 1)} ms (render ${round(t1 - t0, 1)}, write+check ${round(t2 - t1, 1)}, reload ${round(t3 - t2, 1)}, first 200 ${round(t4 - t3, 1)})`);
+            log(
+                `change_to_serving run ${run + 1}/${runs}: ${round(t4 - t0, 1)} ms (render ${round(t1 - t0, 1)}, write+check ${round(t2 - t1, 1)}, reload ${round(t3 - t2, 1)}, first 200 ${round(t4 - t3, 1)})`,
+            );
             // Back to two servers (not timed) for the next run.
             await h.reload({ ...base, ...productSettings(api.slice(0, 2), [stream]) });
             await sleep(200);

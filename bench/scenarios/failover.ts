@@ -43,17 +43,30 @@ async function statusOf(t: Target, backend: string, server: string): Promise<Rec
  * marks it DOWN, plus a drain period so requests stuck in connect retries to
  * the dead server (the seed's 3 retries x 1 s turn-around) are counted too.
  */
-export async function oneFailover(t: Target, victim: BackendProcess, o: { threads: number; connections: number; drainMs: number }): Promise<FailoverRun> {
+export async function oneFailover(
+    t: Target,
+    victim: BackendProcess,
+    o: { threads: number; connections: number; drainMs: number },
+): Promise<FailoverRun> {
     await victim.restart().catch(() => undefined); // a previous run may have killed it
     // Wait until both api servers are UP (a restarted one needs `rise` checks).
     const deadline = Date.now() + 30000;
-    while ((await statusOf(t, "api_pool", "backend-api-1")).status !== "UP" || (await statusOf(t, "api_pool", "backend-api-2")).status !== "UP") {
+    while (
+        (await statusOf(t, "api_pool", "backend-api-1")).status !== "UP" ||
+        (await statusOf(t, "api_pool", "backend-api-2")).status !== "UP"
+    ) {
         if (Date.now() > deadline) throw new Error("api servers not UP before the failover run");
         await sleep(100);
     }
-    const wrk = startWrk({ url: `http://127.0.0.1:${t.httpPort}/api/v1/bench`, threads: o.threads, connections: o.connections, durationSec: 120, countStatus: true, timeoutSec: 10 });
-    let killToDown = NaN;
-    let row: Record<string, string> = {};
+    const wrk = startWrk({
+        url: `http://127.0.0.1:${t.httpPort}/api/v1/bench`,
+        threads: o.threads,
+        connections: o.connections,
+        durationSec: 120,
+        countStatus: true,
+        timeoutSec: 10,
+    });
+    let killToDown: number;
     try {
         await sleep(1500);
         // Kill right after a health check went through, so the window until DOWN is the full fall x inter.
@@ -62,7 +75,7 @@ export async function oneFailover(t: Target, victim: BackendProcess, o: { thread
         const t0 = nowMs();
         await victim.kill();
         for (;;) {
-            row = await statusOf(t, "api_pool", "backend-api-1");
+            const row = await statusOf(t, "api_pool", "backend-api-1");
             if (row.status.startsWith("DOWN")) break;
             if (nowMs() - t0 > 60000) throw new Error("backend-api-1 never marked DOWN");
             await sleep(20);
@@ -99,7 +112,9 @@ export async function measureFailover(
     } finally {
         await product.stop();
     }
-    log(`failover product: ${p.errors} errors in ${p.requests} requests, DOWN after ${p.kill_to_down_ms} ms, ${p.retries} retries, ${p.redispatches} redispatches`);
+    log(
+        `failover product: ${p.errors} errors in ${p.requests} requests, DOWN after ${p.kill_to_down_ms} ms, ${p.retries} retries, ${p.redispatches} redispatches`,
+    );
     const seed = await startSeedLiteral([a1, a2], backends.stream, o.checkIntervalMs);
     let s: FailoverRun;
     try {
@@ -108,7 +123,9 @@ export async function measureFailover(
         await seed.stop();
     }
     await a1.restart().catch(() => undefined);
-    log(`failover seed literal: ${s.errors} errors in ${s.requests} requests, DOWN after ${s.kill_to_down_ms} ms, ${s.retries} retries, ${s.redispatches} redispatches`);
+    log(
+        `failover seed literal: ${s.errors} errors in ${s.requests} requests, DOWN after ${s.kill_to_down_ms} ms, ${s.retries} retries, ${s.redispatches} redispatches`,
+    );
     return {
         requests: p.requests + s.requests,
         product_errors: p.errors,

@@ -83,13 +83,19 @@ export async function measureHash(trackCount = 1000): Promise<HashResult> {
     const m3 = await mapTracks(h, tracks);
 
     await h.reload({ ...h.settings, ...settings(streams) });
-    await waitSteady(h, streams.map((s) => s.name));
+    await waitSteady(
+        h,
+        streams.map((s) => s.name),
+    );
     const m4 = await mapTracks(h, tracks);
 
     const removed = "stream-srv-2"; // the middle of the list
     const without = streams.filter((s) => s.name !== removed);
     await h.reload({ ...h.settings, ...settings(without) });
-    await waitSteady(h, without.map((s) => s.name));
+    await waitSteady(
+        h,
+        without.map((s) => s.name),
+    );
     const mRemoved = await mapTracks(h, tracks);
     await h.stop();
 
@@ -110,7 +116,9 @@ export async function measureHash(trackCount = 1000): Promise<HashResult> {
         spread_3: spread(m3),
         spread_4: spread(m4),
     };
-    log(`hash: moved on add ${r.moved_on_add} (ideal 0.25, ${notToNew} not to the new server); unrelated moved on removing ${removed}: ${movedUnrelated}/${unrelated.length}`);
+    log(
+        `hash: moved on add ${r.moved_on_add} (ideal 0.25, ${notToNew} not to the new server); unrelated moved on removing ${removed}: ${movedUnrelated}/${unrelated.length}`,
+    );
     log(`hash: spread 3 ${JSON.stringify(r.spread_3)} 4 ${JSON.stringify(r.spread_4)}`);
     return r;
 }

@@ -65,7 +65,9 @@ export async function measureReload(
             reload_ms_median: round(median(times), 1),
             change: "each reload adds or removes backend-api-3 (alternating)",
         };
-        log(`reload: ${r.reloads} reloads (median ${r.reload_ms_median} ms each) under ${r.rps} rps: ${r.requests} requests, ${r.errors} errors (${r.non2xx} non-2xx, sockets ${JSON.stringify(r.socket_errors)})`);
+        log(
+            `reload: ${r.reloads} reloads (median ${r.reload_ms_median} ms each) under ${r.rps} rps: ${r.requests} requests, ${r.errors} errors (${r.non2xx} non-2xx, sockets ${JSON.stringify(r.socket_errors)})`,
+        );
         return r;
     } finally {
         await h.stop();

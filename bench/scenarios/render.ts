@@ -65,7 +65,13 @@ export async function measureRender(sizes = [10, 100, 1000], runs = 5): Promise<
                 });
                 checkTimes.push(nowMs() - t0);
             }
-            const r = { servers: n, render_ms: round(median(renderTimes), 3), check_ms: round(median(checkTimes), 1), config_bytes: config.length, runs };
+            const r = {
+                servers: n,
+                render_ms: round(median(renderTimes), 3),
+                check_ms: round(median(checkTimes), 1),
+                config_bytes: config.length,
+                runs,
+            };
             log(`render: ${n} servers/pool -> render ${r.render_ms} ms, haproxy -c ${r.check_ms} ms (${r.config_bytes} bytes)`);
             results.push(r);
         }

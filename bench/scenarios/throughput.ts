@@ -45,7 +45,12 @@ async function oneRun(c: Contender, o: ThroughputOptions, seconds: number): Prom
     const proxy0 = groupsCpuMs(c.proxyPgids);
     const back0 = groupsCpuMs(c.backendPgids);
     const m0 = machineCpuMs();
-    const res = await runWrk({ url: `http://127.0.0.1:${c.port}${o.path}`, threads: o.threads, connections: o.connections, durationSec: seconds });
+    const res = await runWrk({
+        url: `http://127.0.0.1:${c.port}${o.path}`,
+        threads: o.threads,
+        connections: o.connections,
+        durationSec: seconds,
+    });
     const m1 = machineCpuMs();
     const perReq = (ms: number) => round((ms * 1000) / Math.max(1, res.requests), 2);
     const sample: RunSample = {
@@ -90,15 +95,33 @@ export async function measureThroughput(contenders: Contender[], o: ThroughputOp
         out.set(c.key, {
             label: c.label,
             rps: Math.round(med((s) => s.rps)),
-            p50_ms: round(med((s) => s.p50_ms), 3),
-            p99_ms: round(med((s) => s.p99_ms), 3),
+            p50_ms: round(
+                med((s) => s.p50_ms),
+                3,
+            ),
+            p99_ms: round(
+                med((s) => s.p99_ms),
+                3,
+            ),
             errors: runs.reduce((sum, s) => sum + s.errors, 0),
             cpu_us_per_req: {
-                wrk: round(med((s) => s.cpu_us_per_req.wrk), 2),
-                proxy: round(med((s) => s.cpu_us_per_req.proxy), 2),
-                backends: round(med((s) => s.cpu_us_per_req.backends), 2),
+                wrk: round(
+                    med((s) => s.cpu_us_per_req.wrk),
+                    2,
+                ),
+                proxy: round(
+                    med((s) => s.cpu_us_per_req.proxy),
+                    2,
+                ),
+                backends: round(
+                    med((s) => s.cpu_us_per_req.backends),
+                    2,
+                ),
             },
-            machine_busy: round(med((s) => s.machine_busy), 3),
+            machine_busy: round(
+                med((s) => s.machine_busy),
+                3,
+            ),
             runs,
         });
     }

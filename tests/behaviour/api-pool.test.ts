@@ -4,7 +4,22 @@
  * (the cookie over TLS is in tls.test.ts).
  */
 import { cookieValue } from "../../components/identity";
-import { ADMIN_STATE, backendOf, cleanupAll, echo, get, keepAliveAgent, Lab, openWebSocket, request, requireBinary, setCookie, sleep, startLab, within } from "../support";
+import {
+    ADMIN_STATE,
+    backendOf,
+    cleanupAll,
+    echo,
+    get,
+    keepAliveAgent,
+    Lab,
+    openWebSocket,
+    request,
+    requireBinary,
+    setCookie,
+    sleep,
+    startLab,
+    within,
+} from "../support";
 
 jest.setTimeout(60_000);
 
@@ -146,14 +161,21 @@ describeWithHaproxy("api_pool", () => {
         };
         const whileDrained = await counts(30);
         expect(whileDrained[drained.name]).toBeUndefined();
-        expect(Object.keys(whileDrained).sort()).toEqual(lab.api.filter((b) => b !== drained).map((b) => b.name).sort());
+        expect(Object.keys(whileDrained).sort()).toEqual(
+            lab.api
+                .filter((b) => b !== drained)
+                .map((b) => b.name)
+                .sort(),
+        );
         const pinned = await counts(10, { cookie: `${COOKIE}=${cookie}` });
         expect(pinned).toEqual({ [drained.name]: 10 });
 
         expect((await lab.hp.admin(`set server api_pool/${drained.name} state ready`)).trim()).toBe("");
         expect((await lab.hp.serverState("api_pool", drained.name)).adminState).toBe(0);
         const afterReady = await counts(30);
-        console.log(`drained: ${JSON.stringify(whileDrained)}, pinned: ${JSON.stringify(pinned)}, after ready: ${JSON.stringify(afterReady)}`);
+        console.log(
+            `drained: ${JSON.stringify(whileDrained)}, pinned: ${JSON.stringify(pinned)}, after ready: ${JSON.stringify(afterReady)}`,
+        );
         for (const b of lab.api) expect(afterReady[b.name]).toBeGreaterThanOrEqual(5);
     });
 });

@@ -4,7 +4,23 @@
  * slowstart.
  */
 import { cookieValue } from "../../components/identity";
-import { backendOf, cleanupAll, forceHealthUp, get, HealthCheckRecord, keepAliveAgent, OP_STATE, OpenWebSocket, openWebSocket, pool, request, requireBinary, setCookie, startLab, within } from "../support";
+import {
+    backendOf,
+    cleanupAll,
+    forceHealthUp,
+    get,
+    HealthCheckRecord,
+    keepAliveAgent,
+    OP_STATE,
+    OpenWebSocket,
+    openWebSocket,
+    pool,
+    request,
+    requireBinary,
+    setCookie,
+    startLab,
+    within,
+} from "../support";
 
 jest.setTimeout(60_000);
 
@@ -41,7 +57,10 @@ describeWithHaproxy("health checks and failover", () => {
         const flippedAt = Date.now();
         target.setHealthy(false);
         // One check short of `fall`: still UP.
-        await hp.waitFor(() => failed(target.healthChecks.slice(flip)) >= fall - 1, { what: `${fall - 1} failed checks served`, intervalMs: 5 });
+        await hp.waitFor(() => failed(target.healthChecks.slice(flip)) >= fall - 1, {
+            what: `${fall - 1} failed checks served`,
+            intervalMs: 5,
+        });
         const beforeLast = await state();
         const failedWhenStillUp = failed(target.healthChecks.slice(flip));
         await hp.waitFor(async () => (await state()).opState === OP_STATE.STOPPED, { what: `${target.name} DOWN`, intervalMs: 10 });
@@ -55,7 +74,10 @@ describeWithHaproxy("health checks and failover", () => {
 
         const unflip = target.healthChecks.length;
         target.setHealthy(true);
-        await hp.waitFor(() => passed(target.healthChecks.slice(unflip)) >= rise - 1, { what: `${rise - 1} passed checks served`, intervalMs: 5 });
+        await hp.waitFor(() => passed(target.healthChecks.slice(unflip)) >= rise - 1, {
+            what: `${rise - 1} passed checks served`,
+            intervalMs: 5,
+        });
         const beforeRise = await state();
         const passedWhenStillDown = passed(target.healthChecks.slice(unflip));
         await hp.waitFor(async () => (await state()).opState !== OP_STATE.STOPPED, { what: `${target.name} UP again`, intervalMs: 10 });
@@ -89,9 +111,17 @@ describeWithHaproxy("health checks and failover", () => {
     });
 
     test("a server marked DOWN has its WebSockets cut (on-marked-down shutdown-sessions); reconnecting with its cookie lands elsewhere with a new cookie", async () => {
-        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, timeoutTunnelMs: 60_000 } });
+        const lab = await startLab({
+            api: 3,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, timeoutTunnelMs: 60_000 },
+        });
         const { hp } = lab;
-        await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
+        await forceHealthUp(
+            hp,
+            "api_pool",
+            lab.api.map((b) => b.name),
+        );
         const [other, target] = lab.api;
         const oldCookie = cookieValue("api_pool", target.name, "");
         const cookieHeader = { cookie: `${COOKIE}=${oldCookie}` };
@@ -103,7 +133,9 @@ describeWithHaproxy("health checks and failover", () => {
             await ws.echo(`hello-${i}`);
             onTarget.push(ws);
         }
-        const bystander = await openWebSocket(hp.httpPort, "/ws", { headers: { cookie: `${COOKIE}=${cookieValue("api_pool", other.name, "")}` } });
+        const bystander = await openWebSocket(hp.httpPort, "/ws", {
+            headers: { cookie: `${COOKIE}=${cookieValue("api_pool", other.name, "")}` },
+        });
         expect(bystander.headers["x-backend"]).toBe(other.name);
         expect(target.openWebSockets()).toBe(2);
 
@@ -119,7 +151,9 @@ describeWithHaproxy("health checks and failover", () => {
         const closedAt = Date.now();
         expect(codes).not.toContain("still open");
         await hp.waitFor(() => target.openWebSockets() === 0, { what: `${target.name} to see its WebSockets closed` });
-        console.log(`DOWN ${downAt - flippedAt} ms after the flip; both WebSockets closed ${closedAt - downAt} ms after DOWN was seen (codes ${codes.join(", ")})`);
+        console.log(
+            `DOWN ${downAt - flippedAt} ms after the flip; both WebSockets closed ${closedAt - downAt} ms after DOWN was seen (codes ${codes.join(", ")})`,
+        );
 
         // Sessions on healthy servers are untouched.
         expect(bystander.isOpen()).toBe(true);
@@ -146,7 +180,11 @@ describeWithHaproxy("health checks and failover", () => {
         const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 10_000, healthCheckFall: 3 } });
         const { hp } = lab;
         // Fully UP so that a check failing during the burst (at most one in 10 s) cannot mark it DOWN.
-        await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
+        await forceHealthUp(
+            hp,
+            "api_pool",
+            lab.api.map((b) => b.name),
+        );
         const target = lab.api[1];
         const pinned = { cookie: `${COOKIE}=${cookieValue("api_pool", target.name, "")}` };
         const agent = keepAliveAgent(6);
@@ -192,15 +230,25 @@ describeWithHaproxy("health checks and failover", () => {
 
     test("a recovered server's effective weight ramps up over gracefulDrainSeconds (slowstart)", async () => {
         const slowstart = 4;
-        const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, gracefulDrainSeconds: slowstart } });
+        const lab = await startLab({
+            api: 3,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 200, healthCheckFall: 2, healthCheckRise: 2, gracefulDrainSeconds: slowstart },
+        });
         const { hp } = lab;
         const target = lab.api[2];
-        await forceHealthUp(hp, "api_pool", lab.api.map((b) => b.name));
+        await forceHealthUp(
+            hp,
+            "api_pool",
+            lab.api.map((b) => b.name),
+        );
         const full = Number((await hp.statRow("api_pool", target.name)).weight);
         expect(full).toBe(100);
 
         target.setHealthy(false);
-        await hp.waitFor(async () => (await hp.serverState("api_pool", target.name)).opState === OP_STATE.STOPPED, { what: `${target.name} DOWN` });
+        await hp.waitFor(async () => (await hp.serverState("api_pool", target.name)).opState === OP_STATE.STOPPED, {
+            what: `${target.name} DOWN`,
+        });
         target.setHealthy(true);
         await hp.waitFor(async () => (await hp.serverState("api_pool", target.name)).opState !== OP_STATE.STOPPED, {
             what: `${target.name} UP again`,
@@ -217,7 +265,9 @@ describeWithHaproxy("health checks and failover", () => {
             { what: `${target.name} back to full weight ${full}`, timeoutMs: (slowstart + 10) * 1000, intervalMs: 100 },
         );
         const steps = [...new Set(samples.map((s) => s.weight))];
-        console.log(`slowstart ${slowstart}s: weight ${steps.join(" -> ")} (full after ${samples[samples.length - 1].ms} ms, ${samples.length} samples)`);
+        console.log(
+            `slowstart ${slowstart}s: weight ${steps.join(" -> ")} (full after ${samples[samples.length - 1].ms} ms, ${samples.length} samples)`,
+        );
         expect(samples[0].weight).toBeLessThan(full / 2);
         expect(samples[0].opState).toBe(OP_STATE.STARTING);
         // A ramp, not a jump: at least two intermediate weights, never decreasing.

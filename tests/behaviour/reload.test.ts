@@ -4,7 +4,18 @@
  * back through server-state-file.
  */
 import { Agent } from "http";
-import { ADMIN_STATE, backendOf, cleanupAll, FakeBackend, keepAliveAgent, Lab, request, requireBinary, startBackend, startLab } from "../support";
+import {
+    ADMIN_STATE,
+    backendOf,
+    cleanupAll,
+    FakeBackend,
+    keepAliveAgent,
+    Lab,
+    request,
+    requireBinary,
+    startBackend,
+    startLab,
+} from "../support";
 
 jest.setTimeout(120_000);
 
@@ -40,7 +51,16 @@ describeWithHaproxy("seamless reload through the master CLI under steady traffic
         const drained = api[0];
         expect((await hp.admin(`set server api_pool/${drained.name} state drain`)).trim()).toBe("");
 
-        run = { ok: 0, keepAliveOk: 0, newConnOk: 0, failures: [], reloadMs: [], drainedAdminStates: [], drainedRequestsDuringRun: 0, servedBy: new Set() };
+        run = {
+            ok: 0,
+            keepAliveOk: 0,
+            newConnOk: 0,
+            failures: [],
+            reloadMs: [],
+            drainedAdminStates: [],
+            drainedRequestsDuringRun: 0,
+            servedBy: new Set(),
+        };
         let stop = false;
         const loop = async (name: string, agent: Agent | false, pathFor: (i: number) => string, postEvery = 0): Promise<void> => {
             for (let i = 0; !stop; i++) {
@@ -61,7 +81,11 @@ describeWithHaproxy("seamless reload through the master CLI under steady traffic
                     else run.newConnOk++;
                     run.servedBy.add(backendOf(res) as string);
                 } catch (err) {
-                    run.failures.push({ loop: name, reused: Boolean((err as { reusedSocket?: boolean }).reusedSocket), error: String(err) });
+                    run.failures.push({
+                        loop: name,
+                        reused: Boolean((err as { reusedSocket?: boolean }).reusedSocket),
+                        error: String(err),
+                    });
                 }
             }
         };

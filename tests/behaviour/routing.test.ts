@@ -40,7 +40,12 @@ describeWithHaproxy("routing and stats", () => {
             const spoofed = echo(await get(port, path, { "x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7" }));
             expect(spoofed.headers["x-forwarded-proto"]).toBe("http");
             // option forwardfor appends the real peer: it is the last hop.
-            expect(String(spoofed.headers["x-forwarded-for"]).split(",").map((s) => s.trim()).pop()).toBe("127.0.0.1");
+            expect(
+                String(spoofed.headers["x-forwarded-for"])
+                    .split(",")
+                    .map((s) => s.trim())
+                    .pop(),
+            ).toBe("127.0.0.1");
         }
 
         // WebSocket upgrades go to api_pool, on any path outside the stream prefix; the upgrade carries the headers too.
@@ -61,7 +66,11 @@ describeWithHaproxy("routing and stats", () => {
     });
 
     test("stats and /metrics answer only on 127.0.0.1:<statsPort>; /stats needs the password; /metrics is Prometheus text with per-server state", async () => {
-        const lab = await startLab({ api: 2, stream: 1, settings: { healthCheckIntervalMs: 1000, statsUser: "ops", statsPassword: "s3cret-Pass.word" } });
+        const lab = await startLab({
+            api: 2,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 1000, statsUser: "ops", statsPassword: "s3cret-Pass.word" },
+        });
         const { hp } = lab;
         const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}` });
 

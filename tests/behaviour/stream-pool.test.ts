@@ -4,7 +4,19 @@
  */
 import { Agent } from "http";
 import { createHash } from "crypto";
-import { backendOf, cleanupAll, echo, FakeBackend, keepAliveAgent, Lab, pool, request, requireBinary, startBackend, startLab } from "../support";
+import {
+    backendOf,
+    cleanupAll,
+    echo,
+    FakeBackend,
+    keepAliveAgent,
+    Lab,
+    pool,
+    request,
+    requireBinary,
+    startBackend,
+    startLab,
+} from "../support";
 
 jest.setTimeout(90_000);
 

@@ -5,7 +5,21 @@
 import { readFileSync, rmSync } from "fs";
 import * as tls from "tls";
 import { cookieValue } from "../../components/identity";
-import { backendOf, cleanupAll, echo, get, Lab, makeTempDir, makeTestCert, openWebSocket, request, requireBinary, setCookie, startLab, TestCert } from "../support";
+import {
+    backendOf,
+    cleanupAll,
+    echo,
+    get,
+    Lab,
+    makeTempDir,
+    makeTestCert,
+    openWebSocket,
+    request,
+    requireBinary,
+    setCookie,
+    startLab,
+    TestCert,
+} from "../support";
 
 jest.setTimeout(60_000);
 
@@ -13,7 +27,10 @@ const COOKIE = "VEZA_SERVERID";
 const describeWithTools = requireBinary("haproxy", "openssl");
 
 /** Outcome of a bare TLS handshake: the negotiated protocol, or the error code. */
-function handshake(port: number, opts: tls.ConnectionOptions): Promise<{ ok: boolean; protocol?: string; code?: string; message?: string }> {
+function handshake(
+    port: number,
+    opts: tls.ConnectionOptions,
+): Promise<{ ok: boolean; protocol?: string; code?: string; message?: string }> {
     return new Promise((resolve) => {
         const socket = tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ...opts }, () => {
             resolve({ ok: true, protocol: socket.getProtocol() ?? undefined });
@@ -63,7 +80,9 @@ describeWithTools("TLS", () => {
     });
 
     test("TLS 1.0 and 1.1 are refused by haproxy (control: the same client does speak TLS 1.0 to a server that allows it)", async () => {
-        const control = tls.createServer({ cert: cert.cert, key: readFileSync(cert.keyPath), minVersion: "TLSv1", ...LEGACY_CLIENT }, (s) => s.end());
+        const control = tls.createServer({ cert: cert.cert, key: readFileSync(cert.keyPath), minVersion: "TLSv1", ...LEGACY_CLIENT }, (s) =>
+            s.end(),
+        );
         await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", () => resolve()));
         try {
             const controlPort = (control.address() as { port: number }).port;
@@ -90,7 +109,12 @@ describeWithTools("TLS", () => {
             for (const host of ["veza.localhost", `veza.localhost:${lab.hp.httpPort}`, "veza.localhost:80", "[::1]:80"]) {
                 const res = await get(lab.hp.httpPort, path, { host });
                 const name = host.replace(/:\d+$/, "");
-                expect({ path, host, status: res.status, location: res.headers.location }).toEqual({ path, host, status: 301, location: `https://${name}:${https}${path}` });
+                expect({ path, host, status: res.status, location: res.headers.location }).toEqual({
+                    path,
+                    host,
+                    status: 301,
+                    location: `https://${name}:${https}${path}`,
+                });
                 expect(backendOf(res)).toBeUndefined();
             }
         }

@@ -13,120 +13,119 @@ export const CONFIG_PATH = "/etc/haproxy/haproxy.cfg";
 
 /** One runtime API command through `socat` inside the container. */
 export async function admin(container: string, cmd: string, socket = ADMIN_SOCKET): Promise<string> {
-  return execInOk(container, ["socat", "-t", "2", "stdio", `UNIX-CONNECT:${socket}`], `${cmd}\n`, 15_000);
+    return execInOk(container, ["socat", "-t", "2", "stdio", `UNIX-CONNECT:${socket}`], `${cmd}\n`, 15_000);
 }
 
 export interface ProcInfo {
-  master: number;
-  /** How many times the master has reloaded since it started. */
-  masterReloads: number;
-  /** The current worker (not the old ones still finishing sessions). */
-  worker: number;
-  oldWorkers: number[];
+    master: number;
+    /** How many times the master has reloaded since it started. */
+    masterReloads: number;
+    /** The current worker (not the old ones still finishing sessions). */
+    worker: number;
+    oldWorkers: number[];
 }
 
 /** `show proc` on the master CLI. */
 export async function showProc(container: string): Promise<ProcInfo> {
-  const out = await admin(container, "show proc", MASTER_SOCKET);
-  let master = 0;
-  let masterReloads = -1;
-  let worker = 0;
-  const oldWorkers: number[] = [];
-  let section = "";
-  for (const line of out.split("\n")) {
-    if (line.startsWith("# old workers")) section = "old";
-    else if (line.startsWith("# programs")) section = "programs";
-    else if (line.startsWith("# workers")) section = "workers";
-    const f = line.trim().split(/\s+/);
-    if (f.length < 2 || !/^\d+$/.test(f[0])) continue;
-    if (f[1] === "master") {
-      master = Number(f[0]);
-      masterReloads = Number(f[2]);
+    const out = await admin(container, "show proc", MASTER_SOCKET);
+    let master = 0;
+    let masterReloads = -1;
+    let worker = 0;
+    const oldWorkers: number[] = [];
+    let section = "";
+    for (const line of out.split("\n")) {
+        if (line.startsWith("# old workers")) section = "old";
+        else if (line.startsWith("# programs")) section = "programs";
+        else if (line.startsWith("# workers")) section = "workers";
+        const f = line.trim().split(/\s+/);
+        if (f.length < 2 || !/^\d+$/.test(f[0])) continue;
+        if (f[1] === "master") {
+            master = Number(f[0]);
+            masterReloads = Number(f[2]);
+        } else if (f[1] === "worker" && section === "old") oldWorkers.push(Number(f[0]));
+        else if (f[1] === "worker" && worker === 0) worker = Number(f[0]);
     }
-    else if (f[1] === "worker" && section === "old") oldWorkers.push(Number(f[0]));
-    else if (f[1] === "worker" && worker === 0) worker = Number(f[0]);
-  }
-  if (!master || !worker || !(masterReloads >= 0)) throw new Error(`could not parse show proc:\n${out}`);
-  return { master, masterReloads, worker, oldWorkers };
+    if (!master || !worker || !(masterReloads >= 0)) throw new Error(`could not parse show proc:\n${out}`);
+    return { master, masterReloads, worker, oldWorkers };
 }
 
 export interface ServerStat {
-  pool: string;
-  server: string;
-  /** "UP", "DOWN", "DRAIN", "MAINT", "UP 1/3", ... */
-  status: string;
-  /** Cumulated sessions (stot). */
-  total: number;
+    pool: string;
+    server: string;
+    /** "UP", "DOWN", "DRAIN", "MAINT", "UP 1/3", ... */
+    status: string;
+    /** Cumulated sessions (stot). */
+    total: number;
 }
 
 /** `show stat`, servers only, keyed "pool/server". */
 export async function serverStats(container: string): Promise<Map<string, ServerStat>> {
-  const out = await admin(container, "show stat");
-  const lines = out.split("\n").filter((l) => l.trim() !== "");
-  const header = lines[0].replace(/^#\s*/, "").split(",");
-  const col = (name: string) => {
-    const i = header.indexOf(name);
-    if (i < 0) throw new Error(`show stat has no ${name} column: ${lines[0]}`);
-    return i;
-  };
-  const [px, sv, status, stot] = [col("pxname"), col("svname"), col("status"), col("stot")];
-  const result = new Map<string, ServerStat>();
-  for (const line of lines.slice(1)) {
-    const f = line.split(",");
-    if (f[sv] === "FRONTEND" || f[sv] === "BACKEND") continue;
-    result.set(`${f[px]}/${f[sv]}`, { pool: f[px], server: f[sv], status: f[status], total: Number(f[stot]) });
-  }
-  return result;
+    const out = await admin(container, "show stat");
+    const lines = out.split("\n").filter((l) => l.trim() !== "");
+    const header = lines[0].replace(/^#\s*/, "").split(",");
+    const col = (name: string) => {
+        const i = header.indexOf(name);
+        if (i < 0) throw new Error(`show stat has no ${name} column: ${lines[0]}`);
+        return i;
+    };
+    const [px, sv, status, stot] = [col("pxname"), col("svname"), col("status"), col("stot")];
+    const result = new Map<string, ServerStat>();
+    for (const line of lines.slice(1)) {
+        const f = line.split(",");
+        if (f[sv] === "FRONTEND" || f[sv] === "BACKEND") continue;
+        result.set(`${f[px]}/${f[sv]}`, { pool: f[px], server: f[sv], status: f[status], total: Number(f[stot]) });
+    }
+    return result;
 }
 
 export interface ServerState {
-  pool: string;
-  server: string;
-  /** srv_op_state: 0 stopped (DOWN), 1 starting, 2 running (UP), 3 stopping. */
-  opState: number;
-  /** srv_admin_state bit field: 0x01 forced maint, 0x08 forced drain, 0x20 resolution maint... */
-  adminState: number;
-  address: string;
+    pool: string;
+    server: string;
+    /** srv_op_state: 0 stopped (DOWN), 1 starting, 2 running (UP), 3 stopping. */
+    opState: number;
+    /** srv_admin_state bit field: 0x01 forced maint, 0x08 forced drain, 0x20 resolution maint... */
+    adminState: number;
+    address: string;
 }
 
 /** `show servers state`, keyed "pool/server". */
 export async function serversState(container: string): Promise<Map<string, ServerState>> {
-  const out = await admin(container, "show servers state");
-  const result = new Map<string, ServerState>();
-  for (const line of out.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 7 || !/^\d+$/.test(f[0])) continue;
-    result.set(`${f[1]}/${f[3]}`, { pool: f[1], server: f[3], address: f[4], opState: Number(f[5]), adminState: Number(f[6]) });
-  }
-  return result;
+    const out = await admin(container, "show servers state");
+    const result = new Map<string, ServerState>();
+    for (const line of out.split("\n")) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 7 || !/^\d+$/.test(f[0])) continue;
+        result.set(`${f[1]}/${f[3]}`, { pool: f[1], server: f[3], address: f[4], opState: Number(f[5]), adminState: Number(f[6]) });
+    }
+    return result;
 }
 
 export const ADMIN_FORCED_DRAIN = 0x08;
 
 /** sha256 of the running config file inside the container. */
 export async function configSha(container: string): Promise<string> {
-  const out = await execInOk(container, ["sha256sum", CONFIG_PATH]);
-  return out.split(/\s+/)[0];
+    const out = await execInOk(container, ["sha256sum", CONFIG_PATH]);
+    return out.split(/\s+/)[0];
 }
 
 /** Instance identity that changes only when the container is re-created. */
 export async function instanceIdentity(container: string): Promise<{ createdAt: string; uuid: string }> {
-  const r = await execIn(container, ["true"]);
-  if (r.code !== 0) throw new Error(`${container} not running: ${r.stderr}`);
-  const info = JSON.parse(await incusOk(["query", `/1.0/instances/${container}`])) as {
-    created_at: string;
-    config: Record<string, string>;
-  };
-  return { createdAt: info.created_at, uuid: info.config["volatile.uuid"] ?? "" };
+    const r = await execIn(container, ["true"]);
+    if (r.code !== 0) throw new Error(`${container} not running: ${r.stderr}`);
+    const info = JSON.parse(await incusOk(["query", `/1.0/instances/${container}`])) as {
+        created_at: string;
+        config: Record<string, string>;
+    };
+    return { createdAt: info.created_at, uuid: info.config["volatile.uuid"] ?? "" };
 }
 
 export interface TrafficResult {
-  requests: number;
-  failures: number;
-  /** First few failures, for the assertion message. */
-  errors: string[];
-  byBackend: Record<string, number>;
-  ms: number;
+    requests: number;
+    failures: number;
+    /** First few failures, for the assertion message. */
+    errors: string[];
+    byBackend: Record<string, number>;
+    ms: number;
 }
 
 /**
@@ -139,82 +138,87 @@ const activeLoops = new Set<TrafficLoop>();
 
 /** Abort every loop still running (afterEach: a failed assertion must not leave a loop behind). */
 export async function abortAllTraffic(): Promise<void> {
-  await Promise.all([...activeLoops].map((loop) => loop.abort()));
+    await Promise.all([...activeLoops].map((loop) => loop.abort()));
 }
 
 export class TrafficLoop {
-  private running = true;
-  private result: TrafficResult = { requests: 0, failures: 0, errors: [], byBackend: {}, ms: 0 };
-  private readonly workers: Promise<void>[];
-  private readonly started = Date.now();
-  /** Backend names seen since the last `markSeen` reset (for "did traffic reach X"). */
-  private seen = new Set<string>();
+    private running = true;
+    private result: TrafficResult = { requests: 0, failures: 0, errors: [], byBackend: {}, ms: 0 };
+    private readonly workers: Promise<void>[];
+    private readonly started = Date.now();
+    /** Backend names seen since the last `markSeen` reset (for "did traffic reach X"). */
+    private seen = new Set<string>();
 
-  private readonly agent?: http.Agent;
+    private readonly agent?: http.Agent;
 
-  /**
-   * `keepAlive`: reuse connections (like browsers and API clients do), so a
-   * reload meets requests on idle connections owned by the old worker;
-   * otherwise every request opens a new connection.
-   */
-  constructor(private readonly baseUrl: string, private minRequests = 500, concurrency = 4, keepAlive = false) {
-    if (keepAlive) this.agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    this.workers = Array.from({ length: concurrency }, (_, w) => this.worker(w));
-    activeLoops.add(this);
-  }
-
-  private async worker(w: number): Promise<void> {
-    let i = 0;
-    while (this.running || this.result.requests < this.minRequests) {
-      const path = `/api/v1/items?w=${w}&i=${i++}`;
-      this.result.requests++;
-      try {
-        const r = await get(this.baseUrl, path, undefined, { timeoutMs: 5_000, agent: this.agent });
-        const backend = String(r.headers["x-backend"] ?? "?");
-        if (r.status !== 200) {
-          this.fail(`${this.baseUrl}${path}: status ${r.status} from ${backend}: ${r.body.slice(0, 200)}`);
-        } else {
-          this.result.byBackend[backend] = (this.result.byBackend[backend] ?? 0) + 1;
-          this.seen.add(backend);
-        }
-      } catch (e) {
-        // The kit's client names the request in its error ("GET http://198.18.0.10:80/api/...: ...").
-        this.fail((e as Error).message);
-        await sleep(20);
-      }
+    /**
+     * `keepAlive`: reuse connections (like browsers and API clients do), so a
+     * reload meets requests on idle connections owned by the old worker;
+     * otherwise every request opens a new connection.
+     */
+    constructor(
+        private readonly baseUrl: string,
+        private minRequests = 500,
+        concurrency = 4,
+        keepAlive = false,
+    ) {
+        if (keepAlive) this.agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+        this.workers = Array.from({ length: concurrency }, (_, w) => this.worker(w));
+        activeLoops.add(this);
     }
-  }
 
-  private fail(msg: string): void {
-    this.result.failures++;
-    if (this.result.errors.length < 10) this.result.errors.push(msg);
-  }
+    private async worker(w: number): Promise<void> {
+        let i = 0;
+        while (this.running || this.result.requests < this.minRequests) {
+            const path = `/api/v1/items?w=${w}&i=${i++}`;
+            this.result.requests++;
+            try {
+                const r = await get(this.baseUrl, path, undefined, { timeoutMs: 5_000, agent: this.agent });
+                const backend = String(r.headers["x-backend"] ?? "?");
+                if (r.status !== 200) {
+                    this.fail(`${this.baseUrl}${path}: status ${r.status} from ${backend}: ${r.body.slice(0, 200)}`);
+                } else {
+                    this.result.byBackend[backend] = (this.result.byBackend[backend] ?? 0) + 1;
+                    this.seen.add(backend);
+                }
+            } catch (e) {
+                // The kit's client names the request in its error ("GET http://198.18.0.10:80/api/...: ...").
+                this.fail((e as Error).message);
+                await sleep(20);
+            }
+        }
+    }
 
-  get requests(): number {
-    return this.result.requests;
-  }
+    private fail(msg: string): void {
+        this.result.failures++;
+        if (this.result.errors.length < 10) this.result.errors.push(msg);
+    }
 
-  /** Backends that answered since the last call to resetSeen(). */
-  hasSeen(backend: string): boolean {
-    return this.seen.has(backend);
-  }
+    get requests(): number {
+        return this.result.requests;
+    }
 
-  resetSeen(): void {
-    this.seen = new Set();
-  }
+    /** Backends that answered since the last call to resetSeen(). */
+    hasSeen(backend: string): boolean {
+        return this.seen.has(backend);
+    }
 
-  /** Stop now, whatever the request count. */
-  async abort(): Promise<void> {
-    this.minRequests = 0;
-    await this.stop();
-  }
+    resetSeen(): void {
+        this.seen = new Set();
+    }
 
-  async stop(): Promise<TrafficResult> {
-    this.running = false;
-    await Promise.all(this.workers);
-    this.agent?.destroy();
-    activeLoops.delete(this);
-    this.result.ms = Date.now() - this.started;
-    return { ...this.result, byBackend: { ...this.result.byBackend }, errors: [...this.result.errors] };
-  }
+    /** Stop now, whatever the request count. */
+    async abort(): Promise<void> {
+        this.minRequests = 0;
+        await this.stop();
+    }
+
+    async stop(): Promise<TrafficResult> {
+        this.running = false;
+        await Promise.all(this.workers);
+        this.agent?.destroy();
+        activeLoops.delete(this);
+        this.result.ms = Date.now() - this.started;
+        return { ...this.result, byBackend: { ...this.result.byBackend }, errors: [...this.result.errors] };
+    }
 }

@@ -40,7 +40,18 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
 import { get, makeTestCert, requireBinary } from "../support";
-import { API_PORT, execIn, incus, incusOk, LAB_IMAGE, launchBackend, listContainers, requireIncusLab, STREAM_PORT, waitHttpOk } from "./lab";
+import {
+    API_PORT,
+    execIn,
+    incus,
+    incusOk,
+    LAB_IMAGE,
+    launchBackend,
+    listContainers,
+    requireIncusLab,
+    STREAM_PORT,
+    waitHttpOk,
+} from "./lab";
 import { configSha, showProc, TrafficLoop, TrafficResult } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStepOk } from "./product";
 import { runRemoteStep, runRemoteStepOk, Sshd, startSshd } from "./sshd";
@@ -59,154 +70,175 @@ const REMOTE = "command:remote:Command";
 const notes = noteBook("e2e lifecycle");
 const note = notes.note;
 const traffic = (r: TrafficResult): string =>
-  `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
+    `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
 
 function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancerArgs {
-  return {
-    image: LAB_IMAGE,
-    apiServers: [{ name: API, address: `${API}.lxd` }],
-    streamServers: [{ name: STREAM, address: `${STREAM}.lxd` }],
-    healthCheckIntervalMs: 500,
-    ...extra,
-  };
+    return {
+        image: LAB_IMAGE,
+        apiServers: [{ name: API, address: `${API}.lxd` }],
+        streamServers: [{ name: STREAM, address: `${STREAM}.lxd` }],
+        healthCheckIntervalMs: 500,
+        ...extra,
+    };
 }
 
 async function owner(): Promise<string> {
-  return (await incusOk(["config", "get", LB, "user.veza.owner"])).trim();
+    return (await incusOk(["config", "get", LB, "user.veza.owner"])).trim();
 }
 
 describeLab("lifecycle under the engine's order: nothing but destroy deletes the load balancer", () => {
-  cleanUpAfterSuite(CONTAINERS, notes);
-  let sshd: Sshd;
-  let url: string;
-  let loop: TrafficLoop;
-  let v1: ProductSteps;
-  let v2: ProductSteps;
-  let v3: ProductSteps;
-  let v5: ProductSteps;
-  const overSsh = () => ({
-    connection: { host: "127.0.0.1", port: sshd.port, user: "root", privateKey: pulumi.secret(sshd.clientPrivateKey), hostKey: sshd.hostKey },
-  });
+    cleanUpAfterSuite(CONTAINERS, notes);
+    let sshd: Sshd;
+    let url: string;
+    let loop: TrafficLoop;
+    let v1: ProductSteps;
+    let v2: ProductSteps;
+    let v3: ProductSteps;
+    let v5: ProductSteps;
+    const overSsh = () => ({
+        connection: {
+            host: "127.0.0.1",
+            port: sshd.port,
+            user: "root",
+            privateKey: pulumi.secret(sshd.clientPrivateKey),
+            hostKey: sshd.hostKey,
+        },
+    });
 
-  beforeAll(async () => {
-    await incus(["delete", "--force", ...CONTAINERS]);
-    sshd = await startSshd();
-    await Promise.all([launchBackend(API, API_PORT), launchBackend(STREAM, STREAM_PORT)]);
-  }, 240_000);
+    beforeAll(async () => {
+        await incus(["delete", "--force", ...CONTAINERS]);
+        sshd = await startSshd();
+        await Promise.all([launchBackend(API, API_PORT), launchBackend(STREAM, STREAM_PORT)]);
+    }, 240_000);
 
-  afterAll(async () => {
-    await loop?.abort();
-    await sshd?.stop();
-  });
+    afterAll(async () => {
+        await loop?.abort();
+        await sshd?.stop();
+    });
 
-  test("local steps (v1) create and configure the container", async () => {
-    v1 = await buildSteps(LB, args());
-    expect(v1.container.header.container).toBe(LB);
-    const created = await runStepOk(v1.container, "create");
-    url = `http://${created.stdout.trim()}`;
-    await runStepOk(v1.config, "create");
-    await waitHttpOk(url, "/api/v1/items");
-    expect(await owner()).toBe(v1.container.header.owner);
-    // The drop-in asks for the open files the largest accepted maxConnections needs.
-    expect((await execIn(LB, ["systemctl", "show", "-p", "LimitNOFILE", "--value", "haproxy"])).stdout.trim()).toBe("262144");
-    note("v1 create + config", `${created.ms} ms; owner ${await owner()}`);
-  }, 180_000);
+    test("local steps (v1) create and configure the container", async () => {
+        v1 = await buildSteps(LB, args());
+        expect(v1.container.header.container).toBe(LB);
+        const created = await runStepOk(v1.container, "create");
+        url = `http://${created.stdout.trim()}`;
+        await runStepOk(v1.config, "create");
+        await waitHttpOk(url, "/api/v1/items");
+        expect(await owner()).toBe(v1.container.header.owner);
+        // The drop-in asks for the open files the largest accepted maxConnections needs.
+        expect((await execIn(LB, ["systemctl", "show", "-p", "LimitNOFILE", "--value", "haproxy"])).stdout.trim()).toBe("262144");
+        note("v1 create + config", `${created.ms} ms; owner ${await owner()}`);
+    }, 180_000);
 
-  test("the container survives a local -> SSH switch, a rename, TLS on and off, and a client loop through all of it sees no failure", async () => {
-    loop = new TrafficLoop(url, 0, 4, true);
-    const fresh = new TrafficLoop(url, 0, 2, false);
-    await switchToSsh();
-    await refuseWrongHostKey();
-    await rename();
-    await tlsOnThenOff();
-    const seen = await loop.stop();
-    const seenFresh = await fresh.stop();
-    note("client loops through switch, rename, TLS on/off", `keep-alive ${traffic(seen)}; new connections ${traffic(seenFresh)}`);
-    for (const r of [seen, seenFresh]) {
-      expect(r.errors).toEqual([]);
-      expect(r.failures).toBe(0);
-      expect(r.requests).toBeGreaterThan(100);
+    test("the container survives a local -> SSH switch, a rename, TLS on and off, and a client loop through all of it sees no failure", async () => {
+        loop = new TrafficLoop(url, 0, 4, true);
+        const fresh = new TrafficLoop(url, 0, 2, false);
+        await switchToSsh();
+        await refuseWrongHostKey();
+        await rename();
+        await tlsOnThenOff();
+        const seen = await loop.stop();
+        const seenFresh = await fresh.stop();
+        note("client loops through switch, rename, TLS on/off", `keep-alive ${traffic(seen)}; new connections ${traffic(seenFresh)}`);
+        for (const r of [seen, seenFresh]) {
+            expect(r.errors).toEqual([]);
+            expect(r.failures).toBe(0);
+            expect(r.requests).toBeGreaterThan(100);
+        }
+    }, 300_000);
+
+    /** 2. local -> SSH: v2's creates over SSH adopt the container, v1's delete leaves it serving. */
+    async function switchToSsh(): Promise<void> {
+        v2 = await buildSteps(LB, args(overSsh()), { type: REMOTE });
+        expect(v2.container.resource).toBe(v1.container.resource);
+        expect(v2.container.header.owner).not.toBe(v1.container.header.owner);
+        const pid = (await showProc(LB)).master;
+        // Creates of the new resources, in dependency order (container, then config).
+        const adopted = await runRemoteStepOk(v2.container, "create");
+        expect(adopted.stderr).toContain(
+            `adopting the existing ${LB} (owner ${v1.container.header.owner} -> ${v2.container.header.owner})`,
+        );
+        const pushed = await runRemoteStepOk(v2.config, "create");
+        expect(pushed.stderr).toContain("nothing to do");
+        // Then the old resources' deletes, with their old state: the config step has none.
+        expect(v1.config.delete).toBe("");
+        const kept = await runStepOk(v1.container, "delete");
+        expect(kept.stderr).toContain(
+            `${LB} is owned by another step now (owner ${v2.container.header.owner}, this step ${v1.container.header.owner}): leaving it running`,
+        );
+        expect(await listContainers()).toContain(LB);
+        expect((await get(url, "/api/v1/items")).status).toBe(200);
+        expect((await showProc(LB)).master).toBe(pid);
+        note(
+            "local -> SSH",
+            `adopt over SSH ${adopted.ms} ms, config ${pushed.ms} ms, old delete ${kept.ms} ms (kept); ${loop.requests} requests so far`,
+        );
     }
-  }, 300_000);
 
-  /** 2. local -> SSH: v2's creates over SSH adopt the container, v1's delete leaves it serving. */
-  async function switchToSsh(): Promise<void> {
-    v2 = await buildSteps(LB, args(overSsh()), { type: REMOTE });
-    expect(v2.container.resource).toBe(v1.container.resource);
-    expect(v2.container.header.owner).not.toBe(v1.container.header.owner);
-    const pid = (await showProc(LB)).master;
-    // Creates of the new resources, in dependency order (container, then config).
-    const adopted = await runRemoteStepOk(v2.container, "create");
-    expect(adopted.stderr).toContain(`adopting the existing ${LB} (owner ${v1.container.header.owner} -> ${v2.container.header.owner})`);
-    const pushed = await runRemoteStepOk(v2.config, "create");
-    expect(pushed.stderr).toContain("nothing to do");
-    // Then the old resources' deletes, with their old state: the config step has none.
-    expect(v1.config.delete).toBe("");
-    const kept = await runStepOk(v1.container, "delete");
-    expect(kept.stderr).toContain(`${LB} is owned by another step now (owner ${v2.container.header.owner}, this step ${v1.container.header.owner}): leaving it running`);
-    expect(await listContainers()).toContain(LB);
-    expect((await get(url, "/api/v1/items")).status).toBe(200);
-    expect((await showProc(LB)).master).toBe(pid);
-    note("local -> SSH", `adopt over SSH ${adopted.ms} ms, config ${pushed.ms} ms, old delete ${kept.ms} ms (kept); ${loop.requests} requests so far`);
-  }
-
-  /** 3. a wrong host key is refused before anything runs on the host. */
-  async function refuseWrongHostKey(): Promise<void> {
-    const before = await configSha(LB);
-    const spoofed = { ...v2.config, inputs: { ...v2.config.inputs, connection: { ...(v2.config.inputs.connection as object), hostKey: sshd.otherHostKey } } };
-    const refused = await runRemoteStep(spoofed, "create");
-    expect(refused.code).toBe(255);
-    expect(refused.stderr).toMatch(/Host key verification failed/);
-    expect(refused.stderr).not.toContain("veza-haproxy[");
-    expect(await configSha(LB)).toBe(before);
-    note("wrong host key", `refused in ${refused.ms} ms, exit ${refused.code}`);
-  }
-
-  /** 4. renamed component (containerName kept): v3 adopts, v2's delete over SSH leaves it serving. */
-  async function rename(): Promise<void> {
-    v3 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB }), { type: REMOTE });
-    expect(v3.container.header.owner).not.toBe(v2.container.header.owner);
-    await runRemoteStepOk(v3.container, "create");
-    await runRemoteStepOk(v3.config, "create");
-    const kept = await runRemoteStepOk(v2.container, "delete");
-    expect(kept.stderr).toContain("leaving it running");
-    expect(await owner()).toBe(v3.container.header.owner);
-    expect((await get(url, "/api/v1/items")).status).toBe(200);
-    note("rename", `${loop.requests} requests so far`);
-  }
-
-  /** 5. TLS on, then off: the TLS step's delete removes the certificate and key after the config stopped naming them. */
-  async function tlsOnThenOff(): Promise<void> {
-    const dir = mkdtempSync(path.join(tmpdir(), "veza-life-cert-"));
-    try {
-      const cert = makeTestCert(dir);
-      const tls = { certificatePem: readFileSync(cert.certPath, "utf8"), privateKeyPem: pulumi.secret(readFileSync(cert.keyPath, "utf8")) };
-      const v4 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB, tls, httpsRedirect: false }), { type: REMOTE });
-      const tlsStep = v4.tls;
-      if (!tlsStep) throw new Error("v4 registered no TLS step");
-      await runRemoteStepOk(v4.container, "update");
-      await runRemoteStepOk(tlsStep, "create");
-      await runRemoteStepOk(v4.config, "update");
-      expect((await execIn(LB, ["stat", "-c", "%a", "/etc/haproxy/certs/veza.pem"])).stdout.trim()).toBe("600");
-      // TLS off: v5 registers no TLS step; the engine updates the config, then deletes v4's TLS step.
-      v5 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB }), { type: REMOTE });
-      expect(v5.tls).toBeUndefined();
-      await runRemoteStepOk(v5.config, "update");
-      const removed = await runRemoteStepOk(tlsStep, "delete");
-      expect(removed.stderr).toContain("certificate and key removed from /etc/haproxy/certs/veza.pem");
-      expect((await execIn(LB, ["test", "-e", "/etc/haproxy/certs/veza.pem"])).code).toBe(1);
-      expect((await get(url, "/api/v1/items")).status).toBe(200);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    /** 3. a wrong host key is refused before anything runs on the host. */
+    async function refuseWrongHostKey(): Promise<void> {
+        const before = await configSha(LB);
+        const spoofed = {
+            ...v2.config,
+            inputs: { ...v2.config.inputs, connection: { ...(v2.config.inputs.connection as object), hostKey: sshd.otherHostKey } },
+        };
+        const refused = await runRemoteStep(spoofed, "create");
+        expect(refused.code).toBe(255);
+        expect(refused.stderr).toMatch(/Host key verification failed/);
+        expect(refused.stderr).not.toContain("veza-haproxy[");
+        expect(await configSha(LB)).toBe(before);
+        note("wrong host key", `refused in ${refused.ms} ms, exit ${refused.code}`);
     }
-  }
 
-  test("destroy (the last version's deletes, in reverse dependency order) removes the container", async () => {
-    // destroy: reverse dependency order, config (no delete) before the container.
-    expect(v5.config.delete).toBe("");
-    const destroyed = await runRemoteStepOk(v5.container, "delete");
-    expect(destroyed.stderr).toContain(`deleting ${LB}`);
-    expect(await listContainers()).not.toContain(LB);
-    note("destroy", `${destroyed.ms} ms`);
-  }, 120_000);
+    /** 4. renamed component (containerName kept): v3 adopts, v2's delete over SSH leaves it serving. */
+    async function rename(): Promise<void> {
+        v3 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB }), { type: REMOTE });
+        expect(v3.container.header.owner).not.toBe(v2.container.header.owner);
+        await runRemoteStepOk(v3.container, "create");
+        await runRemoteStepOk(v3.config, "create");
+        const kept = await runRemoteStepOk(v2.container, "delete");
+        expect(kept.stderr).toContain("leaving it running");
+        expect(await owner()).toBe(v3.container.header.owner);
+        expect((await get(url, "/api/v1/items")).status).toBe(200);
+        note("rename", `${loop.requests} requests so far`);
+    }
+
+    /** 5. TLS on, then off: the TLS step's delete removes the certificate and key after the config stopped naming them. */
+    async function tlsOnThenOff(): Promise<void> {
+        const dir = mkdtempSync(path.join(tmpdir(), "veza-life-cert-"));
+        try {
+            const cert = makeTestCert(dir);
+            const tls = {
+                certificatePem: readFileSync(cert.certPath, "utf8"),
+                privateKeyPem: pulumi.secret(readFileSync(cert.keyPath, "utf8")),
+            };
+            const v4 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB, tls, httpsRedirect: false }), {
+                type: REMOTE,
+            });
+            const tlsStep = v4.tls;
+            if (!tlsStep) throw new Error("v4 registered no TLS step");
+            await runRemoteStepOk(v4.container, "update");
+            await runRemoteStepOk(tlsStep, "create");
+            await runRemoteStepOk(v4.config, "update");
+            expect((await execIn(LB, ["stat", "-c", "%a", "/etc/haproxy/certs/veza.pem"])).stdout.trim()).toBe("600");
+            // TLS off: v5 registers no TLS step; the engine updates the config, then deletes v4's TLS step.
+            v5 = await buildSteps("life-renamed", args({ ...overSsh(), containerName: LB }), { type: REMOTE });
+            expect(v5.tls).toBeUndefined();
+            await runRemoteStepOk(v5.config, "update");
+            const removed = await runRemoteStepOk(tlsStep, "delete");
+            expect(removed.stderr).toContain("certificate and key removed from /etc/haproxy/certs/veza.pem");
+            expect((await execIn(LB, ["test", "-e", "/etc/haproxy/certs/veza.pem"])).code).toBe(1);
+            expect((await get(url, "/api/v1/items")).status).toBe(200);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+
+    test("destroy (the last version's deletes, in reverse dependency order) removes the container", async () => {
+        // destroy: reverse dependency order, config (no delete) before the container.
+        expect(v5.config.delete).toBe("");
+        const destroyed = await runRemoteStepOk(v5.container, "delete");
+        expect(destroyed.stderr).toContain(`deleting ${LB}`);
+        expect(await listContainers()).not.toContain(LB);
+        note("destroy", `${destroyed.ms} ms`);
+    }, 120_000);
 });

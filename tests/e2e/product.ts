@@ -19,117 +19,122 @@ let registered: Registered[] | undefined;
 
 /** Install the Pulumi mocks (idempotent: the mock monitor is installed once per module registry). */
 export function installProductMocks(): Registered[] {
-  if (!registered) registered = installMocks();
-  return registered;
+    if (!registered) registered = installMocks();
+    return registered;
 }
 
 /** Deep-unwrap every secret wrapper in a registered input. */
 export function deepUnwrap(value: unknown): unknown {
-  if (isSecret(value)) return deepUnwrap((value as { value: unknown }).value);
-  if (Array.isArray(value)) return value.map(deepUnwrap);
-  if (typeof value === "object" && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepUnwrap(v)]));
-  }
-  return value;
+    if (isSecret(value)) return deepUnwrap((value as { value: unknown }).value);
+    if (Array.isArray(value)) return value.map(deepUnwrap);
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepUnwrap(v)]));
+    }
+    return value;
 }
 
 /** One registered command resource, inputs unwrapped. */
 export interface StepCommand {
-  /** Registered resource name, e.g. `lab1-container`. */
-  resource: string;
-  type: string;
-  create: string;
-  update: string;
-  delete: string;
-  stdin: string;
-  /** The veza-step/1 header fields at the start of stdin. */
-  header: Record<string, string>;
-  /** What follows the header on stdin (a config, a certificate bundle). */
-  payload: string;
-  interpreter: string[];
-  /** Every registered input, unwrapped (for "would Pulumi run this step?" comparisons). */
-  inputs: Record<string, unknown>;
+    /** Registered resource name, e.g. `lab1-container`. */
+    resource: string;
+    type: string;
+    create: string;
+    update: string;
+    delete: string;
+    stdin: string;
+    /** The veza-step/1 header fields at the start of stdin. */
+    header: Record<string, string>;
+    /** What follows the header on stdin (a config, a certificate bundle). */
+    payload: string;
+    interpreter: string[];
+    /** Every registered input, unwrapped (for "would Pulumi run this step?" comparisons). */
+    inputs: Record<string, unknown>;
 }
 
 export interface ProductSteps {
-  container: StepCommand;
-  tls?: StepCommand;
-  config: StepCommand;
+    container: StepCommand;
+    tls?: StepCommand;
+    config: StepCommand;
 }
 
 /** Splits a step's stdin into its veza-step/1 header fields and payload. */
 export function parseStepStdin(stdin: string): { header: Record<string, string>; payload: string } {
-  const end = stdin.indexOf("\n\n");
-  const lines = stdin.slice(0, end).split("\n");
-  if (end < 0 || lines[0] !== "veza-step/1") throw new Error(`stdin does not start with a veza-step/1 header: ${JSON.stringify(stdin.slice(0, 40))}`);
-  const header: Record<string, string> = {};
-  for (const line of lines.slice(1)) header[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
-  return { header, payload: stdin.slice(end + 2) };
+    const end = stdin.indexOf("\n\n");
+    const lines = stdin.slice(0, end).split("\n");
+    if (end < 0 || lines[0] !== "veza-step/1")
+        throw new Error(`stdin does not start with a veza-step/1 header: ${JSON.stringify(stdin.slice(0, 40))}`);
+    const header: Record<string, string> = {};
+    for (const line of lines.slice(1)) header[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
+    return { header, payload: stdin.slice(end + 2) };
 }
 
 /** The same stdin with some header fields, or the payload, replaced (fault injection, faster waits). */
 export function withHeader(stdin: string, fields: Record<string, string>, newPayload?: string): string {
-  const { header, payload } = parseStepStdin(stdin);
-  const merged = { ...header, ...fields };
-  return ["veza-step/1", ...Object.entries(merged).map(([k, v]) => `${k}=${v}`), "", ""].join("\n") + (newPayload ?? payload);
+    const { header, payload } = parseStepStdin(stdin);
+    const merged = { ...header, ...fields };
+    return ["veza-step/1", ...Object.entries(merged).map(([k, v]) => `${k}=${v}`), "", ""].join("\n") + (newPayload ?? payload);
 }
 
 function toStep(r: Registered): StepCommand {
-  const inputs = deepUnwrap(r.inputs) as Record<string, unknown>;
-  const str = (k: string): string => (typeof inputs[k] === "string" ? (inputs[k] as string) : "");
-  return {
-    resource: r.name,
-    type: r.type,
-    create: str("create"),
-    update: str("update"),
-    delete: str("delete"),
-    stdin: str("stdin"),
-    ...parseStepStdin(str("stdin")),
-    interpreter: (inputs.interpreter ?? []) as string[],
-    inputs,
-  };
+    const inputs = deepUnwrap(r.inputs) as Record<string, unknown>;
+    const str = (k: string): string => (typeof inputs[k] === "string" ? (inputs[k] as string) : "");
+    return {
+        resource: r.name,
+        type: r.type,
+        create: str("create"),
+        update: str("update"),
+        delete: str("delete"),
+        stdin: str("stdin"),
+        ...parseStepStdin(str("stdin")),
+        interpreter: (inputs.interpreter ?? []) as string[],
+        inputs,
+    };
 }
 
 /**
  * Build the component under mocks as `componentName`, as one program run
  * would, and return the steps that build registered.
  */
-export async function buildSteps(componentName: string, args: HaproxyLoadBalancerArgs, opts: { type?: string } = {}): Promise<ProductSteps> {
-  const reg = installProductMocks();
-  const start = reg.length;
-  // Loaded lazily, after the mocks are installed, as the SDK requires.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { HaproxyLoadBalancer } = require("../../components") as typeof import("../../components");
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require("../../components/component") as typeof import("../../components/component")).forgetContainerClaims();
-  const lb = new HaproxyLoadBalancer(componentName, args);
-  await registeredAll([lb.containerCommand, lb.configCommand, ...(lb.tlsCommand ? [lb.tlsCommand] : [])]);
-  const find = (suffix: string): Registered | undefined => {
-    const found = reg.slice(start).filter((r) => r.name === `${componentName}-${suffix}`);
-    if (found.length > 1) throw new Error(`${found.length} resources named ${componentName}-${suffix}`);
-    return found[0];
-  };
-  const container = find("container");
-  const config = find("config");
-  if (!container || !config) throw new Error(`component ${componentName} did not register its container and config steps`);
-  const tls = find("tls");
-  const steps: ProductSteps = { container: toStep(container), config: toStep(config) };
-  if (tls) steps.tls = toStep(tls);
-  const type = opts.type ?? "command:local:Command";
-  for (const s of [steps.container, steps.config, ...(steps.tls ? [steps.tls] : [])]) {
-    if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
-    if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
-      throw new Error(`${s.resource} interpreter is ${JSON.stringify(s.interpreter)}, expected ["/bin/sh","-c"]`);
+export async function buildSteps(
+    componentName: string,
+    args: HaproxyLoadBalancerArgs,
+    opts: { type?: string } = {},
+): Promise<ProductSteps> {
+    const reg = installProductMocks();
+    const start = reg.length;
+    // Loaded lazily, after the mocks are installed, as the SDK requires.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { HaproxyLoadBalancer } = require("../../components") as typeof import("../../components");
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require("../../components/component") as typeof import("../../components/component")).forgetContainerClaims();
+    const lb = new HaproxyLoadBalancer(componentName, args);
+    await registeredAll([lb.containerCommand, lb.configCommand, ...(lb.tlsCommand ? [lb.tlsCommand] : [])]);
+    const find = (suffix: string): Registered | undefined => {
+        const found = reg.slice(start).filter((r) => r.name === `${componentName}-${suffix}`);
+        if (found.length > 1) throw new Error(`${found.length} resources named ${componentName}-${suffix}`);
+        return found[0];
+    };
+    const container = find("container");
+    const config = find("config");
+    if (!container || !config) throw new Error(`component ${componentName} did not register its container and config steps`);
+    const tls = find("tls");
+    const steps: ProductSteps = { container: toStep(container), config: toStep(config) };
+    if (tls) steps.tls = toStep(tls);
+    const type = opts.type ?? "command:local:Command";
+    for (const s of [steps.container, steps.config, ...(steps.tls ? [steps.tls] : [])]) {
+        if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
+        if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
+            throw new Error(`${s.resource} interpreter is ${JSON.stringify(s.interpreter)}, expected ["/bin/sh","-c"]`);
+        }
     }
-  }
-  return steps;
+    return steps;
 }
 
 export interface StepRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
+    code: number;
+    stdout: string;
+    stderr: string;
+    ms: number;
 }
 
 export type StepOp = "create" | "update" | "delete";
@@ -143,49 +148,50 @@ export type StepOp = "create" | "update" | "delete";
  * (for fault injection).
  */
 export function runStep(
-  step: StepCommand,
-  op: StepOp,
-  override: { header?: Record<string, string>; payload?: string; stdin?: string; timeoutMs?: number } = {},
+    step: StepCommand,
+    op: StepOp,
+    override: { header?: Record<string, string>; payload?: string; stdin?: string; timeoutMs?: number } = {},
 ): Promise<StepRun> {
-  const script = step[op];
-  if (!script) throw new Error(`${step.resource} has no ${op} script`);
-  const [shell, ...shellArgs] = step.interpreter;
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    HOME: process.env.HOME ?? "/root",
-  };
-  const stdin = override.stdin ?? (override.header || override.payload !== undefined
-    ? withHeader(step.stdin, override.header ?? {}, override.payload) : step.stdin);
-  const timeoutMs = override.timeoutMs ?? 180_000;
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(shell, [...shellArgs, script], { env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      stderr += `\n[${step.resource} ${op} killed after ${timeoutMs} ms]`;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
+    const script = step[op];
+    if (!script) throw new Error(`${step.resource} has no ${op} script`);
+    const [shell, ...shellArgs] = step.interpreter;
+    const env: Record<string, string> = {
+        PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        HOME: process.env.HOME ?? "/root",
+    };
+    const stdin =
+        override.stdin ??
+        (override.header || override.payload !== undefined ? withHeader(step.stdin, override.header ?? {}, override.payload) : step.stdin);
+    const timeoutMs = override.timeoutMs ?? 180_000;
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+        const child = spawn(shell, [...shellArgs, script], { env, stdio: ["pipe", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        const timer = setTimeout(() => {
+            stderr += `\n[${step.resource} ${op} killed after ${timeoutMs} ms]`;
+            child.kill("SIGKILL");
+        }, timeoutMs);
+        child.on("error", (e) => {
+            clearTimeout(timer);
+            reject(e);
+        });
+        child.on("close", (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ms: Date.now() - started });
+        });
+        child.stdin.on("error", () => undefined);
+        child.stdin.end(stdin);
     });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ms: Date.now() - started });
-    });
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(stdin);
-  });
 }
 
 /** Like runStep but throws with the step's stderr on a non-zero exit. */
 export async function runStepOk(step: StepCommand, op: StepOp, override?: Parameters<typeof runStep>[2]): Promise<StepRun> {
-  const r = await runStep(step, op, override);
-  if (r.code !== 0) {
-    throw new Error(`${step.resource} ${op} failed (exit ${r.code}) after ${r.ms} ms:\n${r.stderr.trim()}\n${r.stdout.trim()}`);
-  }
-  return r;
+    const r = await runStep(step, op, override);
+    if (r.code !== 0) {
+        throw new Error(`${step.resource} ${op} failed (exit ${r.code}) after ${r.ms} ms:\n${r.stderr.trim()}\n${r.stdout.trim()}`);
+    }
+    return r;
 }

@@ -17,12 +17,15 @@ export function noteBook(prefix: string): NoteBook {
     return {
         note(key, value) {
             notes[key] = value;
-            // eslint-disable-next-line no-console
+
             console.log(`[${prefix}] ${key}: ${value}`);
         },
         summary() {
-            // eslint-disable-next-line no-console
-            console.log(`[${prefix}] summary\n${Object.entries(notes).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
+            console.log(
+                `[${prefix}] summary\n${Object.entries(notes)
+                    .map(([k, v]) => `  ${k}: ${v}`)
+                    .join("\n")}`,
+            );
         },
     };
 }

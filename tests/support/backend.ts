@@ -72,7 +72,10 @@ class Backend implements FakeBackend {
     private server: Server | undefined;
     private closed = false;
 
-    constructor(readonly name: string, healthPath: string | undefined) {
+    constructor(
+        readonly name: string,
+        healthPath: string | undefined,
+    ) {
         this.healthPaths = new Set(healthPath ? [...DEFAULT_HEALTH_PATHS, healthPath] : DEFAULT_HEALTH_PATHS);
         this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: true });
         this.wss.on("headers", (headers) => headers.push(`x-backend: ${this.name}`));

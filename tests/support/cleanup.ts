@@ -41,7 +41,13 @@ async function drain(): Promise<void> {
     for (let next = cleanups.pop(); next !== undefined; next = cleanups.pop()) {
         const { fn, what } = next;
         try {
-            const done = await within(Promise.resolve().then(fn).then(() => true), CLEANUP_TIMEOUT_MS, false);
+            const done = await within(
+                Promise.resolve()
+                    .then(fn)
+                    .then(() => true),
+                CLEANUP_TIMEOUT_MS,
+                false,
+            );
             if (!done) errors.push(`${what}: did not finish within ${CLEANUP_TIMEOUT_MS} ms`);
         } catch (err) {
             errors.push(`${what}: ${String(err)}`);

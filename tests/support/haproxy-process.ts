@@ -135,7 +135,10 @@ function socketCommandOnce(socketPath: string, cmd: string, timeoutMs: number): 
 }
 
 export function parseServersState(text: string): ServerState[] {
-    const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+    const lines = text
+        .split("\n")
+        .map((line) => line.trim())
+        .filter((line) => line !== "");
     const headerLine = lines.find((line) => line.startsWith("# be_id"));
     if (headerLine === undefined) throw new Error(`unexpected "show servers state" answer: ${JSON.stringify(text.slice(0, 300))}`);
     const header = headerLine.replace(/^#\s*/, "").split(/\s+/);
@@ -252,7 +255,10 @@ class Haproxy implements HaproxyProcess {
     private out = "";
     private stopped = false;
 
-    constructor(readonly dir: string, private readonly bin: string) {
+    constructor(
+        readonly dir: string,
+        private readonly bin: string,
+    ) {
         this.configPath = path.join(dir, "haproxy.cfg");
         this.masterSocket = path.join(dir, "master.sock");
     }
@@ -395,7 +401,9 @@ class Haproxy implements HaproxyProcess {
                 if (this.exitInfo !== undefined) throw new FatalStartError(`haproxy ${this.exitInfo} during reload:\n${this.out}`);
                 const info = parseShowProc(await this.master("show proc"));
                 if (info.masterFailedReloads > before.masterFailedReloads) {
-                    throw new FatalStartError(`reload #${this.reloads + 1} failed (master "show proc": failed ${info.masterFailedReloads}):\n${this.out}`);
+                    throw new FatalStartError(
+                        `reload #${this.reloads + 1} failed (master "show proc": failed ${info.masterFailedReloads}):\n${this.out}`,
+                    );
                 }
                 if (info.masterReloads <= before.masterReloads) return false;
                 if (info.workers.length === 0 || info.workers[0] === oldWorker) return false;
@@ -404,7 +412,11 @@ class Haproxy implements HaproxyProcess {
                 const pid = /^Pid: (\d+)/m.exec(await this.admin("show info"));
                 return pid !== null && Number(pid[1]) === newWorker;
             },
-            { timeoutMs: 15_000, what: `reload #${this.reloads + 1}: a new worker (old pid ${oldWorker}) answering the admin socket`, intervalMs: 20 },
+            {
+                timeoutMs: 15_000,
+                what: `reload #${this.reloads + 1}: a new worker (old pid ${oldWorker}) answering the admin socket`,
+                intervalMs: 20,
+            },
         ).catch((err) => {
             if (err instanceof FatalStartError) throw err;
             throw new Error(`${err.message}\nhaproxy output:\n${this.out}`);
@@ -419,7 +431,11 @@ class Haproxy implements HaproxyProcess {
         const pid = this.child?.pid;
         if (pid !== undefined && this.exitInfo === undefined) {
             killGroup(pid, "SIGTERM");
-            const done = await within(this.exited.then(() => true), 3000, false);
+            const done = await within(
+                this.exited.then(() => true),
+                3000,
+                false,
+            );
             if (!done) {
                 killGroup(pid, "SIGKILL");
                 await this.exited;

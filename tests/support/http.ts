@@ -73,7 +73,8 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
                     status: res.statusCode ?? 0,
                     headers: res.headers,
                     body: Buffer.concat(chunks).toString("utf8"),
-                    tlsVersion: opts.tls && socket && typeof socket.getProtocol === "function" ? socket.getProtocol() ?? undefined : undefined,
+                    tlsVersion:
+                        opts.tls && socket && typeof socket.getProtocol === "function" ? (socket.getProtocol() ?? undefined) : undefined,
                     reusedSocket: req.reusedSocket,
                 });
             });
@@ -101,7 +102,12 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
  * `target`: a port on 127.0.0.1, or a base URL without a path for a lab
  * container ("http://198.18.0.10", "http://198.18.0.10:8099").
  */
-export function get(target: number | string, path: string, headers?: Record<string, string>, extra: Partial<RequestOpts> = {}): Promise<HttpResponse> {
+export function get(
+    target: number | string,
+    path: string,
+    headers?: Record<string, string>,
+    extra: Partial<RequestOpts> = {},
+): Promise<HttpResponse> {
     return request({ ...extra, ...hostAndPort(target), path, headers });
 }
 
@@ -214,7 +220,12 @@ export function openWebSocket(
     const scheme = opts.tls ? "wss" : "ws";
     const url = `${scheme}://127.0.0.1:${port}${path}`;
     return new Promise((resolve, reject) => {
-        const ws = new WebSocket(url, { headers: opts.headers, handshakeTimeout: timeoutMs, perMessageDeflate: false, ...(opts.tls ?? {}) });
+        const ws = new WebSocket(url, {
+            headers: opts.headers,
+            handshakeTimeout: timeoutMs,
+            perMessageDeflate: false,
+            ...(opts.tls ?? {}),
+        });
         onCleanup(() => ws.terminate(), `WebSocket ${url}`);
         const messages: string[] = [];
         const waiters: Array<(msg: string) => void> = [];
@@ -243,7 +254,10 @@ export function openWebSocket(
                 isOpen: () => ws.readyState === WebSocket.OPEN,
                 echo: (text: string, echoTimeoutMs = 5000) =>
                     new Promise<string>((resolveEcho, rejectEcho) => {
-                        const timer = setTimeout(() => rejectEcho(new Error(`no echo of ${JSON.stringify(text)} within ${echoTimeoutMs} ms on ${url}`)), echoTimeoutMs);
+                        const timer = setTimeout(
+                            () => rejectEcho(new Error(`no echo of ${JSON.stringify(text)} within ${echoTimeoutMs} ms on ${url}`)),
+                            echoTimeoutMs,
+                        );
                         const onMessage = (msg: string): void => {
                             if (msg === text) {
                                 clearTimeout(timer);

@@ -57,15 +57,20 @@ export function installMocks(options: { address?: string; config?: Record<string
     const registered: Registered[] = [];
     const address = options.address ?? "198.18.0.10";
     setStackConfig(options.config ?? {});
-    sdk().runtime.setMocks({
-        newResource(args) {
-            registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-            return { id: `${args.name}-id`, state: mockState(args, address) };
+    sdk().runtime.setMocks(
+        {
+            newResource(args) {
+                registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+                return { id: `${args.name}-id`, state: mockState(args, address) };
+            },
+            call(args) {
+                return args.inputs;
+            },
         },
-        call(args) {
-            return args.inputs;
-        },
-    }, "veza-haproxy", "test", false);
+        "veza-haproxy",
+        "test",
+        false,
+    );
     return registered;
 }
 

@@ -52,7 +52,7 @@ export function requireBinary(...names: string[]): jest.Describe {
     if (isCI()) {
         throw new Error(`CI=true and a required binary is missing: ${reason}`);
     }
-    // eslint-disable-next-line no-console
+
     console.warn(`SKIPPED: ${reason}`);
     return describe.skip;
 }

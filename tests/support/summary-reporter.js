@@ -1,6 +1,8 @@
 // Prints jest's totals as one plain line ("jest: N passed, N failed, N skipped")
 // and, when VEZA_TEST_SUMMARY names a file, appends them there so .ci/run can
 // print the grand total of every suite it ran.
+// jest loads reporters with require(): this file stays CommonJS.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fs = require("fs");
 
 class SummaryReporter {

@@ -21,8 +21,23 @@ export function makeTestCert(dir: string): TestCert {
     const pemPath = path.join(dir, "site.pem");
     execFileSync(
         "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-days", "1", "-keyout", keyPath, "-out", certPath],
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-days",
+            "1",
+            "-keyout",
+            keyPath,
+            "-out",
+            certPath,
+        ],
         { stdio: ["ignore", "ignore", "pipe"] },
     );
     const cert = readFileSync(certPath);

@@ -30,10 +30,12 @@ let counter = 0;
 async function build(args: HaproxyLoadBalancerArgs, name = `lb${++counter}`): Promise<Built> {
     const children: Built["children"] = [];
     const lb = new HaproxyLoadBalancer(name, args, {
-        transformations: [(t) => {
-            if (t.name !== name) children.push({ name: t.name, type: t.type, parent: t.opts.parent });
-            return undefined;
-        }],
+        transformations: [
+            (t) => {
+                if (t.name !== name) children.push({ name: t.name, type: t.type, parent: t.opts.parent });
+                return undefined;
+            },
+        ],
     });
     await registeredAll([lb.containerCommand, lb.configCommand, ...(lb.tlsCommand ? [lb.tlsCommand] : [])]);
     const byName = (suffix: string) => {
@@ -47,8 +49,13 @@ async function build(args: HaproxyLoadBalancerArgs, name = `lb${++counter}`): Pr
 describe("HaproxyLoadBalancer under mocks", () => {
     test("children are named from the component's name and parented to it", async () => {
         const { lb, children } = await build(labArgs(), "edge");
-        expect(children.map((c) => c.name).sort()).toEqual(
-            ["edge-config", "edge-container", "edge-cookie-secret", "edge-fingerprint-key", "edge-stats-password"]);
+        expect(children.map((c) => c.name).sort()).toEqual([
+            "edge-config",
+            "edge-container",
+            "edge-cookie-secret",
+            "edge-fingerprint-key",
+            "edge-stats-password",
+        ]);
         for (const child of children) expect(child.parent).toBe(lb);
         expect(await valueOf(lb.urn)).toContain("veza:infra:HaproxyLoadBalancer::edge");
     });
@@ -61,7 +68,10 @@ describe("HaproxyLoadBalancer under mocks", () => {
     });
 
     test("with a connection the steps are remote commands carrying it", async () => {
-        const { byName } = await build({ ...labArgs(), connection: { host: "incus-host.example", user: "root", privateKey: pulumi.secret("KEY"), hostKey: HOST_KEY } });
+        const { byName } = await build({
+            ...labArgs(),
+            connection: { host: "incus-host.example", user: "root", privateKey: pulumi.secret("KEY"), hostKey: HOST_KEY },
+        });
         expect(byName("container").type).toBe("command:remote:Command");
         expect(byName("config").type).toBe("command:remote:Command");
         const connection = unwrap<Record<string, unknown>>(byName("config").inputs.connection);
@@ -72,7 +82,11 @@ describe("HaproxyLoadBalancer under mocks", () => {
         const { byName } = await build({ ...labArgs(), statsPassword: "lab-password-123", cookieSecret: "k" }, "cfg");
         const config = byName("config");
         expect(isSecret(config.inputs.stdin)).toBe(true);
-        const expected = renderHaproxyConfig({ ...(labArgs() as unknown as HaproxySettings), statsPassword: "lab-password-123", cookieSecret: "k" });
+        const expected = renderHaproxyConfig({
+            ...(labArgs() as unknown as HaproxySettings),
+            statsPassword: "lab-password-123",
+            cookieSecret: "k",
+        });
         const { header: fields, payload } = parseStepStdin(unwrap<string>(config.inputs.stdin));
         expect(payload).toBe(expected);
         expect(fields.config_sha256).toBe(sha256Hex(expected));
@@ -93,7 +107,9 @@ describe("HaproxyLoadBalancer under mocks", () => {
         expect(after.byName("container").inputs).toEqual(containerBefore);
         expect(unwrap(after.byName("config").inputs.stdin)).not.toEqual(unwrap(configBefore.stdin));
         expect(unwrap(after.byName("config").inputs.stdin)).toContain("server backend-api-3 backend-api-3.lxd:8080");
-        expect(header(after.byName("config")).config_sha256).not.toEqual(parseStepStdin(unwrap<string>(configBefore.stdin)).header.config_sha256);
+        expect(header(after.byName("config")).config_sha256).not.toEqual(
+            parseStepStdin(unwrap<string>(configBefore.stdin)).header.config_sha256,
+        );
     });
 
     test("the stats password is a secret output, generated when not given", async () => {
@@ -114,7 +130,13 @@ describe("HaproxyLoadBalancer under mocks", () => {
         const tlsStep = byName("tls");
         expect(isSecret(tlsStep.inputs.stdin)).toBe(true);
         expect(parseStepStdin(unwrap<string>(tlsStep.inputs.stdin)).payload).toBe(cert + key);
-        const everythingElse = JSON.stringify([tlsStep.inputs.create, tlsStep.inputs.delete, tlsStep.inputs.triggers, byName("config").inputs.triggers, byName("container").inputs]);
+        const everythingElse = JSON.stringify([
+            tlsStep.inputs.create,
+            tlsStep.inputs.delete,
+            tlsStep.inputs.triggers,
+            byName("config").inputs.triggers,
+            byName("container").inputs,
+        ]);
         expect(everythingElse).not.toContain("SECRETKEYMATERIAL");
         expect(header(tlsStep).cert_path).toBe("/etc/haproxy/certs/veza.pem");
         const config = unwrap<string>(byName("config").inputs.stdin);
@@ -138,7 +160,13 @@ describe("HaproxyLoadBalancer under mocks", () => {
     });
 
     test("only secrets are secret: URLs, scripts and the container step's inputs stay readable for preview diffs", async () => {
-        const { lb, byName } = await build({ ...labArgs(), tls: { certificatePem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", privateKeyPem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n" } });
+        const { lb, byName } = await build({
+            ...labArgs(),
+            tls: {
+                certificatePem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n",
+                privateKeyPem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n",
+            },
+        });
         const secrecy = (o: pulumi.Output<unknown>) => (o as unknown as { isSecret: Promise<boolean> }).isSecret;
         for (const output of [lb.httpUrl, lb.httpsUrl, lb.statsUrl, lb.metricsUrl, lb.configFingerprint, lb.address, lb.containerName]) {
             expect(await secrecy(output)).toBe(false);
@@ -154,10 +182,22 @@ describe("HaproxyLoadBalancer under mocks", () => {
 
     test("a secret stats password does not switch off constructor-time validation of the other fields", () => {
         const before = registered.length;
-        expect(() => new HaproxyLoadBalancer("secretpw", { ...labArgs(), healthCheckFall: 0, statsPassword: pulumi.secret("a-real-password-1") }))
-            .toThrow("healthCheckFall must be an integer from 1 to 100 (got 0)");
-        expect(() => new HaproxyLoadBalancer("latepool", { apiServers: pulumi.output([{ name: "a", address: "a.lxd" }]), streamServers: labArgs().streamServers, statsPort: 80 }))
-            .toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
+        expect(
+            () =>
+                new HaproxyLoadBalancer("secretpw", {
+                    ...labArgs(),
+                    healthCheckFall: 0,
+                    statsPassword: pulumi.secret("a-real-password-1"),
+                }),
+        ).toThrow("healthCheckFall must be an integer from 1 to 100 (got 0)");
+        expect(
+            () =>
+                new HaproxyLoadBalancer("latepool", {
+                    apiServers: pulumi.output([{ name: "a", address: "a.lxd" }]),
+                    streamServers: labArgs().streamServers,
+                    statsPort: 80,
+                }),
+        ).toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
         expect(registered.length).toBe(before);
     });
 
@@ -172,32 +212,53 @@ describe("HaproxyLoadBalancer under mocks", () => {
         const bad = labArgs();
         (bad.apiServers as { name: string }[])[1].name = "bad name";
         const before = registered.length;
-        expect(() => new HaproxyLoadBalancer("broken", bad)).toThrow('apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")');
-        expect(() => new HaproxyLoadBalancer("broken2", { ...labArgs(), containerName: "-x" })).toThrow("containerName must be an Incus instance name");
+        expect(() => new HaproxyLoadBalancer("broken", bad)).toThrow(
+            'apiServers[1].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")',
+        );
+        expect(() => new HaproxyLoadBalancer("broken2", { ...labArgs(), containerName: "-x" })).toThrow(
+            "containerName must be an Incus instance name",
+        );
         expect(registered.length).toBe(before);
     });
 
     describe.each<[string, string, string, string[]]>([
-        ["a settings field", "late-fall", "healthCheckFall must be an integer from 1 to 100 (got 0)", ["command:local:Command late-container"]],
-        ["an SSH connection without a host key", "late-hostkey",
+        [
+            "a settings field",
+            "late-fall",
+            "healthCheckFall must be an integer from 1 to 100 (got 0)",
+            ["command:local:Command late-container"],
+        ],
+        [
+            "an SSH connection without a host key",
+            "late-hostkey",
             "connection.hostKey must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), e.g. the contents of " +
                 "/etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever answers in its place gets root " +
-                "commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true", []],
-        ["a certificate without its key", "late-half-pair",
-            "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)", []],
+                "commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true",
+            [],
+        ],
+        [
+            "a certificate without its key",
+            "late-half-pair",
+            "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)",
+            [],
+        ],
     ])("an invalid value that arrives as an Output: %s", (_case, scenario, message, steps) => {
         test("fails the run once, on the component, with the field's message and no SDK prefix; no step it feeds registers", () => {
             const program = path.join(__dirname, "fixtures", "late-invalid-program.ts");
             // The SDK exits non-zero (the run failed, its promises left pending): the verdict is on stdout.
-            const run = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", program, scenario], { encoding: "utf8" });
-            const result = JSON.parse(run.stdout) as { errors: { name: string; message: string; resource?: string }[]; registered: string[] };
+            const run = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin.js"), "--transpile-only", program, scenario], {
+                encoding: "utf8",
+            });
+            const result = JSON.parse(run.stdout) as {
+                errors: { name: string; message: string; resource?: string }[];
+                registered: string[];
+            };
             expect(result.errors).toEqual([{ name: "InputError", message, resource: "late" }]);
             // Only the container step may run while settings are bad: it never depends on them.
             expect(result.registered.filter((r) => r.startsWith("command:"))).toEqual(steps);
             expect(result.registered).toContain("veza:infra:HaproxyLoadBalancer late");
         }, 30000);
     });
-
 });
 
 describe("lifecycle rules (issue 8)", () => {
@@ -212,14 +273,23 @@ describe("lifecycle rules (issue 8)", () => {
 
     test("a component name that is no Incus instance name asks for containerName", () => {
         expect(() => new HaproxyLoadBalancer("edge_lb", labArgs())).toThrow(
-            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "edge_lb")');
+            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "edge_lb")',
+        );
     });
 
     test.each<[string, Partial<HaproxyLoadBalancerArgs>, Partial<HaproxyLoadBalancerArgs>, string]>([
-        ["an explicit name equal to another component's default", {}, { containerName: "dup-a" },
-            'containerName "dup-a" on the local Incus is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName'],
-        ["the same explicit name over one SSH host", { containerName: "lb", connection: { host: "h1", hostKey: HOST_KEY } }, { containerName: "lb", connection: { host: "h1", port: 22, hostKey: HOST_KEY } },
-            'containerName "lb" on ssh:h1:22 is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName'],
+        [
+            "an explicit name equal to another component's default",
+            {},
+            { containerName: "dup-a" },
+            'containerName "dup-a" on the local Incus is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName',
+        ],
+        [
+            "the same explicit name over one SSH host",
+            { containerName: "lb", connection: { host: "h1", hostKey: HOST_KEY } },
+            { containerName: "lb", connection: { host: "h1", port: 22, hostKey: HOST_KEY } },
+            'containerName "lb" on ssh:h1:22 is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName',
+        ],
     ])("two components on one container fail at construction: %s", (_case, first, second, message) => {
         const a = new HaproxyLoadBalancer("dup-a", { ...labArgs(), ...first });
         expect(() => new HaproxyLoadBalancer("dup-b", { ...labArgs(), ...second })).toThrow(message);
@@ -245,8 +315,13 @@ describe("lifecycle rules (issue 8)", () => {
         expect(header(renamed.byName("container")).owner).not.toBe(token);
         forgetContainerClaims();
         registered.length = 0;
-        const overSsh = await build({ ...labArgs(), containerName: "owned", connection: { host: "127.0.0.1", hostKey: HOST_KEY } }, "own-1");
-        expect(header(overSsh.byName("container")).owner).toBe(ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "ssh:127.0.0.1:22"));
+        const overSsh = await build(
+            { ...labArgs(), containerName: "owned", connection: { host: "127.0.0.1", hostKey: HOST_KEY } },
+            "own-1",
+        );
+        expect(header(overSsh.byName("container")).owner).toBe(
+            ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "ssh:127.0.0.1:22"),
+        );
         forgetContainerClaims();
         registered.length = 0;
         const grown = labArgs();
@@ -256,20 +331,37 @@ describe("lifecycle rules (issue 8)", () => {
     });
 
     test("SSH without a host key is refused at construction, naming the field and the opt-out", () => {
-        expect(() => new HaproxyLoadBalancer("nokey", { ...labArgs(), connection: { host: "incus.example", privateKey: "K" } }))
-            .toThrow("connection.hostKey must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey)");
-        expect(() => new HaproxyLoadBalancer("nokey2", { ...labArgs(), connection: { host: "incus.example", hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host" } }))
-            .toThrow('connection.hostKey must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures) (got "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host")');
+        expect(() => new HaproxyLoadBalancer("nokey", { ...labArgs(), connection: { host: "incus.example", privateKey: "K" } })).toThrow(
+            "connection.hostKey must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey)",
+        );
+        expect(
+            () =>
+                new HaproxyLoadBalancer("nokey2", {
+                    ...labArgs(),
+                    connection: { host: "incus.example", hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host" },
+                }),
+        ).toThrow(
+            'connection.hostKey must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures) (got "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host")',
+        );
     });
 
     test("the host key reaches the provider's connection; opting out warns on every run", async () => {
-        const verified = await build({ ...labArgs(), connection: { host: "h3", privateKey: pulumi.secret("K"), hostKey: HOST_KEY } }, "keyed");
+        const verified = await build(
+            { ...labArgs(), connection: { host: "h3", privateKey: pulumi.secret("K"), hostKey: HOST_KEY } },
+            "keyed",
+        );
         expect(unwrap<Record<string, unknown>>(verified.byName("container").inputs.connection).hostKey).toBe(HOST_KEY);
         const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
         try {
-            const insecure = await build({ ...labArgs(), connection: { host: "h4", privateKey: pulumi.secret("K") }, insecureSkipHostKeyCheck: true }, "unverified");
+            const insecure = await build(
+                { ...labArgs(), connection: { host: "h4", privateKey: pulumi.secret("K") }, insecureSkipHostKeyCheck: true },
+                "unverified",
+            );
             expect(insecure.byName("container").type).toBe("command:remote:Command");
-            expect(warn).toHaveBeenCalledWith(expect.stringContaining("insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified"), insecure.lb);
+            expect(warn).toHaveBeenCalledWith(
+                expect.stringContaining("insecureSkipHostKeyCheck is set: the Incus host's SSH key is not verified"),
+                insecure.lb,
+            );
         } finally {
             warn.mockRestore();
         }
@@ -284,7 +376,11 @@ describe("lifecycle rules (issue 8)", () => {
         expect(registered.filter((r) => r.name === "pools-later-config")).toEqual([]);
         // Its inputs are exactly those of a stack whose pools are known: nothing of them is pool-derived.
         const known = await build({ ...labArgs(), containerName: "pools-later-known" }, "pools-later-known");
-        const strip = (r: Registered) => ({ ...r.inputs, stdin: { ...header(r), container: "", owner: "" }, triggers: (r.inputs.triggers as unknown[]).slice(1) });
+        const strip = (r: Registered) => ({
+            ...r.inputs,
+            stdin: { ...header(r), container: "", owner: "" },
+            triggers: (r.inputs.triggers as unknown[]).slice(1),
+        });
         expect(strip(container[0])).toEqual(strip(known.byName("container")));
     });
 
@@ -326,10 +422,24 @@ describe("lifecycle rules (issue 8)", () => {
     test("with tls set, plain settings are still checked at construction", () => {
         const cert = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n";
         const key = "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n";
-        expect(() => new HaproxyLoadBalancer("tls-plain", { ...labArgs(), statsPort: 80, tls: { certificatePem: pulumi.secret(cert), privateKeyPem: pulumi.secret(key) } }))
-            .toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
-        expect(() => new HaproxyLoadBalancer("tls-plain2", { ...labArgs(), tlsCertPath: "/etc/haproxy/haproxy.cfg", tls: { certificatePem: cert, privateKeyPem: key } }))
-            .toThrow('tlsCertPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
+        expect(
+            () =>
+                new HaproxyLoadBalancer("tls-plain", {
+                    ...labArgs(),
+                    statsPort: 80,
+                    tls: { certificatePem: pulumi.secret(cert), privateKeyPem: pulumi.secret(key) },
+                }),
+        ).toThrow("statsPort must differ from listenHttp: both are 80; two listeners cannot share a port");
+        expect(
+            () =>
+                new HaproxyLoadBalancer("tls-plain2", {
+                    ...labArgs(),
+                    tlsCertPath: "/etc/haproxy/haproxy.cfg",
+                    tls: { certificatePem: cert, privateKeyPem: key },
+                }),
+        ).toThrow(
+            'tlsCertPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")',
+        );
     });
 });
 
@@ -338,11 +448,21 @@ describe("hostile and careless input at the component (issue 9)", () => {
 
     test.each<[string, Record<string, unknown>, string]>([
         ["a misspelt argument", { listenHTTP: 8080 }, "listenHTTP is not a known setting: did you mean listenHttp?"],
-        ["a misspelt tls field", { tls: { certificatePem: "c", privatekeyPem: "k" } }, "tls.privatekeyPem is not a known setting: did you mean privateKeyPem?"],
-        ["a loopback member on any port", { apiServers: [{ name: "a", address: "127.0.0.53", port: 8080 }] },
-            'apiServers[0].address is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got "127.0.0.53")'],
-        ["the load balancer's own container by name", { containerName: "edge", streamServers: [{ name: "s", address: "edge.lxd" }] },
-            'streamServers[0].address is this load balancer\'s own container "edge": requests would loop back into it (got "edge.lxd")'],
+        [
+            "a misspelt tls field",
+            { tls: { certificatePem: "c", privatekeyPem: "k" } },
+            "tls.privatekeyPem is not a known setting: did you mean privateKeyPem?",
+        ],
+        [
+            "a loopback member on any port",
+            { apiServers: [{ name: "a", address: "127.0.0.53", port: 8080 }] },
+            'apiServers[0].address is a loopback address, which inside the container is this load balancer itself: pool members are other machines (got "127.0.0.53")',
+        ],
+        [
+            "the load balancer's own container by name",
+            { containerName: "edge", streamServers: [{ name: "s", address: "edge.lxd" }] },
+            'streamServers[0].address is this load balancer\'s own container "edge": requests would loop back into it (got "edge.lxd")',
+        ],
     ])("%s is refused at construction", (_case, extra, message) => {
         expect(() => new HaproxyLoadBalancer("careless", { ...labArgs(), ...extra } as HaproxyLoadBalancerArgs)).toThrow(message);
     });
@@ -353,7 +473,9 @@ describe("hostile and careless input at the component (issue 9)", () => {
             const { lb } = await build({ ...labArgs(), healthCheckIntervalMs: 200 }, "unusual");
             await valueOf(lb.renderedConfig);
             expect(warn).toHaveBeenCalledWith(
-                "healthCheckIntervalMs is 200: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual", lb);
+                "healthCheckIntervalMs is 200: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual",
+                lb,
+            );
         } finally {
             warn.mockRestore();
         }

@@ -16,7 +16,8 @@ import { findBinary, requireBinary } from "../support";
 
 const SCRIPT = loadTemplate("_config-in-container.sh");
 // Checked by the real `haproxy -c`, never started: the listener's port is not bound.
-const CONFIG_A = "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\nfrontend f\n    bind 127.0.0.1:1\n";
+const CONFIG_A =
+    "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\nfrontend f\n    bind 127.0.0.1:1\n";
 const CONFIG_B = `${CONFIG_A}# B\n`;
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -78,8 +79,15 @@ function makeBox(shell: string): Box {
 
 /** Runs the script as the outer step does: positional arguments, the config on stdin. */
 function apply(box: Box, config: string, opts: { wait?: number; bytes?: number; openFiles?: number; stdin?: string } = {}): Promise<Run> {
-    const args = [box.cfg, sha(config), "none", path.join(box.dir, "master.sock"), String(opts.wait ?? 2),
-        String(opts.bytes ?? Buffer.byteLength(config)), String(opts.openFiles ?? 1000)];
+    const args = [
+        box.cfg,
+        sha(config),
+        "none",
+        path.join(box.dir, "master.sock"),
+        String(opts.wait ?? 2),
+        String(opts.bytes ?? Buffer.byteLength(config)),
+        String(opts.openFiles ?? 1000),
+    ];
     const started = Date.now();
     return new Promise((resolve, reject) => {
         const child = spawn(box.shell, ["-c", SCRIPT, "veza-config", ...args], {
@@ -99,7 +107,10 @@ const calls = (box: Box) => readFileSync(path.join(box.fake, "calls"), "utf8").t
 const reloads = (box: Box) => calls(box).filter((c) => c === "systemctl reload haproxy").length;
 
 const describeWithHaproxy = requireBinary("haproxy", "flock", "dash", "bash");
-describeWithHaproxy.each([["dash", "/bin/dash"], ["bash", "/bin/bash"]])("the config step in the container, under %s", (_name, shell) => {
+describeWithHaproxy.each([
+    ["dash", "/bin/dash"],
+    ["bash", "/bin/bash"],
+])("the config step in the container, under %s", (_name, shell) => {
     let box: Box;
     beforeEach(() => {
         box = makeBox(shell);

@@ -20,19 +20,39 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     // IP addresses keep the check offline: hostnames would make haproxy -c resolve them.
-    const ipLab = (overrides: Partial<HaproxySettings> = {}) => labSettings({
-        apiServers: [{ name: "backend-api-1", address: "127.0.0.11" }, { name: "backend-api-2", address: "127.0.0.12" }],
-        streamServers: [{ name: "stream-srv-1", address: "127.0.0.21" }, { name: "stream-srv-2", address: "127.0.0.22" }],
-        ...overrides,
-    });
+    const ipLab = (overrides: Partial<HaproxySettings> = {}) =>
+        labSettings({
+            apiServers: [
+                { name: "backend-api-1", address: "127.0.0.11" },
+                { name: "backend-api-2", address: "127.0.0.12" },
+            ],
+            streamServers: [
+                { name: "stream-srv-1", address: "127.0.0.21" },
+                { name: "stream-srv-2", address: "127.0.0.22" },
+            ],
+            ...overrides,
+        });
 
     test.each<[string, () => Partial<HaproxySettings>]>([
         ["lab", () => ({})],
         ["TLS with a test certificate", () => ({ tlsCertPath: certPath })],
         ["TLS without redirect", () => ({ tlsCertPath: certPath, httpsRedirect: false })],
-        ["one server per pool", () => ({ apiServers: [{ name: "only", address: "127.0.0.11" }], streamServers: [{ name: "only", address: "127.0.0.21" }] })],
+        [
+            "one server per pool",
+            () => ({ apiServers: [{ name: "only", address: "127.0.0.11" }], streamServers: [{ name: "only", address: "127.0.0.21" }] }),
+        ],
         ["50 servers per pool", () => ({ apiServers: pool("api", 50), streamServers: pool("stream", 50) })],
-        ["custom ports and paths", () => ({ listenHttp: 8080, backendApiPort: 9000, streamServerPort: 9001, statsPort: 19100, streamPathPrefix: "/media/hls/", apiHealthPath: "/healthz" })],
+        [
+            "custom ports and paths",
+            () => ({
+                listenHttp: 8080,
+                backendApiPort: 9000,
+                streamServerPort: 9001,
+                statsPort: 19100,
+                streamPathPrefix: "/media/hls/",
+                apiHealthPath: "/healthz",
+            }),
+        ],
         ["seed literal hash mode", () => ({ streamHashMode: "uri-whole" })],
         ["IPv6 server", () => ({ apiServers: [{ name: "v6", address: "::1", port: 8080 }] })],
         ["slowstart off", () => ({ gracefulDrainSeconds: 0 })],

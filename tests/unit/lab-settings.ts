@@ -18,5 +18,8 @@ export function labSettings(overrides: Partial<HaproxySettings> = {}): HaproxySe
 }
 
 export function pool(prefix: string, count: number, base = 1): { name: string; address: string }[] {
-    return Array.from({ length: count }, (_, i) => ({ name: `${prefix}-${i + base}`, address: `10.0.${Math.floor((i + base) / 250)}.${((i + base) % 250) + 1}` }));
+    return Array.from({ length: count }, (_, i) => ({
+        name: `${prefix}-${i + base}`,
+        address: `10.0.${Math.floor((i + base) / 250)}.${((i + base) % 250) + 1}`,
+    }));
 }

@@ -20,7 +20,9 @@ function section(config: string, backend: string): string {
 }
 
 function serverLines(config: string, backend: string): string[] {
-    const lines = section(config, backend).split("\n").filter((line) => line.trim().startsWith("server "));
+    const lines = section(config, backend)
+        .split("\n")
+        .filter((line) => line.trim().startsWith("server "));
     if (lines.length === 0) throw new Error(`backend ${backend} has no server lines`);
     return lines;
 }
@@ -40,8 +42,12 @@ describe("renderHaproxyConfig", () => {
 
     test("the HTTPS redirect names a non-default HTTPS port, and none for 443", () => {
         const tls = { tlsCertPath: "/etc/haproxy/certs/veza.pem" };
-        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 8443 }))).toContain("redirect location https://%[var(txn.veza_host)]:8443%[pathq] code 301 unless { ssl_fc }");
-        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 443 }))).toContain("redirect location https://%[var(txn.veza_host)]%[pathq] code 301 unless { ssl_fc }");
+        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 8443 }))).toContain(
+            "redirect location https://%[var(txn.veza_host)]:8443%[pathq] code 301 unless { ssl_fc }",
+        );
+        expect(renderHaproxyConfig(labSettings({ ...tls, listenHttps: 443 }))).toContain(
+            "redirect location https://%[var(txn.veza_host)]%[pathq] code 301 unless { ssl_fc }",
+        );
     });
 
     test("is deterministic: same settings, byte-identical output", () => {
@@ -58,7 +64,11 @@ describe("renderHaproxyConfig", () => {
     });
 
     test("applies the seed's defaults", () => {
-        const config = renderHaproxyConfig({ apiServers: [{ name: "a", address: "a.lxd" }], streamServers: [{ name: "s", address: "s.lxd" }], statsPassword: "password-1" });
+        const config = renderHaproxyConfig({
+            apiServers: [{ name: "a", address: "a.lxd" }],
+            streamServers: [{ name: "s", address: "s.lxd" }],
+            statsPassword: "password-1",
+        });
         expect(config).toContain("bind *:80\n");
         expect(config).not.toContain(":443");
         expect(config).toContain("server a a.lxd:8080 ");
@@ -75,7 +85,8 @@ describe("renderHaproxyConfig", () => {
     test("a server's id and cookie do not depend on its position in the list", () => {
         const servers = pool("stream", 5);
         const reordered = [servers[3], servers[0], servers[4], servers[2], servers[1]];
-        const lines = (list: typeof servers) => serverLines(renderHaproxyConfig(labSettings({ streamServers: list, apiServers: list })), "stream_pool").sort();
+        const lines = (list: typeof servers) =>
+            serverLines(renderHaproxyConfig(labSettings({ streamServers: list, apiServers: list })), "stream_pool").sort();
         expect(lines(reordered)).toEqual(lines(servers));
         const withoutMiddle = servers.filter((_, i) => i !== 2);
         const remaining = lines(withoutMiddle);
@@ -108,11 +119,21 @@ describe("renderHaproxyConfig", () => {
     test("track hashing keys on the segment after the configured prefix", () => {
         expect(renderHaproxyConfig(labSettings())).toContain("balance hash path,field(3,/)");
         expect(renderHaproxyConfig(labSettings({ streamPathPrefix: "/media/hls/" }))).toContain("balance hash path,field(4,/)");
-        expect(renderHaproxyConfig(labSettings({ streamPathPrefix: "/media/hls/" }))).toContain("use_backend stream_pool if { path_beg /media/hls/ }");
+        expect(renderHaproxyConfig(labSettings({ streamPathPrefix: "/media/hls/" }))).toContain(
+            "use_backend stream_pool if { path_beg /media/hls/ }",
+        );
     });
 
     test("IP servers skip the runtime resolver; hostnames use it", () => {
-        const config = renderHaproxyConfig(labSettings({ apiServers: [{ name: "ip", address: "10.1.2.3" }, { name: "v6", address: "fd00::5", port: 9000 }], streamServers: [{ name: "s", address: "10.1.2.4" }] }));
+        const config = renderHaproxyConfig(
+            labSettings({
+                apiServers: [
+                    { name: "ip", address: "10.1.2.3" },
+                    { name: "v6", address: "fd00::5", port: 9000 },
+                ],
+                streamServers: [{ name: "s", address: "10.1.2.4" }],
+            }),
+        );
         expect(config).not.toContain("resolvers veza");
         expect(config).toContain("server v6 [fd00::5]:9000 ");
         expect(renderHaproxyConfig(labSettings())).toContain("resolvers veza resolve-prefer ipv4");
@@ -140,5 +161,4 @@ describe("renderHaproxyConfig", () => {
         const config = renderHaproxyConfig(labSettings({ apiServers: [{ name: "a", address: "a.lxd", port: 9999, weight: 7 }] }));
         expect(config).toMatch(/server a a\.lxd:9999 id \d+ weight 7 /);
     });
-
 });

@@ -13,9 +13,22 @@ const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadB
 const CERT = "-----BEGIN CERTIFICATE-----\ncert-marker-7f3a\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nkey-marker-91bc\n-----END PRIVATE KEY-----\n";
 const steps = {
-    container: containerStep({ containerName: "haproxy", image: "images:debian/12", profiles: ["default", "veza"], owner: OWNER, adminSocketPath: "/run/haproxy/admin.sock", serverStateFile: "/var/lib/haproxy/server-state" }),
+    container: containerStep({
+        containerName: "haproxy",
+        image: "images:debian/12",
+        profiles: ["default", "veza"],
+        owner: OWNER,
+        adminSocketPath: "/run/haproxy/admin.sock",
+        serverStateFile: "/var/lib/haproxy/server-state",
+    }),
     config: configStep({ containerName: "lb-marker-c0ffee", config: "# config-marker-55e1\n", openFiles: 8256 }),
-    tls: tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/cert-path-marker.pem", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }),
+    tls: tlsStep({
+        containerName: "haproxy",
+        certPath: "/etc/haproxy/certs/cert-path-marker.pem",
+        owner: OWNER,
+        certificatePem: CERT,
+        privateKeyPem: KEY,
+    }),
 };
 const scripts: [string, string][] = [
     ["container create", steps.container.create],
@@ -35,7 +48,15 @@ describe("provisioning scripts", () => {
     });
 
     test.each(scripts)("%s holds no data: values only arrive on stdin", (_name, script) => {
-        for (const value of ["images:debian/12", "lb-marker-c0ffee", "config-marker-55e1", "cert-path-marker", "cert-marker-7f3a", "key-marker-91bc", "veza,"]) {
+        for (const value of [
+            "images:debian/12",
+            "lb-marker-c0ffee",
+            "config-marker-55e1",
+            "cert-path-marker",
+            "cert-marker-7f3a",
+            "key-marker-91bc",
+            "veza,",
+        ]) {
             expect(script).not.toContain(value);
         }
         expect(script).not.toMatch(/\{\{|\}\}/);
@@ -49,8 +70,10 @@ describe("provisioning scripts", () => {
     });
 
     test("each step's stdin is the veza-step/1 header, a blank line, then the payload", () => {
-        expect(steps.container.stdin).toBe(`veza-step/1\ncontainer=haproxy\nimage=images:debian/12\nprofiles=default,veza\nowner=${OWNER}\n` +
-            "admin_socket=/run/haproxy/admin.sock\nstate_file=/var/lib/haproxy/server-state\nwait_seconds=60\n\n");
+        expect(steps.container.stdin).toBe(
+            `veza-step/1\ncontainer=haproxy\nimage=images:debian/12\nprofiles=default,veza\nowner=${OWNER}\n` +
+                "admin_socket=/run/haproxy/admin.sock\nstate_file=/var/lib/haproxy/server-state\nwait_seconds=60\n\n",
+        );
         expect(steps.config.stdin.endsWith("\n\n# config-marker-55e1\n")).toBe(true);
         expect(steps.tls.stdin.endsWith(`\n\n${CERT}${KEY}`)).toBe(true);
         // The config step has nothing to undo: no delete script at all (an empty one would still run).
@@ -58,43 +81,122 @@ describe("provisioning scripts", () => {
     });
 
     test("a value the header cannot carry is refused by the builder, naming the field", () => {
-        expect(() => stepStdin({ container: "a\nimage=evil" })).toThrow('container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got "a\\nimage=evil")');
-        expect(() => containerStep({ containerName: "haproxy", image: "x", profiles: ["default"], owner: OWNER, adminSocketPath: "/run/$(reboot)", serverStateFile: "/var/lib/s" }))
-            .toThrow('adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(reboot)")');
-        expect(() => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/haproxy.cfg", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }))
-            .toThrow('certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")');
+        expect(() => stepStdin({ container: "a\nimage=evil" })).toThrow(
+            'container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got "a\\nimage=evil")',
+        );
+        expect(() =>
+            containerStep({
+                containerName: "haproxy",
+                image: "x",
+                profiles: ["default"],
+                owner: OWNER,
+                adminSocketPath: "/run/$(reboot)",
+                serverStateFile: "/var/lib/s",
+            }),
+        ).toThrow('adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(reboot)")');
+        expect(() =>
+            tlsStep({
+                containerName: "haproxy",
+                certPath: "/etc/haproxy/haproxy.cfg",
+                owner: OWNER,
+                certificatePem: CERT,
+                privateKeyPem: KEY,
+            }),
+        ).toThrow(
+            'certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/haproxy.cfg")',
+        );
     });
 
     // Issue 9 (13): the builders are public API; every value is checked before it can reach a shell.
     test.each<[string, () => unknown, string]>([
-        ["a command substitution in the admin socket", () => containerStep({ containerName: "haproxy", image: "x", profiles: ["default"], owner: OWNER, adminSocketPath: "/run/$(id)", serverStateFile: "/var/lib/s" }),
-            'adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(id)")'],
-        ["a glob in a profile", () => containerStep({ containerName: "haproxy", image: "x", profiles: ["*"], owner: OWNER, adminSocketPath: "/run/a", serverStateFile: "/var/lib/s" }),
-            'profiles[0] must be an Incus profile name of A-Z a-z 0-9 . _ - (got "*")'],
-        ["a semicolon in the container name", () => configStep({ containerName: "lb;reboot", config: "x", openFiles: 1 }),
-            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "lb;reboot")'],
-        ["a made-up owner token", () => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/a.pem", owner: "anyone", certificatePem: CERT, privateKeyPem: KEY }),
-            'owner must be an owner token from ownerToken() (got "anyone")'],
-        ["a certificate path climbing out", () => tlsStep({ containerName: "haproxy", certPath: "/etc/haproxy/certs/../haproxy.cfg", owner: OWNER, certificatePem: CERT, privateKeyPem: KEY }),
-            'certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/certs/../haproxy.cfg")'],
-        ["a config over 4 MiB", () => configStep({ containerName: "haproxy", config: "#".repeat(4 * 1024 * 1024 + 1), openFiles: 1 }),
-            "config must be at most 4194304 bytes (got 4194305)"],
-        ["a fractional open-files count", () => configStep({ containerName: "haproxy", config: "x", openFiles: 1.5 }),
-            "openFiles must be an integer from 1 to 100000000 (got 1.5)"],
+        [
+            "a command substitution in the admin socket",
+            () =>
+                containerStep({
+                    containerName: "haproxy",
+                    image: "x",
+                    profiles: ["default"],
+                    owner: OWNER,
+                    adminSocketPath: "/run/$(id)",
+                    serverStateFile: "/var/lib/s",
+                }),
+            'adminSocketPath must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "/run/$(id)")',
+        ],
+        [
+            "a glob in a profile",
+            () =>
+                containerStep({
+                    containerName: "haproxy",
+                    image: "x",
+                    profiles: ["*"],
+                    owner: OWNER,
+                    adminSocketPath: "/run/a",
+                    serverStateFile: "/var/lib/s",
+                }),
+            'profiles[0] must be an Incus profile name of A-Z a-z 0-9 . _ - (got "*")',
+        ],
+        [
+            "a semicolon in the container name",
+            () => configStep({ containerName: "lb;reboot", config: "x", openFiles: 1 }),
+            'containerName must be an Incus instance name: 1-63 letters, digits and -, starting with a letter, not ending with - (got "lb;reboot")',
+        ],
+        [
+            "a made-up owner token",
+            () =>
+                tlsStep({
+                    containerName: "haproxy",
+                    certPath: "/etc/haproxy/certs/a.pem",
+                    owner: "anyone",
+                    certificatePem: CERT,
+                    privateKeyPem: KEY,
+                }),
+            'owner must be an owner token from ownerToken() (got "anyone")',
+        ],
+        [
+            "a certificate path climbing out",
+            () =>
+                tlsStep({
+                    containerName: "haproxy",
+                    certPath: "/etc/haproxy/certs/../haproxy.cfg",
+                    owner: OWNER,
+                    certificatePem: CERT,
+                    privateKeyPem: KEY,
+                }),
+            'certPath must be a .pem file directly in /etc/haproxy/certs/ (name of A-Z a-z 0-9 . _ -), e.g. "/etc/haproxy/certs/veza.pem", when the component pushes the certificate (got "/etc/haproxy/certs/../haproxy.cfg")',
+        ],
+        [
+            "a config over 4 MiB",
+            () => configStep({ containerName: "haproxy", config: "#".repeat(4 * 1024 * 1024 + 1), openFiles: 1 }),
+            "config must be at most 4194304 bytes (got 4194305)",
+        ],
+        [
+            "a fractional open-files count",
+            () => configStep({ containerName: "haproxy", config: "x", openFiles: 1.5 }),
+            "openFiles must be an integer from 1 to 100000000 (got 1.5)",
+        ],
     ])("a step builder refuses %s", (_case, build, message) => {
         expect(build).toThrow(new SettingsError([message]));
     });
 
-    describe.each([["sh (dash)", "/bin/sh"], ["bash", "/bin/bash"]])("the header reader under %s", (_shell, shell) => {
+    describe.each([
+        ["sh (dash)", "/bin/sh"],
+        ["bash", "/bin/bash"],
+    ])("the header reader under %s", (_shell, shell) => {
         /** Runs a step script with a fake incus that records its arguments; returns exit, stderr and the calls. */
         function runWithFakeIncus(script: string, stdin: string): { status: number | null; stderr: string; calls: string } {
             const dir = mkdtempSync(path.join(tmpdir(), "veza-hdr-"));
             try {
                 const fake = path.join(dir, "incus");
-                writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$*" >> "${dir}/calls"\ncase "$1" in info) exit 1 ;; esac\n`, { mode: 0o755 });
+                writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$*" >> "${dir}/calls"\ncase "$1" in info) exit 1 ;; esac\n`, {
+                    mode: 0o755,
+                });
                 const run = spawnSync(shell, ["-c", script], { encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` }, input: stdin });
                 let calls = "";
-                try { calls = readFileSync(path.join(dir, "calls"), "utf8"); } catch { /* none */ }
+                try {
+                    calls = readFileSync(path.join(dir, "calls"), "utf8");
+                } catch {
+                    /* none */
+                }
                 return { status: run.status, stderr: run.stderr, calls };
             } finally {
                 rmSync(dir, { recursive: true, force: true });
@@ -104,7 +206,11 @@ describe("provisioning scripts", () => {
         test.each<[string, string, string]>([
             ["no stdin at all", "", "nothing on stdin: the step's inputs arrive there (veza-step/1 header)"],
             ["another format", "VEZA_CONTAINER=haproxy\n\n", "stdin does not start with the veza-step/1 header"],
-            ["a header cut short", "veza-step/1\ncontainer=haproxy\n", "the veza-step/1 header ends without its blank line: input cut short"],
+            [
+                "a header cut short",
+                "veza-step/1\ncontainer=haproxy\n",
+                "the veza-step/1 header ends without its blank line: input cut short",
+            ],
             ["an unknown field", "veza-step/1\ncontainer=haproxy\nevil=1\n\n", "unexpected header field evil"],
             ["a shell metacharacter", "veza-step/1\ncontainer=$(touch /tmp/x)\n\n", "header field container holds a character outside"],
             ["a missing field", "veza-step/1\ncontainer=haproxy\n\n", "header field cert_path is missing or empty"],

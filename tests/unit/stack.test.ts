@@ -13,7 +13,9 @@ const allRegistered = installMocks();
 
 /** Pulumi.lab.yaml's config, as the CLI hands it to the program (objects as JSON). */
 function labConfig(extra: Record<string, unknown> = {}): Record<string, string> {
-    const file = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.lab.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const file = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.lab.yaml"), "utf8")) as {
+        config: Record<string, unknown>;
+    };
     const config: Record<string, string> = {};
     for (const [key, value] of Object.entries({ ...file.config, ...extra })) {
         config[key] = typeof value === "string" ? value : JSON.stringify(value);
@@ -68,13 +70,18 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
         const outputs = run.stack as Record<string, import("@pulumi/pulumi").Output<string>>;
         expect(await valueOf(outputs.httpsUrl)).toBe("https://198.18.0.10/");
         const registered = await registeredBy(run);
-        expect(registered.map((r) => r.type)).toEqual(expect.arrayContaining(["tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"]));
+        expect(registered.map((r) => r.type)).toEqual(
+            expect.arrayContaining(["tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"]),
+        );
         const tlsStep = registered.find((r) => r.name === "haproxy-tls") as Registered;
         expect(isSecret(tlsStep.inputs.stdin)).toBe(true);
     });
 
     test("an SSH connection to the Incus host turns the steps into remote commands with a secret key", async () => {
-        const run = runStack({ "haproxy:incusHost": { host: "incus.example", user: "deploy", hostKey: HOST_KEY }, "haproxy:incusSshPrivateKey": "PRIVATE-KEY" });
+        const run = runStack({
+            "haproxy:incusHost": { host: "incus.example", user: "deploy", hostKey: HOST_KEY },
+            "haproxy:incusSshPrivateKey": "PRIVATE-KEY",
+        });
         const registered = await registeredBy(run);
         const container = registered.find((r) => r.name === "haproxy-container") as Registered;
         expect(container.type).toBe("command:remote:Command");
@@ -86,17 +93,41 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
     });
 
     test.each<[string, Record<string, unknown>, string]>([
-        ["a certificate without its key", { "haproxy:tlsCertificatePem": "-----BEGIN CERTIFICATE-----" }, "haproxy:tlsCertificatePem and haproxy:tlsPrivateKeyPem go together: set both (`pulumi config set --secret`) or neither"],
+        [
+            "a certificate without its key",
+            { "haproxy:tlsCertificatePem": "-----BEGIN CERTIFICATE-----" },
+            "haproxy:tlsCertificatePem and haproxy:tlsPrivateKeyPem go together: set both (`pulumi config set --secret`) or neither",
+        ],
         ["a bad fall count", { "haproxy:healthCheckFall": 0 }, "healthCheckFall must be an integer from 1 to 100 (got 0)"],
         ["a port that is not a number", { "haproxy:listenHttp": "eighty" }, "haproxy:listenHttp"],
-        ["a server with a bad name", { "haproxy:apiServers": [{ name: "bad name", address: "x.lxd" }] }, 'apiServers[0].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")'],
+        [
+            "a server with a bad name",
+            { "haproxy:apiServers": [{ name: "bad name", address: "x.lxd" }] },
+            'apiServers[0].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")',
+        ],
         // Issue 9: typos and lenient numbers.
         ["a misspelt key", { "haproxy:listenHTTP": 8080 }, "haproxy:listenHTTP is not a known setting: did you mean haproxy:listenHttp?"],
         ["a key nothing resembles", { "haproxy:colour": "red" }, "haproxy:colour is not a known setting (known: haproxy:apiServers,"],
-        ["a number with trailing letters", { "haproxy:listenHttp": "80abc" }, 'haproxy:listenHttp must be a whole number written in decimal digits, such as 80 (got "80abc")'],
-        ["a number in exponent form", { "haproxy:statsPort": "8.5e1" }, 'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "8.5e1")'],
-        ["a number with a leading zero", { "haproxy:statsPort": "09100" }, 'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "09100")'],
-        ["a misspelt incusHost field", { "haproxy:incusHost": { host: "h", hostkey: "x" }, "haproxy:incusSshPrivateKey": "K" }, "haproxy:incusHost.hostkey is not a known setting: did you mean hostKey?"],
+        [
+            "a number with trailing letters",
+            { "haproxy:listenHttp": "80abc" },
+            'haproxy:listenHttp must be a whole number written in decimal digits, such as 80 (got "80abc")',
+        ],
+        [
+            "a number in exponent form",
+            { "haproxy:statsPort": "8.5e1" },
+            'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "8.5e1")',
+        ],
+        [
+            "a number with a leading zero",
+            { "haproxy:statsPort": "09100" },
+            'haproxy:statsPort must be a whole number written in decimal digits, such as 80 (got "09100")',
+        ],
+        [
+            "a misspelt incusHost field",
+            { "haproxy:incusHost": { host: "h", hostkey: "x" }, "haproxy:incusSshPrivateKey": "K" },
+            "haproxy:incusHost.hostkey is not a known setting: did you mean hostKey?",
+        ],
     ])("bad config fails the program before any resource: %s", (_case, extra, message) => {
         const start = allRegistered.length;
         expect(() => runStack(extra)).toThrow(message);
