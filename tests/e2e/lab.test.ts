@@ -11,6 +11,7 @@
  * container whatever happened. Timings are printed, never asserted.
  */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { HaproxyLoadBalancerArgs } from "../../components";
@@ -308,6 +309,30 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         expect(removed.requests).toBeGreaterThanOrEqual(500);
         expect(removedSeen3).toBe(false);
     }, 240_000);
+
+    test("the README's emergency rollback on the box puts back the config from before the last apply without a failed request, and the next config step run applies the stack's again", async () => {
+        // The command exactly as README's "Rollback" section gives it.
+        const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
+        const line = /^incus exec haproxy -- sh -c '(.+)'$/m.exec(readme);
+        expect(line).not.toBeNull();
+        const traffic = new TrafficLoop(url, 300);
+        const trafficKa = new TrafficLoop(url, 300, 4, true);
+        await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, {
+            what: "traffic flowing",
+            timeoutMs: 10_000,
+            intervalMs: 50,
+        });
+        const rollback = await execIn(LB, ["sh", "-c", (line as RegExpExecArray)[1]]);
+        note("emergency rollback on the box", `exit ${rollback.code} ${rollback.stderr.trim()}`);
+        expect(rollback.code).toBe(0);
+        // The previous apply's config (backend-api-3 still in api_pool) is live again.
+        expect(await configSha(LB)).toBe(lab2.config.header.config_sha256);
+        await waitStatus(["api_pool/backend-api-3"], "UP");
+        const again = await runStepOk(lab3.config, "update");
+        expect(again.stderr).toContain("reloaded: worker");
+        expect(await configSha(LB)).toBe(lab3.config.header.config_sha256);
+        expectNoFailures("emergency rollback and re-apply", await traffic.stop(), await trafficKa.stop());
+    }, 120_000);
 
     test("a config that haproxy -c rejects, or that arrived damaged, fails the step; the running config and process are untouched", async () => {
         const good = lab3.config;
