@@ -19,3 +19,32 @@ describe("README config table", () => {
         expect(current).toBe(expected);
     });
 });
+
+describe("README TypeScript snippets", () => {
+    // Each ```typescript block is compiled as a file of this project (so
+    // "veza-haproxy" and the packages resolve as for examples/), never written to disk.
+    test("every one type-checks against the library", () => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const ts = require("typescript") as typeof import("typescript");
+        const root = path.join(__dirname, "..", "..");
+        const snippets = [...readFileSync(README, "utf8").matchAll(/```typescript\n([\s\S]*?)```/g)].map((m) => m[1]);
+        expect(snippets.length).toBeGreaterThan(0);
+        const config = ts.getParsedCommandLineOfConfigFile(
+            path.join(root, "tsconfig.json"),
+            {},
+            { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+        );
+        const files = new Map(snippets.map((text, i) => [path.join(root, "examples", `readme-snippet-${i + 1}.ts`), text]));
+        const host = ts.createCompilerHost(config!.options);
+        const getSourceFile = host.getSourceFile.bind(host);
+        host.getSourceFile = (name, lang, ...rest) =>
+            files.has(name) ? ts.createSourceFile(name, files.get(name)!, lang) : getSourceFile(name, lang, ...rest);
+        const fileExists = host.fileExists.bind(host);
+        host.fileExists = (name) => files.has(name) || fileExists(name);
+        const program = ts.createProgram([...files.keys()], { ...config!.options, noEmit: true }, host);
+        const problems = ts
+            .getPreEmitDiagnostics(program)
+            .map((d) => `${d.file?.fileName ?? ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+        expect(problems).toEqual([]);
+    }, 60_000);
+});
