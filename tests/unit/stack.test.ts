@@ -8,6 +8,8 @@ jest.setTimeout(30_000);
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
 
+const SDKS = ["@pulumi/pulumi", "@pulumi/command", "@pulumi/random", "@pulumi/tls"];
+
 // One mock monitor for the whole file: each run only swaps the config and re-runs index.ts.
 const allRegistered = installMocks();
 
@@ -28,7 +30,13 @@ function runStack(extra: Record<string, unknown> = {}): { start: number; stack: 
     const start = allRegistered.length;
     setStackConfig(labConfig(extra));
     let stack: Record<string, unknown> = {};
+    // The program and the library load afresh; the Pulumi SDKs are the ones
+    // the mocks were installed in (a fresh SDK per run would add its process
+    // listeners each time).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const shared = Object.fromEntries(SDKS.map((name) => [name, require(name) as unknown]));
     jest.isolateModules(() => {
+        for (const name of SDKS) jest.doMock(name, () => shared[name]);
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         stack = require("../../index");
     });
