@@ -32,7 +32,7 @@ import {
     waitHttpOk,
     writeFileIn,
 } from "./lab";
-import { CONFIG_PATH, configSha, serverStats, showProc, TrafficLoop, TrafficResult } from "./lb";
+import { CONFIG_PATH, configSha, serverStats, showProc, startTrafficPair, TrafficResult } from "./lb";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk, StepRun } from "./product";
 
@@ -165,13 +165,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
         const shaBefore = await configSha(LB);
         expect(shaBefore).toBe(a.config.header.config_sha256);
         const procBefore = await showProc(LB);
-        const loop = new TrafficLoop(url, 300);
-        const loopKa = new TrafficLoop(url, 300, 4, true);
-        await waitFor(async () => loop.requests > 50 && loopKa.requests > 50, {
-            what: "traffic flowing",
-            timeoutMs: 10_000,
-            intervalMs: 50,
-        });
+        const { fresh: loop, keepAlive: loopKa } = await startTrafficPair(url, 300);
 
         const r = await runStep(b.config, "update", FAST);
         note("port held, haproxy running: step start -> exit", `${step(r)}: ${r.stderr.trim().split("\n").join(" | ")}`);
@@ -208,13 +202,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
 
     test("with the master CLI not answering, the step cannot prove a reload, so it touches nothing (exit 7), zero failed requests", async () => {
         const procBefore = await showProc(LB);
-        const loop = new TrafficLoop(url, 300);
-        const loopKa = new TrafficLoop(url, 300, 4, true);
-        await waitFor(async () => loop.requests > 50 && loopKa.requests > 50, {
-            what: "traffic flowing",
-            timeoutMs: 10_000,
-            intervalMs: 50,
-        });
+        const { fresh: loop, keepAlive: loopKa } = await startTrafficPair(url, 300);
 
         // The master does not answer (stands for a master stuck loading, e.g. on
         // slow DNS); the worker it already runs keeps serving. Before this was

@@ -40,6 +40,7 @@ import {
     serversState,
     serverStats,
     showProc,
+    startTrafficPair,
     TrafficLoop,
     TrafficResult,
 } from "./lb";
@@ -236,13 +237,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         expect(fixed2).toEqual(fixed1);
         expect(Number(lab2.config.header.open_files) - Number(lab1.config.header.open_files)).toBe(2);
 
-        const traffic = new TrafficLoop(url, 500);
-        const trafficKa = new TrafficLoop(url, 500, 4, true);
-        await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, {
-            what: "traffic flowing",
-            timeoutMs: 10_000,
-            intervalMs: 50,
-        });
+        const { fresh: traffic, keepAlive: trafficKa } = await startTrafficPair(url, 500);
         const before = await showProc(LB);
         const reload = await runStepOk(lab2.config, "update");
         const after = await showProc(LB);
@@ -271,13 +266,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         lab3 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2"]));
         expect(lab3.container.inputs).toEqual(lab2.container.inputs);
         expect(lab3.config.stdin).toBe(lab1.config.stdin);
-        const traffic = new TrafficLoop(url, 500);
-        const trafficKa = new TrafficLoop(url, 500, 4, true);
-        await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, {
-            what: "traffic flowing",
-            timeoutMs: 10_000,
-            intervalMs: 50,
-        });
+        const { fresh: traffic, keepAlive: trafficKa } = await startTrafficPair(url, 500);
         const before = await showProc(LB);
         const reload = await runStepOk(lab3.config, "update");
         const after = await showProc(LB);
@@ -315,13 +304,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
         const line = /^incus exec haproxy -- sh -c '(.+)'$/m.exec(readme);
         expect(line).not.toBeNull();
-        const traffic = new TrafficLoop(url, 300);
-        const trafficKa = new TrafficLoop(url, 300, 4, true);
-        await waitFor(async () => traffic.requests > 50 && trafficKa.requests > 50, {
-            what: "traffic flowing",
-            timeoutMs: 10_000,
-            intervalMs: 50,
-        });
+        const { fresh: traffic, keepAlive: trafficKa } = await startTrafficPair(url, 300);
         const rollback = await execIn(LB, ["sh", "-c", (line as RegExpExecArray)[1]]);
         note("emergency rollback on the box", `exit ${rollback.code} ${rollback.stderr.trim()}`);
         expect(rollback.code).toBe(0);

@@ -4,7 +4,7 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
-import { get, sleep } from "../support";
+import { get, sleep, waitFor } from "../support";
 import { execIn, execInOk, incusOk } from "./lab";
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";
@@ -221,4 +221,20 @@ export class TrafficLoop {
         this.result.ms = Date.now() - this.started;
         return { ...this.result, byBackend: { ...this.result.byBackend }, errors: [...this.result.errors] };
     }
+}
+
+/**
+ * A loop on new connections and a keep-alive loop against `baseUrl` (each
+ * sends at least `minRequests` before it stops), returned once both are
+ * flowing: the pair every "no failed request while ..." test runs.
+ */
+export async function startTrafficPair(baseUrl: string, minRequests: number): Promise<{ fresh: TrafficLoop; keepAlive: TrafficLoop }> {
+    const fresh = new TrafficLoop(baseUrl, minRequests);
+    const keepAlive = new TrafficLoop(baseUrl, minRequests, 4, true);
+    await waitFor(async () => fresh.requests > 50 && keepAlive.requests > 50, {
+        what: "traffic flowing",
+        timeoutMs: 10_000,
+        intervalMs: 50,
+    });
+    return { fresh, keepAlive };
 }
