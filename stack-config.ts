@@ -28,6 +28,8 @@ interface StackKey {
     kind: Kind;
     shownDefault: string;
     doc: string;
+    /** Read straight into the component arg of the same name (the certificate and SSH keys are assembled below instead). */
+    arg?: true;
 }
 
 const code = (value: unknown) => (value === "" ? '`""`' : `\`${typeof value === "string" ? value : JSON.stringify(value)}\``);
@@ -49,13 +51,26 @@ export const STACK_KEYS: readonly StackKey[] = [
                               ? spec.shownDefault
                               : code(DEFAULT_SETTINGS[key as keyof typeof DEFAULT_SETTINGS]),
                       doc: spec.doc,
+                      arg: true as const,
                   },
               ]
             : [],
     ),
-    { key: "containerName", kind: "string", shownDefault: "the component's name (`haproxy` in this stack)", doc: "Incus instance name" },
-    { key: "image", kind: "string", shownDefault: code(COMPONENT_DEFAULTS.image), doc: "Incus image (the lab uses `veza-debian12`)" },
-    { key: "profiles", kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
+    {
+        key: "containerName",
+        arg: true,
+        kind: "string",
+        shownDefault: "the component's name (`haproxy` in this stack)",
+        doc: "Incus instance name",
+    },
+    {
+        key: "image",
+        arg: true,
+        kind: "string",
+        shownDefault: code(COMPONENT_DEFAULTS.image),
+        doc: "Incus image (the lab uses `veza-debian12`)",
+    },
+    { key: "profiles", arg: true, kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
     { key: "labTls", kind: "boolean", shownDefault: "`false`", doc: "make a self-signed lab certificate with `@pulumi/tls`" },
     { key: "tlsCertificatePem", kind: "secret", shownDefault: "none", doc: "certificate PEM (secret); needs `tlsPrivateKeyPem`" },
     { key: "tlsPrivateKeyPem", kind: "secret", shownDefault: "none", doc: "its private key (secret)" },
@@ -77,10 +92,9 @@ export function configTableRows(): string[] {
 function checkStackKeys(config: pulumi.Config): void {
     const prefix = `${config.name}:`;
     const known = STACK_KEYS.map((k) => `${prefix}${k.key}`);
+    const set = Object.keys(pulumi.runtime.allConfig()).filter((key) => key.startsWith(prefix));
     const c = new Checker();
-    for (const key of Object.keys(pulumi.runtime.allConfig())) {
-        if (key.startsWith(prefix)) c.knownKeys("", { [key]: true }, known);
-    }
+    c.knownKeys("", Object.fromEntries(set.map((key) => [key, true])), known);
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
 
@@ -118,12 +132,7 @@ function read(config: pulumi.Config, key: string, kind: Kind): unknown {
 export function readStackConfig(config: pulumi.Config, name: string, parent?: pulumi.Resource): HaproxyLoadBalancerArgs {
     checkStackKeys(config);
     const args: Record<string, unknown> = {};
-    // The stack-only keys below are read separately.
-    for (const { key, kind } of STACK_KEYS.slice(
-        0,
-        STACK_KEYS.findIndex((k) => k.key === "labTls"),
-    ))
-        args[key] = read(config, key, kind);
+    for (const { key, kind } of STACK_KEYS.filter((k) => k.arg)) args[key] = read(config, key, kind);
     args.apiServers = config.requireObject("apiServers");
     args.streamServers = config.requireObject("streamServers");
 

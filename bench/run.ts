@@ -29,7 +29,7 @@ import { readFileSync, writeFileSync } from "fs";
 import * as os from "os";
 import * as path from "path";
 import { findBinary } from "../tests/support";
-import { productSettings, startBackendProcesses, startNginx, startProduct, startSeedLiteral } from "./lib/contenders";
+import { BACKENDS_WITH_SPARE, productSettings, startBackendProcesses, startNginx, startProduct, startSeedLiteral } from "./lib/contenders";
 import { NGINX_BIN } from "./lib/nginx";
 import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, median, round } from "./lib/stats";
@@ -262,13 +262,7 @@ async function main(): Promise<number> {
             results.change_to_serving = c;
         }
         if (wants("throughput") || wants("reload") || wants("failover")) {
-            const [a1, a2, a3, s1, s2] = await startBackendProcesses([
-                "backend-api-1",
-                "backend-api-2",
-                "backend-api-3",
-                "stream-srv-1",
-                "stream-srv-2",
-            ]);
+            const [a1, a2, a3, s1, s2] = await startBackendProcesses(BACKENDS_WITH_SPARE);
             if (wants("throughput")) {
                 const product = await startProduct(productSettings([a1, a2], [s1, s2]));
                 const seed = await startSeedLiteral([a1, a2], [s1, s2]);

@@ -15,7 +15,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import { onCleanup, sleep } from "../tests/support";
-import { productSettings, renderProductCopy, startBackendProcesses, startSeedLiteral } from "./lib/contenders";
+import { BACKENDS_WITH_SPARE, productSettings, renderProductCopy, startBackendProcesses, startSeedLiteral } from "./lib/contenders";
 import { LiteralHaproxy } from "./lib/literal";
 import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, round } from "./lib/stats";
@@ -120,13 +120,7 @@ async function reloadMode(names: string[]): Promise<void> {
     const tmp = path.join(__dirname, "tmp", `tune-reload-${process.pid}`);
     mkdirSync(tmp, { recursive: true });
     onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
-    const [a1, a2, a3, s1, s2] = await startBackendProcesses([
-        "backend-api-1",
-        "backend-api-2",
-        "backend-api-3",
-        "stream-srv-1",
-        "stream-srv-2",
-    ]);
+    const [a1, a2, a3, s1, s2] = await startBackendProcesses(BACKENDS_WITH_SPARE);
     const rows: string[] = [];
     for (const name of names) {
         const dir = path.join(tmp, name);

@@ -9,8 +9,6 @@ import { isIPv6 } from "net";
  * /metrics on its stats port would publish the stats on the public listener).
  */
 
-export type AddressProblem = string;
-
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 /** A last label inet_aton would take for a number: 127.1, 2130706433, 0x7f.1, 0177.0.0.1. */
@@ -57,7 +55,7 @@ export function isSelfAddress(address: string): boolean {
 }
 
 /** Why `address` cannot be a pool member's address at all, or undefined when it can. */
-export function memberAddressProblem(address: unknown): AddressProblem | undefined {
+export function memberAddressProblem(address: unknown): string | undefined {
     if (typeof address !== "string" || address === "") {
         return "must be a DNS name or an IP address";
     }

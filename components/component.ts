@@ -4,7 +4,7 @@ import * as random from "@pulumi/random";
 import { createHmac } from "crypto";
 import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
-import { configView, openFilesNeeded } from "./render";
+import { openFilesNeeded, renderResolved } from "./render";
 import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
 import {
     applyDefaults,
@@ -17,7 +17,6 @@ import {
     SETTINGS,
     SETTINGS_KEYS,
 } from "./settings";
-import { renderTemplate } from "./templates";
 import {
     Checker,
     ProvisioningSettings,
@@ -81,7 +80,7 @@ const RENDER_FIELDS = SETTINGS_KEYS.filter(
         !("internal" in SETTINGS[key]) && key !== "statsPassword" && key !== "cookieSecret",
 );
 
-/** Every key of HaproxyLoadBalancerArgs (the compiler checks both directions). */
+/** The args that are not haproxy.cfg settings; with PublicSettingName they are every key of HaproxyLoadBalancerArgs (the compiler checks). */
 const PROVISIONING_KEYS = [
     "connection",
     "insecureSkipHostKeyCheck",
@@ -339,7 +338,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly httpUrl: pulumi.Output<string>;
     /** Where the platform is served over HTTPS; "" when TLS is off. */
     public readonly httpsUrl: pulumi.Output<string>;
-    /** Stats UI, loopback inside the container (reach it with `ssh -L` or `incus exec`). */
+    /** Stats UI, loopback inside the container (reach it through an Incus proxy device: README, Operations). */
     public readonly statsUrl: pulumi.Output<string>;
     /** Prometheus endpoint, loopback inside the container. */
     public readonly metricsUrl: pulumi.Output<string>;
@@ -359,7 +358,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
         const inputs = this.resolveAndValidate(name, args);
-        const renderedConfig = pulumi.secret(inputs.settings.apply((s) => renderTemplate("haproxy.cfg.mustache", configView(s))));
+        const renderedConfig = pulumi.secret(inputs.settings.apply(renderResolved));
         const steps = this.steps(name, inputs, renderedConfig);
 
         this.containerCommand = steps.container;
@@ -419,9 +418,6 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 ProvisioningSettings & { runsOn: string }
             >,
             (p) => {
-                if (args.containerName === undefined) {
-                    new Checker().containerName("containerName", p.containerName);
-                }
                 validateProvisioning(p);
                 claimContainer(name, p.runsOn, p.containerName);
             },

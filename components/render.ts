@@ -74,5 +74,10 @@ export function renderHaproxyConfig(settings: HaproxySettings): string {
     }
     const resolved = applyDefaults(settings);
     validateSettings(resolved);
+    return renderResolved(resolved);
+}
+
+/** haproxy.cfg from settings that are already resolved and checked (the component checks them itself, on its own resource). */
+export function renderResolved(resolved: ResolvedSettings): string {
     return renderTemplate("haproxy.cfg.mustache", configView(resolved));
 }

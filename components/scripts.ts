@@ -1,4 +1,5 @@
 import { createHash } from "crypto";
+import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 import { sha256Hex } from "./identity";
 import { loadTemplate, renderTemplate } from "./templates";
 import { Checker, SettingsError, validateProvisioning, validateTlsPair } from "./validate";
@@ -12,8 +13,6 @@ import { Checker, SettingsError, validateProvisioning, validateTlsPair } from ".
  * before the script runs when sshd refuses it, as a stock sshd does
  * (pulumi/pulumi-command provider/pkg/provider/remote/commandOutputs.go, run).
  */
-
-import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 
 export { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 /** First line of every step's stdin. */
@@ -69,10 +68,18 @@ export type StepKind = keyof typeof SCRIPT_FILES;
  * nil), and a config needs no undoing.
  */
 export function stepScripts(kind: StepKind): StepScripts {
-    const files = SCRIPT_FILES[kind];
-    const create = renderScript(files.create);
-    return files.delete === undefined ? { create, update: create } : { create, update: create, delete: renderScript(files.delete) };
+    // Constant text: rendered once per process, however many components and builders ask.
+    let scripts = renderedScripts.get(kind);
+    if (scripts === undefined) {
+        const files = SCRIPT_FILES[kind];
+        const create = renderScript(files.create);
+        scripts = files.delete === undefined ? { create, update: create } : { create, update: create, delete: renderScript(files.delete) };
+        renderedScripts.set(kind, scripts);
+    }
+    return { ...scripts };
 }
+
+const renderedScripts = new Map<StepKind, StepScripts>();
 
 /** What a header value may hold; the scripts check the same set again. */
 const HEADER_VALUE = /^[A-Za-z0-9._:/,@+=-]+$/;

@@ -87,6 +87,9 @@ export async function startNginx(api: Named[], stream: Named[]): Promise<NginxCo
     return n;
 }
 
+/** The lab's backends plus a third api server that the reload scenarios add and remove. */
+export const BACKENDS_WITH_SPARE = ["backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"];
+
 /** Backends as separate Node processes (tests/support/backend.ts inside bench/backend-host.ts). */
 export async function startBackendProcesses(names: string[]): Promise<BackendProcess[]> {
     const started = await Promise.all(names.map((name) => BackendProcess.start(name)));

@@ -32,7 +32,7 @@ import {
     waitHttpOk,
     writeFileIn,
 } from "./lab";
-import { CONFIG_PATH, configSha, serverStats, showProc, startTrafficPair, TrafficResult } from "./lb";
+import { CONFIG_PATH, configSha, serverStats, showProc, startTrafficPair, trafficSummary } from "./lb";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk, StepRun } from "./product";
 
@@ -51,8 +51,6 @@ const FAST = { header: { reload_wait_seconds: "4" } };
 
 const notes = noteBook("e2e config failures");
 const note = notes.note;
-const traffic = (r: TrafficResult): string =>
-    `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
 const step = (r: StepRun): string => `exit ${r.code} after ${r.ms} ms`;
 
 function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancerArgs {
@@ -178,7 +176,10 @@ describeLab("config step failure paths on a real Incus lab", () => {
         });
         const result = await loop.stop();
         const resultKa = await loopKa.stop();
-        note("requests / failures during the refused push", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+        note(
+            "requests / failures during the refused push",
+            `new connections ${trafficSummary(result)}; keep-alive ${trafficSummary(resultKa)}`,
+        );
 
         expect(r.code).toBe(4);
         expect(r.stderr).toMatch(
@@ -241,7 +242,10 @@ describeLab("config step failure paths on a real Incus lab", () => {
         await waitFor(async () => loop.requests > mark + 100, { what: "100 more requests", timeoutMs: 15_000, intervalMs: 50 });
         const result = await loop.stop();
         const resultKa = await loopKa.stop();
-        note("requests / failures while the master was hung", `new connections ${traffic(result)}; keep-alive ${traffic(resultKa)}`);
+        note(
+            "requests / failures while the master was hung",
+            `new connections ${trafficSummary(result)}; keep-alive ${trafficSummary(resultKa)}`,
+        );
         expect(result.errors).toEqual([]);
         expect(result.failures).toBe(0);
         expect(resultKa.errors).toEqual([]);

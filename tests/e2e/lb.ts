@@ -238,3 +238,8 @@ export async function startTrafficPair(baseUrl: string, minRequests: number): Pr
     });
     return { fresh, keepAlive };
 }
+
+/** A loop's result in one line for the note book: requests, failures, time, the first errors. */
+export function trafficSummary(r: TrafficResult): string {
+    return `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
+}

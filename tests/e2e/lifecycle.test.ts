@@ -52,7 +52,7 @@ import {
     STREAM_PORT,
     waitHttpOk,
 } from "./lab";
-import { configSha, showProc, TrafficLoop, TrafficResult } from "./lb";
+import { configSha, showProc, TrafficLoop, trafficSummary } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStepOk } from "./product";
 import { runRemoteStep, runRemoteStepOk, Sshd, startSshd } from "./sshd";
 import { cleanUpAfterSuite, noteBook } from "./suite";
@@ -69,8 +69,6 @@ const REMOTE = "command:remote:Command";
 
 const notes = noteBook("e2e lifecycle");
 const note = notes.note;
-const traffic = (r: TrafficResult): string =>
-    `${r.requests} requests / ${r.failures} failures in ${r.ms} ms${r.errors.length ? ` ${JSON.stringify(r.errors.slice(0, 3))}` : ""}`;
 
 function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancerArgs {
     return {
@@ -138,7 +136,10 @@ describeLab("lifecycle under the engine's order: nothing but destroy deletes the
         await tlsOnThenOff();
         const seen = await loop.stop();
         const seenFresh = await fresh.stop();
-        note("client loops through switch, rename, TLS on/off", `keep-alive ${traffic(seen)}; new connections ${traffic(seenFresh)}`);
+        note(
+            "client loops through switch, rename, TLS on/off",
+            `keep-alive ${trafficSummary(seen)}; new connections ${trafficSummary(seenFresh)}`,
+        );
         for (const r of [seen, seenFresh]) {
             expect(r.errors).toEqual([]);
             expect(r.failures).toBe(0);
