@@ -68,7 +68,7 @@ export const STACK_KEYS: readonly StackKey[] = [
         arg: true,
         kind: "string",
         shownDefault: code(COMPONENT_DEFAULTS.image),
-        doc: "Incus image (the lab uses `veza-debian12`)",
+        doc: "Incus image (the lab uses `veza-debian13`)",
     },
     { key: "profiles", arg: true, kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
     { key: "labTls", kind: "boolean", shownDefault: "`false`", doc: "make a self-signed lab certificate with `@pulumi/tls`" },

@@ -61,7 +61,7 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
     insecureSkipHostKeyCheck?: boolean;
     /** Incus instance name. Default: the component's name. */
     containerName?: pulumi.Input<string>;
-    /** Incus image. Default: "images:debian/12". */
+    /** Incus image. Default: "images:debian/13" (Debian 12, "images:debian/12", works as well). */
     image?: pulumi.Input<string>;
     /** Incus profiles. Default: ["default"]. */
     profiles?: pulumi.Input<pulumi.Input<string>[]>;
@@ -70,9 +70,19 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
 }
 
 export const COMPONENT_DEFAULTS = {
-    image: "images:debian/12",
+    image: "images:debian/13",
     profiles: ["default"],
 };
+
+/**
+ * The container step's trigger for an image left to the default. 0.2 put its
+ * default, "images:debian/12", in the trigger; keeping that token means a new
+ * default never replaces a running container (a `triggers` change replaces,
+ * and a replace deletes: see the step's comment). New containers launch from
+ * the new default; an image that is set is its own token, so only setting it
+ * rebuilds.
+ */
+export const DEFAULTED_IMAGE_TRIGGER = "images:debian/12";
 
 /** Settings that go straight from the args to the renderer (the password and cookie key get generated defaults). */
 const RENDER_FIELDS = SETTINGS_KEYS.filter(
@@ -312,6 +322,8 @@ interface ResolvedInputs {
     connection: HaproxyLoadBalancerArgs["connection"];
     runsOn: pulumi.Input<string>;
     provisioning: pulumi.Output<ProvisioningSettings & { runsOn: string }>;
+    /** The image as the container step's trigger: DEFAULTED_IMAGE_TRIGGER unless set. */
+    imageTrigger: pulumi.Input<string>;
     tlsPair?: pulumi.Output<[string, string]>;
     settings: pulumi.Output<ResolvedSettings>;
     statsPassword: pulumi.Output<string>;
@@ -452,6 +464,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             connection: a.connection,
             runsOn,
             provisioning,
+            imageTrigger: args.image === undefined ? DEFAULTED_IMAGE_TRIGGER : provisioning.image,
             tlsPair,
             settings,
             statsPassword,
@@ -465,7 +478,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         inputs: ResolvedInputs,
         renderedConfig: pulumi.Output<string>,
     ): { container: StepCommand; tls?: StepCommand; config: StepCommand } {
-        const { connection, runsOn, provisioning, tlsPair, settings } = inputs;
+        const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings } = inputs;
         // The URN's value only: an input that depends on this component waits
         // for all of its children, the step itself included (the SDK expands a
         // component dependency to its children: @pulumi/pulumi
@@ -497,7 +510,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // continueStepsFromDiff). Another host means the old host's
             // container is deleted first: never left behind unmanaged.
             { deleteBeforeReplace: true },
-            [provisioning.containerName, provisioning.image, provisioning.profiles.apply((p) => p.join(",")), runsOn],
+            [provisioning.containerName, imageTrigger, provisioning.profiles.apply((p) => p.join(",")), runsOn],
         );
 
         let tls: StepCommand | undefined;

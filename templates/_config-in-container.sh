@@ -28,12 +28,14 @@ drop_new_and_exit() { rm -f "$new"; say "$2"; exit "$1"; }
 # --- Helpers ---
 
 # "<master reloads> <current worker pid>" from the master CLI, or nothing
-# when it does not answer (busy or hung in a reload); bounded in time.
+# when it does not answer (busy or hung in a reload); bounded in time. The
+# current worker is the one that has lived through the fewest reloads (its
+# third column), wherever it is listed: on 3.1+ the serving worker moves under
+# "# old workers" after a failed reload (src/mworker.c, show proc).
 master_state() {
     echo "show proc" | timeout 3 socat -t 2 stdio "UNIX-CONNECT:$master" 2>/dev/null | awk '
         $2 == "master" { reloads = $3 }
-        /^# old workers/ { exit }
-        $2 == "worker" && worker == "" { worker = $1 }
+        $2 == "worker" && $3 ~ /^[0-9]+$/ && (worker == "" || $3 + 0 < fewest) { worker = $1; fewest = $3 + 0 }
         END { if (reloads ~ /^[0-9]+$/ && worker != "") print reloads, worker }'
 }
 

@@ -4,7 +4,7 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
-import { get, sleep, waitFor } from "../support";
+import { get, parseShowProc, sleep, waitFor } from "../support";
 import { execIn, execInOk, incusOk } from "./lab";
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";
@@ -25,28 +25,12 @@ export interface ProcInfo {
     oldWorkers: number[];
 }
 
-/** `show proc` on the master CLI. */
+/** `show proc` on the master CLI, read by the test kit's one parser. */
 export async function showProc(container: string): Promise<ProcInfo> {
     const out = await admin(container, "show proc", MASTER_SOCKET);
-    let master = 0;
-    let masterReloads = -1;
-    let worker = 0;
-    const oldWorkers: number[] = [];
-    let section = "";
-    for (const line of out.split("\n")) {
-        if (line.startsWith("# old workers")) section = "old";
-        else if (line.startsWith("# programs")) section = "programs";
-        else if (line.startsWith("# workers")) section = "workers";
-        const f = line.trim().split(/\s+/);
-        if (f.length < 2 || !/^\d+$/.test(f[0])) continue;
-        if (f[1] === "master") {
-            master = Number(f[0]);
-            masterReloads = Number(f[2]);
-        } else if (f[1] === "worker" && section === "old") oldWorkers.push(Number(f[0]));
-        else if (f[1] === "worker" && worker === 0) worker = Number(f[0]);
-    }
-    if (!master || !worker || !(masterReloads >= 0)) throw new Error(`could not parse show proc:\n${out}`);
-    return { master, masterReloads, worker, oldWorkers };
+    const info = parseShowProc(out);
+    if (!info.masterPid || !info.current || !(info.masterReloads >= 0)) throw new Error(`could not parse show proc:\n${out}`);
+    return { master: info.masterPid, masterReloads: info.masterReloads, worker: info.current, oldWorkers: info.oldWorkers };
 }
 
 export interface ServerStat {

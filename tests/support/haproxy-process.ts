@@ -180,45 +180,48 @@ export function parseStat(text: string): StatRow[] {
         });
 }
 
-interface ProcInfo {
+export interface ProcInfo {
+    masterPid: number;
     masterFailedReloads: number;
     masterReloads: number;
-    workers: number[];
+    /** The serving worker: the one that has lived through the fewest reloads (0 when none is listed). */
+    current: number;
+    /** Every other worker: old ones still finishing their sessions. */
     oldWorkers: number[];
 }
 
 /*
- * 2.6 `show proc`:
+ * `show proc` on the master CLI (2.6):
  *   #<PID>          <type>          <reloads>       <uptime>        <version>
  *   4242            master          1 [failed: 0]   0d00h00m01s     2.6.12-1+deb12u4
  *   # workers
  *   4250            worker          0               0d00h00m00s     2.6.12-1+deb12u4
  *   # old workers
  *   4243            worker          1               0d00h00m01s     2.6.12-1+deb12u4
+ * The section a worker is listed in is not enough: on 3.1+ the serving
+ * worker moves under "# old workers" after a failed reload (src/mworker.c,
+ * cli_io_handler_show_proc), so the current one is found by its reload count,
+ * as the config step's master_state does.
  */
 export function parseShowProc(text: string): ProcInfo {
-    const info: ProcInfo = { masterFailedReloads: 0, masterReloads: 0, workers: [], oldWorkers: [] };
-    let section: "master" | "workers" | "old" | "other" = "master";
+    const info: ProcInfo = { masterPid: 0, masterFailedReloads: 0, masterReloads: -1, current: 0, oldWorkers: [] };
+    const workers: { pid: number; reloads: number }[] = [];
     for (const line of text.split("\n")) {
-        const trimmed = line.trim();
-        if (trimmed === "") continue;
-        if (trimmed.startsWith("#")) {
-            if (/^#\s*workers/.test(trimmed)) section = "workers";
-            else if (/^#\s*old workers/.test(trimmed)) section = "old";
-            else if (!trimmed.startsWith("#<PID>")) section = "other";
-            continue;
-        }
-        const cols = trimmed.split(/\s+/);
-        const pid = Number(cols[0]);
+        const cols = line.trim().split(/\s+/);
+        if (cols.length < 3 || !/^\d+$/.test(cols[0])) continue;
         if (cols[1] === "master") {
+            info.masterPid = Number(cols[0]);
             info.masterReloads = Number(cols[2]);
-            const failed = /failed:\s*(\d+)/.exec(trimmed);
+            const failed = /failed:\s*(\d+)/.exec(line);
             if (failed) info.masterFailedReloads = Number(failed[1]);
-        } else if (cols[1] === "worker") {
-            if (section === "workers") info.workers.push(pid);
-            else if (section === "old") info.oldWorkers.push(pid);
+        } else if (cols[1] === "worker" && /^\d+$/.test(cols[2])) {
+            workers.push({ pid: Number(cols[0]), reloads: Number(cols[2]) });
         }
     }
+    let current: { pid: number; reloads: number } | undefined;
+    for (const w of workers) if (current === undefined || w.reloads < current.reloads) current = w;
+    info.current = current?.pid ?? 0;
+    info.oldWorkers = workers.filter((w) => w !== current).map((w) => w.pid);
     return info;
 }
 
@@ -369,8 +372,8 @@ class Haproxy implements HaproxyProcess {
 
     async workerPid(): Promise<number> {
         const info = parseShowProc(await this.master("show proc"));
-        if (info.workers.length === 0) throw new Error("master lists no current worker");
-        return info.workers[0];
+        if (info.current === 0) throw new Error("master lists no current worker");
+        return info.current;
     }
 
     waitFor<T>(predicate: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>> {
@@ -390,7 +393,7 @@ class Haproxy implements HaproxyProcess {
     async reload(newSettings?: HaproxySettings): Promise<void> {
         const next = await this.resolveSettings(newSettings ?? this.settings, this.settings);
         const before = parseShowProc(await this.master("show proc"));
-        const oldWorker = before.workers[0];
+        const oldWorker = before.current;
         this.adopt(next);
         await this.saveServerState();
         // The master re-executes itself on "reload" and drops this connection: an empty answer is normal.
@@ -406,8 +409,8 @@ class Haproxy implements HaproxyProcess {
                     );
                 }
                 if (info.masterReloads <= before.masterReloads) return false;
-                if (info.workers.length === 0 || info.workers[0] === oldWorker) return false;
-                newWorker = info.workers[0];
+                if (info.current === 0 || info.current === oldWorker) return false;
+                newWorker = info.current;
                 // Serving: the admin socket now belongs to the new worker.
                 const pid = /^Pid: (\d+)/m.exec(await this.admin("show info"));
                 return pid !== null && Number(pid[1]) === newWorker;

@@ -23,8 +23,8 @@ export { REQUEST_PROBE, serverEntry, startBackend, startBackends } from "./backe
 export type { BackendOptions, FakeBackend, HealthCheckRecord } from "./backend";
 
 // The real rendered haproxy.cfg, run unprivileged.
-export { ADMIN_STATE, makeTempDir, OP_STATE, socketCommand, startHaproxy, TEST_STATS_PASSWORD } from "./haproxy-process";
-export type { HaproxyProcess, ServerState, StartOptions, StatRow } from "./haproxy-process";
+export { ADMIN_STATE, makeTempDir, OP_STATE, parseShowProc, socketCommand, startHaproxy, TEST_STATS_PASSWORD } from "./haproxy-process";
+export type { HaproxyProcess, ProcInfo, ServerState, StartOptions, StatRow } from "./haproxy-process";
 
 // A haproxy in front of api and stream backends.
 export { forceHealthUp, startLab } from "./pools";

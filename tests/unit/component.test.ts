@@ -391,6 +391,16 @@ describe("lifecycle rules (issue 8)", () => {
         expect(remote.byName("container").inputs.triggers).toEqual(["trig-ssh", "images:debian/12", "default", "ssh:h5:2222"]);
     });
 
+    test("a new default image rebuilds nothing: a defaulted image launches images:debian/13 but keeps 0.2's trigger token; setting it is what replaces", async () => {
+        const defaulted = await build(labArgs(), "default-image");
+        expect(header(defaulted.byName("container")).image).toBe("images:debian/13");
+        expect((defaulted.byName("container").inputs.triggers as unknown[])[1]).toBe("images:debian/12");
+        const pinned = await build({ ...labArgs(), image: "images:debian/12" }, "pinned-image");
+        expect((pinned.byName("container").inputs.triggers as unknown[])[1]).toBe("images:debian/12");
+        const moved = await build({ ...labArgs(), image: "images:debian/13" }, "moved-image");
+        expect((moved.byName("container").inputs.triggers as unknown[])[1]).toBe("images:debian/13");
+    });
+
     test("only steps with something to undo have a delete: the config step has none, TLS removes its certificate", async () => {
         const cert = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n";
         const key = "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n";

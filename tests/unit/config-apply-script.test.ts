@@ -30,18 +30,30 @@ case "$1" in
         if [ -f "$FAKE/reload-works" ]; then
             echo $(( $(cat "$FAKE/reloads") + 1 )) > "$FAKE/reloads"
             echo $(( $(cat "$FAKE/worker") + 1 )) > "$FAKE/worker"
+            rm -f "$FAKE/serving-in-old"
         fi ;;
     show) case "$*" in *MainPID*) echo 0 ;; *LimitNOFILE*) echo infinity ;; esac ;;
 esac
 exit 0
 `;
-// Answers "show proc" like HAProxy 2.6's master CLI, from the state directory; silent when "mute" exists.
+// Answers "show proc" like HAProxy's master CLI, from the state directory; silent when "mute" exists.
+// 2.6 lists the serving worker under "# workers" (reloads 0) and a lingering
+// one under "# old workers"; with "serving-in-old", the serving worker is
+// listed as 3.1+ does after a failed reload: under "# old workers", reloads 1
+// (src/mworker.c, cli_io_handler_show_proc).
 const FAKE_SOCAT = `#!/bin/sh
 cat > /dev/null
 [ -f "$FAKE/mute" ] && exit 0
+worker=$(cat "$FAKE/worker")
 printf '#<PID>          <type>          <reloads>       <uptime>        <version>\\n'
 printf '1               master          %s [failed: 0]   0d00h00m05s     2.6.12\\n' "$(cat "$FAKE/reloads")"
-printf '# workers\\n%s              worker          0               0d00h00m05s     2.6.12\\n# old workers\\n' "$(cat "$FAKE/worker")"
+if [ -f "$FAKE/serving-in-old" ]; then
+    printf '# workers\\n# old workers\\n7               worker          3               0d00h00m09s     3.2.26\\n'
+    printf '%s              worker          1               0d00h00m05s     3.2.26\\n' "$worker"
+else
+    printf '# workers\\n%s              worker          0               0d00h00m05s     2.6.12\\n' "$worker"
+    printf '# old workers\\n7               worker          2               0d00h00m09s     2.6.12\\n'
+fi
 `;
 
 interface Box {
@@ -124,6 +136,13 @@ describeWithHaproxy.each([
         expect(r.code).toBe(0);
         expect(readFileSync(box.cfg, "utf8")).toBe(CONFIG_B);
         expect(readFileSync(`${box.cfg}.veza-stamp`, "utf8")).toBe(`${sha(CONFIG_B)} none\n`);
+    });
+
+    test("HAProxy 3.1+ after a failed reload lists the serving worker under '# old workers': it is still found, and the next reload proven", async () => {
+        writeFileSync(path.join(box.fake, "serving-in-old"), "");
+        const r = await apply(box, CONFIG_B);
+        expect(r.stderr).toContain("reloaded: worker 100 -> 101 (master reload 4)");
+        expect(r.code).toBe(0);
     });
 
     // 10. Success is proven, never inferred from a missing value.
