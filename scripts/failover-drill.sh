@@ -7,6 +7,8 @@
 #   4. a request through the LB still gets 200, served by another backend;
 #   5. start the service again and wait until the server rejoins UP.
 # Suitable for a game-day drill. Exit 0 only when every step held.
+# Needs on the host only `incus`; in the container only what the component
+# installs (haproxy, socat): requests go through socat, not curl.
 #
 # Settings (environment):
 #   VEZA_LB         HAProxy container            (default haproxy)
@@ -31,9 +33,16 @@ for value in "$lb" "$backend" "$unit" "$pool"; do
     case $value in *[!A-Za-z0-9._-]*|"") die "invalid name '$value' (allowed: A-Z a-z 0-9 . _ -)" ;; esac
 done
 case $request_path in /*) ;; *) die "VEZA_PATH must start with /" ;; esac
+case $request_path in *[!A-Za-z0-9._~/?=\&%+-]*) die "VEZA_PATH may hold only A-Z a-z 0-9 . _ ~ / ? = & % + -" ;; esac
 case $port$timeout in *[!0-9]*) die "VEZA_PORT and VEZA_TIMEOUT must be numbers" ;; esac
 
 admin() { printf '%s\n' "$1" | incus exec "$lb" -- socat stdio UNIX-CONNECT:/run/haproxy/admin.sock; }
+# One HTTP/1.0 request through the load balancer from inside its container;
+# prints the response's status code (empty when nothing answered).
+request_status() {
+    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: veza-failover-drill\r\n\r\n' "$request_path" \
+        | incus exec "$lb" -- socat -t 5 stdio "TCP:127.0.0.1:$port" | awk 'NR == 1 {print $2; exit}'
+}
 # "show stat" fields: 1 pxname, 2 svname, 8 stot, 18 status
 status_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $18}'; }
 total_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $8}'; }
@@ -58,6 +67,17 @@ wait_status() { # server wanted-prefix -> prints elapsed seconds ("1.63")
 check_line=$(incus exec "$lb" -- awk -v p="backend $pool" '$0 == p {on=1; next} /^[^ ]/ {on=0} on && /default-server/ {print; exit}' /etc/haproxy/haproxy.cfg)
 inter_ms=$(printf '%s\n' "$check_line" | sed -n 's/.* inter \([0-9]*\)ms.*/\1/p')
 fall=$(printf '%s\n' "$check_line" | sed -n 's/.* fall \([0-9]*\).*/\1/p')
+
+# The stamp holds the sha256 of the config the last apply proved live.
+applied=$(incus exec "$lb" -- cat /etc/haproxy/haproxy.cfg.veza-stamp 2>/dev/null | cut -d' ' -f1) || applied=""
+live=$(incus exec "$lb" -- sha256sum /etc/haproxy/haproxy.cfg | cut -d' ' -f1)
+if [ -z "$applied" ]; then
+    say "config drift: unknown (no apply recorded in $lb)"
+elif [ "$live" = "$applied" ]; then
+    say "config drift: none (haproxy.cfg is the last apply's)"
+else
+    say "config drift: haproxy.cfg was changed on the box since the last apply (sha256 $live, applied $applied)"
+fi
 
 say "1/5 $pool must be healthy"
 all=$(servers)
@@ -84,7 +104,7 @@ say "marked DOWN after ${down_after}s ($expected)"
 
 say "4/5 a request through the LB must still succeed"
 before=$(for server in $all; do printf '%s=%s\n' "$server" "$(total_of "$server")"; done)
-code=$(incus exec "$lb" -- curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$request_path")
+code=$(request_status)
 [ "$code" = "200" ] || die "request through the LB got $code, not 200"
 served_by=""
 for server in $all; do

@@ -201,6 +201,20 @@ learn_master() {
     drop_new_and_exit "$EXIT_MASTER_SILENT" "the master CLI ($master) did not answer within ${wait_seconds}s: a reload could not be proven, so nothing was touched"
 }
 
+# A config edited on the box since the last apply (its sha256 is not the one
+# the stamp recorded) is about to be replaced: say so, and keep it.
+keep_local_edit() {
+    [ -f "$stamp" ] && [ -f "$cfg" ] || return 0
+    applied=$(cut -d' ' -f1 "$stamp" 2>/dev/null) || applied=""
+    live=$(sha256sum "$cfg" | cut -d' ' -f1)
+    [ -n "$applied" ] && [ "$live" != "$applied" ] || return 0
+    if cp -p "$cfg" "$cfg.veza-local-edit"; then
+        say "warning: $cfg was changed on the box since the last apply (sha256 $live, applied $applied); this apply replaces it, the edited file is kept as $cfg.veza-local-edit"
+    else
+        say "warning: $cfg was changed on the box since the last apply (sha256 $live, applied $applied); this apply replaces it and could not keep a copy"
+    fi
+}
+
 # The running config is kept as $prev so a failed reload or start can go back.
 swap_in() {
     if [ -f "$cfg" ] && ! cp -p "$cfg" "$prev"; then
@@ -285,6 +299,7 @@ check_open_files
 skip_if_unchanged
 check_ports
 learn_master
+keep_local_edit
 swap_in
 if [ -n "$before" ]; then reload_and_wait; else start_haproxy; fi
 # Only a failed reload or start gets here.

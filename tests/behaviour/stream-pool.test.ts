@@ -3,7 +3,6 @@
  * consistent`, servers placed on the ring by ids derived from their names.
  */
 import { Agent } from "http";
-import { createHash } from "crypto";
 import {
     backendOf,
     cleanupAll,
@@ -16,18 +15,13 @@ import {
     requireBinary,
     startBackend,
     startLab,
+    trackId,
 } from "../support";
 
 jest.setTimeout(90_000);
 
 const describeWithHaproxy = requireBinary("haproxy");
 const TRACKS = 1000;
-
-/** Deterministic UUID-shaped track ids. */
-function trackId(i: number): string {
-    const h = createHash("sha256").update(`veza-track-${i}`).digest("hex");
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
 
 type Placement = Map<string, string>;
 

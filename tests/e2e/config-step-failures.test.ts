@@ -7,7 +7,7 @@
  * its args, never typed here.
  *
  *   A  the lab config (listens on :80)
- *   B  A with `listenHttp: 8099`: `haproxy -c` accepts it, but a python3
+ *   B  A with `listenHttp: 8099`: `haproxy -c` accepts it, but a socat
  *      http.server started in the container holds 0.0.0.0:8099, so HAProxy
  *      cannot bind it
  *   C  A with another health-check interval (a second valid config on :80)
@@ -75,17 +75,13 @@ async function occupy(port: number): Promise<string> {
         "--unit",
         unit,
         "--collect",
-        "python3",
-        "-m",
-        "http.server",
-        String(port),
-        "--bind",
-        "0.0.0.0",
-        "--directory",
-        "/srv",
+        // socat: the load balancer's image holds haproxy and socat, nothing else to listen with.
+        "socat",
+        `TCP-LISTEN:${port},bind=0.0.0.0,reuseaddr,fork`,
+        "/dev/null",
     ]);
-    await waitFor(async () => (await execInOk(LB, ["ss", "-Hltnp", `sport = :${port}`])).includes("python3"), {
-        what: `python3 listening on :${port}`,
+    await waitFor(async () => (await execInOk(LB, ["ss", "-Hltnp", `sport = :${port}`])).includes("socat"), {
+        what: `socat listening on :${port}`,
         timeoutMs: 10_000,
         intervalMs: 100,
     });
@@ -181,7 +177,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
 
         expect(r.code).toBe(4);
         expect(r.stderr).toMatch(
-            new RegExp(`port ${TAKEN_PORT} \\(bind \\*:${TAKEN_PORT}\\) is held by python3 \\(pid \\d+\\) on 0\\.0\\.0\\.0:${TAKEN_PORT}`),
+            new RegExp(`port ${TAKEN_PORT} \\(bind \\*:${TAKEN_PORT}\\) is held by socat \\(pid \\d+\\) on 0\\.0\\.0\\.0:${TAKEN_PORT}`),
         );
         expect(r.stderr).toContain("running config and process untouched");
         expect(await configSha(LB)).toBe(shaBefore);

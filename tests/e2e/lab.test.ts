@@ -202,6 +202,9 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         const output = `${drill.stdout}${drill.stderr}`;
         expect({ code: drill.code, output }).toEqual({ code: 0, output: expect.stringContaining("PASSED") });
         for (const step of ["1/5", "2/5", "3/5", "4/5", "5/5"]) expect(drill.stdout).toContain(`failover-drill: ${step}`);
+        expect(drill.stdout).toContain("failover-drill: config drift: none (haproxy.cfg is the last apply's)");
+        // It ran on an image that holds no more than the component installs: no curl, no python3, no sshd.
+        expect((await execIn(LB, ["sh", "-c", "command -v curl || command -v python3 || command -v sshd"])).stdout).toBe("");
         const down = /marked DOWN after ([\d.]+)s \(inter (\d+)ms x fall (\d+)/.exec(drill.stdout);
         expect(down).not.toBeNull();
         expect(Number(down![2])).toBe(INTER_MS);

@@ -1,6 +1,7 @@
 /**
  * Helpers for the e2e suite: drive the Incus lab prepared by
- * tests/e2e/setup-incus.sh (image $VEZA_LAB_IMAGE, bridge 198.18.0.0/24).
+ * tests/e2e/setup-incus.sh (images $VEZA_LAB_IMAGE and its -backend, bridge
+ * 198.18.0.0/24).
  *
  * Every external command goes through child_process.execFile with an argv
  * array (never a shell with spliced strings). Where a shell runs inside a
@@ -19,7 +20,10 @@ import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { get, isCI, waitFor } from "../support";
 
-export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian12";
+/** The load balancer's image: a minbase plus haproxy and socat, nothing more (what the component installs). */
+export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian13";
+/** The fake backends' image: the same plus python3. */
+export const LAB_BACKEND_IMAGE = `${LAB_IMAGE}-backend`;
 export const LAB_CONTAINERS = ["haproxy", "backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"] as const;
 export const API_PORT = 8080;
 export const STREAM_PORT = 8082;
@@ -116,9 +120,11 @@ export function incusAvailable(): { ok: boolean; reason: string } {
     if (!version.ok) return { ok: false, reason: `incus --version failed: ${version.out}` };
     const info = probe(["info"]);
     if (!info.ok) return { ok: false, reason: `incus daemon not answering (run tests/e2e/setup-incus.sh): ${info.out}` };
-    const image = probe(["image", "info", LAB_IMAGE]);
-    if (!image.ok) return { ok: false, reason: `image alias ${LAB_IMAGE} missing (run tests/e2e/setup-incus.sh): ${image.out}` };
-    return { ok: true, reason: `incus ${version.out.trim()}, image ${LAB_IMAGE}` };
+    for (const alias of [LAB_IMAGE, LAB_BACKEND_IMAGE]) {
+        const image = probe(["image", "info", alias]);
+        if (!image.ok) return { ok: false, reason: `image alias ${alias} missing (run tests/e2e/setup-incus.sh): ${image.out}` };
+    }
+    return { ok: true, reason: `incus ${version.out.trim()}, images ${LAB_IMAGE} and ${LAB_BACKEND_IMAGE}` };
 }
 
 /** Run argv inside a container (`incus exec <c> -- argv...`), optional stdin. Never rejects on exit status. */
@@ -167,14 +173,14 @@ export function waitForIPv4(name: string, timeoutMs = 60_000): Promise<string> {
 }
 
 /**
- * `incus launch <LAB_IMAGE> <name>` (a leftover container of the same name is
+ * `incus launch <LAB_BACKEND_IMAGE> <name>` (a leftover container of the same name is
  * deleted first: lab containers are disposable), wait for systemd and an IPv4.
  * Returns the IPv4.
  */
 export async function launchContainer(name: string, timeoutMs = 90_000): Promise<string> {
     checkName(name);
     await deleteContainers([name]);
-    await incusOk(["launch", LAB_IMAGE, name], { timeoutMs });
+    await incusOk(["launch", LAB_BACKEND_IMAGE, name], { timeoutMs });
     const ip = await waitForIPv4(name, timeoutMs);
     // Let systemd finish booting so systemctl calls behave (exit code ignored:
     // "degraded" is fine for the lab).

@@ -16,35 +16,57 @@
 #   network  storage pool "default" (dir), bridge $VEZA_LAB_BRIDGE on
 #            198.18.0.1/24 with NAT off (containers reach only each other and
 #            this host), root disk + eth0 nic in the "default" profile.
-#   image    builds a Debian 12 image with debootstrap (systemd, ifupdown,
-#            isc-dhcp-client, haproxy, socat, python3, curl, ...) and imports it
-#            as $VEZA_LAB_IMAGE. Containers have no route out, so everything
-#            they need must already be in the image.
+#   rootfs   debootstraps Debian 13 (trixie; VEZA_LAB_SUITE=bookworm for 12)
+#            into $VEZA_LAB_ROOTS/rootfs-<suite>: a booting minbase plus what
+#            the component itself installs (haproxy, socat) and nothing else.
+#            Kept: it is also the HAProxy of that release for the tests
+#            (tests/support/run-with-haproxy-root.sh runs its haproxy).
+#   image    imports that root as $VEZA_LAB_IMAGE, the load balancer's image:
+#            as bare as the public images:debian/13 plus haproxy and socat
+#            (no curl, python3 or sshd), so operations that need more fail
+#            here first. Then $VEZA_LAB_IMAGE-backend, the same root plus
+#            python3 for the fake backend. Containers have no route out, so
+#            everything they need must already be in the image.
 #
 # The fake backend (tests/e2e/fixtures/veza-fake-backend.{py,service}) is NOT
 # baked into the image: tests/e2e/lab.ts pushes it into each backend container
 # with `incus file push`, so the fixture can change without rebuilding the image.
 #
 # Environment:
-#   VEZA_LAB_IMAGE    image alias           (default veza-debian12)
-#   VEZA_LAB_BRIDGE   bridge network name   (default vezabr0)
-#   VEZA_LAB_MIRROR   Debian mirror URI     (default: read from the apt sources)
-#   VEZA_LAB_REBUILD  1 = delete and rebuild the image even if it exists
+#   VEZA_LAB_SUITE    Debian suite of the images   (default trixie; or bookworm)
+#   VEZA_LAB_IMAGE    load balancer image alias    (default veza-debian13, veza-debian12 for bookworm)
+#   VEZA_LAB_ROOTS    where the roots are kept     (default /var/lib/veza-lab)
+#   VEZA_LAB_BRIDGE   bridge network name          (default vezabr0)
+#   VEZA_LAB_MIRROR   Debian mirror URI            (default: read from the apt sources)
+#   VEZA_LAB_REBUILD  1 = delete and rebuild the root and images even if they exist
 #
 # Remove the lab containers with tests/e2e/teardown-incus.sh (the image and the
 # network are kept for the next run).
 set -euo pipefail
 
-IMAGE="${VEZA_LAB_IMAGE:-veza-debian12}"
+LAB_SUITE="${VEZA_LAB_SUITE:-trixie}"
+case "$LAB_SUITE" in
+  trixie) LAB_RELEASE=13 ;;
+  bookworm) LAB_RELEASE=12 ;;
+  *) printf 'setup-incus: ERROR: VEZA_LAB_SUITE must be trixie or bookworm (got %s)\n' "$LAB_SUITE" >&2; exit 1 ;;
+esac
+IMAGE="${VEZA_LAB_IMAGE:-veza-debian$LAB_RELEASE}"
+BACKEND_IMAGE="$IMAGE-backend"
+ROOTS="${VEZA_LAB_ROOTS:-/var/lib/veza-lab}"
+ROOTFS="$ROOTS/rootfs-$LAB_SUITE"
 BRIDGE="${VEZA_LAB_BRIDGE:-vezabr0}"
 BRIDGE_ADDR="198.18.0.1/24"
 POOL="default"
+# This machine's own suite: Incus comes from its backports, and its apt
+# sources name the mirror the images are built from.
 SUITE="bookworm"
 INCUSD="/usr/libexec/incus/incusd"
 INCUSD_LOG="/tmp/incusd.log"
 LOCK_FILE="/var/lock/veza-lab-setup.lock"
 BACKPORTS_FILE="/etc/apt/sources.list.d/veza-lab-bookworm-backports.sources"
-IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat,python3,curl"
+# procps: without /bin/kill Debian's `systemctl reload haproxy` fails.
+IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat"
+BACKEND_PACKAGES="python3"
 
 PHASE="init"
 WORKDIR=""
@@ -133,6 +155,7 @@ backports_configured() {
 [[ $EUID -eq 0 ]] || die "must run as root (try: sudo bash $0)"
 [[ "$BRIDGE" =~ ^[a-zA-Z0-9_-]{1,15}$ ]] || die "invalid VEZA_LAB_BRIDGE '$BRIDGE'"
 [[ "$IMAGE" =~ ^[a-zA-Z0-9._-]+$ ]] || die "invalid VEZA_LAB_IMAGE '$IMAGE'"
+[[ "$ROOTS" =~ ^/[a-zA-Z0-9._/-]+$ ]] || die "invalid VEZA_LAB_ROOTS '$ROOTS' (an absolute path of A-Z a-z 0-9 . _ - /)"
 
 # Serialize concurrent runs on the same machine.
 exec 9>"$LOCK_FILE"
@@ -237,61 +260,69 @@ else
 fi
 T_NETWORK=$(($(now) - T0))
 
-# -------------------------------------------------------------------- image
-PHASE="image"
+# ------------------------------------------------------------------- rootfs
+PHASE="rootfs"
 T0=$(now)
-if [[ "${VEZA_LAB_REBUILD:-0}" == 1 ]] && incus image info "$IMAGE" >/dev/null 2>&1; then
-  log "image: VEZA_LAB_REBUILD=1, deleting image '$IMAGE'"
-  incus image delete "$IMAGE"
+if [[ "${VEZA_LAB_REBUILD:-0}" == 1 ]]; then
+  log "rootfs: VEZA_LAB_REBUILD=1, deleting $ROOTFS and the images $IMAGE, $BACKEND_IMAGE"
+  rm -rf --one-file-system "$ROOTFS"
+  for alias in "$IMAGE" "$BACKEND_IMAGE"; do
+    if incus image info "$alias" >/dev/null 2>&1; then incus image delete "$alias"; fi
+  done
 fi
-if incus image info "$IMAGE" >/dev/null 2>&1; then
-  log "image: '$IMAGE' already imported"
+if [[ -f "$ROOTFS/.veza-complete" ]]; then
+  log "rootfs: $ROOTFS is complete ($(cat "$ROOTFS/.veza-complete"))"
 else
   mirror=$(debian_mirror)
-  WORKDIR=$(mktemp -d /var/tmp/veza-lab-image.XXXXXX)
-  rootfs="$WORKDIR/rootfs"
-  meta="$WORKDIR/meta"
-  mkdir -p "$rootfs" "$meta/templates"
-  log "image: debootstrap $SUITE (minbase + $IMAGE_PACKAGES) into $rootfs"
+  mkdir -p "$ROOTS"
+  partial="$ROOTFS.partial"
+  rm -rf --one-file-system "$partial"
+  log "rootfs: debootstrap $LAB_SUITE (minbase + $IMAGE_PACKAGES) into $partial"
   debootstrap --variant=minbase --include="$IMAGE_PACKAGES" \
-    "$SUITE" "$rootfs" "$mirror" >"$WORKDIR/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$WORKDIR/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+    "$LAB_SUITE" "$partial" "$mirror" >"$ROOTS/debootstrap-$LAB_SUITE.log" 2>&1 \
+    || { tail -n 30 "$ROOTS/debootstrap-$LAB_SUITE.log" >&2; die "debootstrap failed (log above)"; }
 
-  cat >"$rootfs/etc/network/interfaces" <<'EOF'
+  cat >"$partial/etc/network/interfaces" <<'INTERFACES'
 # Written by veza-haproxy tests/e2e/setup-incus.sh
 auto lo
 iface lo inet loopback
 
 auto eth0
 iface eth0 inet dhcp
-EOF
+INTERFACES
   # debootstrap copied this machine's hostname/resolv.conf: drop them. The
-  # hostname and /etc/hosts come from the image templates below (instance
-  # name); resolv.conf is written by dhclient from the bridge's DHCP.
-  rm -f "$rootfs/etc/resolv.conf"
-  echo "$IMAGE" >"$rootfs/etc/hostname"
+  # hostname and /etc/hosts come from the image templates (instance name);
+  # resolv.conf is written by dhclient from the bridge's DHCP.
+  rm -f "$partial/etc/resolv.conf"
+  echo "$IMAGE" >"$partial/etc/hostname"
   # Every container must get its own machine-id (generated at first boot).
-  : >"$rootfs/etc/machine-id"
-  rm -f "$rootfs/var/lib/dbus/machine-id"
-  rm -f "$rootfs"/var/cache/apt/archives/*.deb
+  : >"$partial/etc/machine-id"
+  rm -f "$partial/var/lib/dbus/machine-id"
+  rm -f "$partial"/var/cache/apt/archives/*.deb
+  mv "$partial" "$ROOTFS"
+  printf 'Debian %s (%s), %s\n' "$LAB_RELEASE" "$LAB_SUITE" "$(chroot "$ROOTFS" /usr/sbin/haproxy -v | head -n 1)" >"$ROOTFS/.veza-complete"
+  log "rootfs: $(cat "$ROOTFS/.veza-complete")"
+fi
+T_ROOTFS=$(($(now) - T0))
 
-  cat >"$meta/templates/hostname.tpl" <<'EOF'
-{{ instance.name }}
-EOF
-  cat >"$meta/templates/hosts.tpl" <<'EOF'
-127.0.0.1	localhost
-127.0.1.1	{{ instance.name }}
-::1	localhost ip6-localhost ip6-loopback
-ff02::1	ip6-allnodes
-ff02::2	ip6-allrouters
-EOF
-  cat >"$meta/metadata.yaml" <<EOF
+# -------------------------------------------------------------------- image
+PHASE="image"
+T0=$(now)
+
+# import_root ROOT ALIAS DESCRIPTION: packs ROOT as the Incus image ALIAS.
+import_root() {
+  local root=$1 alias=$2 description=$3 meta="$WORKDIR/meta-$2"
+  mkdir -p "$meta/templates"
+  printf '%s\n' '{{ instance.name }}' >"$meta/templates/hostname.tpl"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t{{ instance.name }}\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n' \
+    >"$meta/templates/hosts.tpl"
+  cat >"$meta/metadata.yaml" <<METADATA
 architecture: $(uname -m)
 creation_date: $(date +%s)
 properties:
-  description: Debian 12 (bookworm) minbase for the veza-haproxy e2e lab
+  description: "$description"
   os: debian
-  release: bookworm
+  release: $LAB_SUITE
   variant: veza-lab
 templates:
   /etc/hostname:
@@ -300,18 +331,42 @@ templates:
   /etc/hosts:
     when: [create, copy, rename]
     template: hosts.tpl
-EOF
-  log "image: packing"
+METADATA
+  log "image: packing $root as '$alias'"
   tar -C "$meta" -cf "$WORKDIR/meta.tar" metadata.yaml templates
-  tar -C "$rootfs" --numeric-owner -cf - . | gzip -1 >"$WORKDIR/rootfs.tar.gz"
-  log "image: importing as '$IMAGE'"
-  incus image import "$WORKDIR/meta.tar" "$WORKDIR/rootfs.tar.gz" --alias "$IMAGE"
-  cleanup
-  WORKDIR=""
+  # ./tmp/*: a test run may have this machine's /tmp bind-mounted there
+  # (tests/support/run-with-haproxy-root.sh).
+  tar -C "$root" --numeric-owner --exclude=./.veza-complete --exclude='./tmp/*' -cf - . | gzip -1 >"$WORKDIR/rootfs.tar.gz"
+  incus image import "$WORKDIR/meta.tar" "$WORKDIR/rootfs.tar.gz" --alias "$alias"
+  rm -f "$WORKDIR/meta.tar" "$WORKDIR/rootfs.tar.gz"
+}
+
+WORKDIR=$(mktemp -d /var/tmp/veza-lab-image.XXXXXX)
+if incus image info "$IMAGE" >/dev/null 2>&1; then
+  log "image: '$IMAGE' already imported"
+else
+  import_root "$ROOTFS" "$IMAGE" "Debian $LAB_RELEASE ($LAB_SUITE) minbase + haproxy, socat: the veza-haproxy lab's load balancer"
 fi
+if incus image info "$BACKEND_IMAGE" >/dev/null 2>&1; then
+  log "image: '$BACKEND_IMAGE' already imported"
+else
+  backend="$WORKDIR/backend-rootfs"
+  log "image: $BACKEND_IMAGE = $IMAGE + $BACKEND_PACKAGES (apt in a chroot of a copy of the root)"
+  cp -a "$ROOTFS" "$backend"
+  cp /etc/resolv.conf "$backend/etc/resolv.conf"
+  { chroot "$backend" apt-get update -q && chroot "$backend" apt-get install -y -q --no-install-recommends "$BACKEND_PACKAGES"; } \
+    >"$WORKDIR/apt.log" 2>&1 \
+    || { tail -n 30 "$WORKDIR/apt.log" >&2; die "installing $BACKEND_PACKAGES into the backend root failed (log above)"; }
+  rm -f "$backend/etc/resolv.conf" "$backend"/var/cache/apt/archives/*.deb
+  rm -rf "$backend"/var/lib/apt/lists/*
+  import_root "$backend" "$BACKEND_IMAGE" "Debian $LAB_RELEASE ($LAB_SUITE) minbase + $BACKEND_PACKAGES: the veza-haproxy lab's fake backends"
+fi
+cleanup
+WORKDIR=""
 T_IMAGE=$(($(now) - T0))
 
 PHASE="done"
 T_TOTAL=$(($(now) - T_START))
-printf 'setup: install=%ss daemon=%ss network=%ss image=%ss total=%ss\n' \
-  "$T_INSTALL" "$T_DAEMON" "$T_NETWORK" "$T_IMAGE" "$T_TOTAL"
+printf 'setup: install=%ss daemon=%ss network=%ss rootfs=%ss image=%ss total=%ss\n' \
+  "$T_INSTALL" "$T_DAEMON" "$T_NETWORK" "$T_ROOTFS" "$T_IMAGE" "$T_TOTAL"
+printf 'setup: images %s and %s; the HAProxy root %s\n' "$IMAGE" "$BACKEND_IMAGE" "$ROOTFS"

@@ -13,7 +13,7 @@ export type { WaitOptions } from "./time";
 export { cleanupAll, onCleanup } from "./cleanup";
 
 // Gating a suite on the binaries it needs.
-export { findBinary, isCI, requireBinary } from "./requirements";
+export { findBinary, haproxyVersion, isCI, requireBinary } from "./requirements";
 
 // Loopback ports.
 export { freePort, freePorts } from "./ports";
@@ -27,7 +27,7 @@ export { ADMIN_STATE, makeTempDir, OP_STATE, parseShowProc, socketCommand, start
 export type { HaproxyProcess, ProcInfo, ServerState, StartOptions, StatRow } from "./haproxy-process";
 
 // A haproxy in front of api and stream backends.
-export { forceHealthUp, startLab } from "./pools";
+export { forceHealthUp, startLab, trackId } from "./pools";
 export type { Lab, LabOptions } from "./pools";
 
 // The one HTTP client, and WebSockets.

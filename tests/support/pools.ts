@@ -1,3 +1,4 @@
+import { createHash } from "crypto";
 import { HaproxySettings } from "../../components/settings";
 import { FakeBackend, serverEntry, startBackends } from "./backend";
 import { HaproxyProcess, startHaproxy } from "./haproxy-process";
@@ -49,4 +50,10 @@ export async function forceHealthUp(hp: HaproxyProcess, pool: string, names: str
         const answer = await hp.admin(`set server ${pool}/${name} health up`);
         if (answer.trim() !== "") throw new Error(`set server ${pool}/${name} health up: ${answer.trim()}`);
     }
+}
+
+/** A deterministic UUID-shaped track id: the same i gives the same id in every run. */
+export function trackId(i: number): string {
+    const h = createHash("sha256").update(`veza-track-${i}`).digest("hex");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from "child_process";
 import { accessSync, constants } from "fs";
 import * as path from "path";
 
@@ -55,4 +56,14 @@ export function requireBinary(...names: string[]): jest.Describe {
 
     console.warn(`SKIPPED: ${reason}`);
     return describe.skip;
+}
+
+/** The version of the `haproxy` the tests run ("3.0.11" from "HAProxy version 3.0.11-1+deb13u4 ..."). */
+export function haproxyVersion(): string {
+    const bin = findBinary("haproxy");
+    if (bin === undefined) throw new Error("haproxy not found");
+    const text = execFileSync(bin, ["-v"], { encoding: "utf8" });
+    const m = /HA-?Proxy version (\d+\.\d+(?:\.\d+)?)/.exec(text);
+    if (m === null) throw new Error(`no version in "haproxy -v": ${text.slice(0, 200)}`);
+    return m[1];
 }

@@ -145,6 +145,27 @@ describeWithHaproxy.each([
         expect(r.code).toBe(0);
     });
 
+    test("a config edited on the box since the last apply is not replaced silently: a warning, and the edit kept beside it", async () => {
+        expect((await apply(box, CONFIG_B)).code).toBe(0);
+        const edited = `${CONFIG_B}# an operator's 3 a.m. change\n`;
+        writeFileSync(box.cfg, edited);
+        const r = await apply(box, `${CONFIG_A}# C\n`);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain(
+            `warning: ${box.cfg} was changed on the box since the last apply (sha256 ${sha(edited)}, applied ${sha(CONFIG_B)}); this apply replaces it, the edited file is kept as ${box.cfg}.veza-local-edit`,
+        );
+        expect(readFileSync(`${box.cfg}.veza-local-edit`, "utf8")).toBe(edited);
+        expect(readFileSync(box.cfg, "utf8")).toBe(`${CONFIG_A}# C\n`);
+    });
+
+    test("an apply over the config it applied itself warns of nothing", async () => {
+        expect((await apply(box, CONFIG_B)).code).toBe(0);
+        const r = await apply(box, `${CONFIG_A}# C\n`);
+        expect(r.code).toBe(0);
+        expect(r.stderr).not.toContain("changed on the box");
+        expect(existsSync(`${box.cfg}.veza-local-edit`)).toBe(false);
+    });
+
     // 10. Success is proven, never inferred from a missing value.
     test("a master that does not answer: nothing touched, no reload sent, exit 7", async () => {
         writeFileSync(path.join(box.fake, "mute"), "");

@@ -48,3 +48,19 @@ describe("README TypeScript snippets", () => {
         expect(problems).toEqual([]);
     }, 60_000);
 });
+
+describe("README on HAProxy upgrades", () => {
+    test("says as many tracks move from 2.6 to 3.0 as the golden placements of the two releases differ by", () => {
+        const golden = (release: string) =>
+            (
+                JSON.parse(readFileSync(path.join(__dirname, "..", "behaviour", "golden", `chash-placement-${release}.json`), "utf8")) as {
+                    tracks: string[];
+                }
+            ).tracks;
+        const [old, next] = [golden("2.6"), golden("3.0")];
+        const moved = old.filter((server, i) => next[i] !== server).length;
+        expect(readFileSync(README, "utf8").replace(/\s+/g, " ")).toContain(
+            `three servers, ${moved} of ${old.length} tracks land on another server`,
+        );
+    });
+});
