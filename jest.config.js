@@ -3,6 +3,7 @@ const common = {
     preset: "ts-jest",
     testEnvironment: "node",
     transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
+    setupFilesAfterEnv: ["<rootDir>/tests/support/release-stdin.ts"],
 };
 module.exports = {
     reporters: ["default", "<rootDir>/tests/support/summary-reporter.js"],

@@ -13,7 +13,7 @@ const apiBackends = Array.from(
     { length: apiCount },
     (_, i) =>
         new command.local.Command(`backend-api-${i + 1}`, {
-            create: 'incus launch veza-debian12 "$NAME"',
+            create: 'incus launch veza-debian13-backend "$NAME"',
             delete: 'incus delete --force "$NAME"',
             environment: { NAME: `backend-api-${i + 1}` },
         }),
@@ -25,7 +25,7 @@ const lb = new HaproxyLoadBalancer(
         apiServers: apiBackends.map((backend) => backend.environment.apply((env) => ({ name: env!.NAME, address: `${env!.NAME}.lxd` }))),
         streamServers: [{ name: "stream-srv-1", address: "stream-srv-1.lxd" }],
         healthCheckIntervalMs: 2000,
-        image: "veza-debian12",
+        image: "veza-debian13",
     },
     { dependsOn: apiBackends },
 );

@@ -67,7 +67,7 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
         expect(await valueOf(outputs.statsPassword)).toBe("mockStatsPassword0123456789abcdef");
         const registered = await registeredBy(run);
         const container = registered.find((r) => r.name === "haproxy-container") as Registered;
-        expect(unwrap<string>(container.inputs.stdin)).toContain("\nimage=veza-debian12\n");
+        expect(unwrap<string>(container.inputs.stdin)).toContain("\nimage=veza-debian13\n");
         const config = registered.find((r) => r.name === "haproxy-config") as Registered;
         expect(unwrap<string>(config.inputs.stdin)).toContain("server backend-api-2 backend-api-2.lxd:8080");
         expect(unwrap<string>(config.inputs.stdin)).toContain("server stream-srv-2 stream-srv-2.lxd:8082");
