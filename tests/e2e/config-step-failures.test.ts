@@ -66,10 +66,14 @@ function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancer
     };
 }
 
+const SQUATTER_REPLY = "/run/veza-squatter-reply";
+const SQUATTER_REPLY_SCRIPT = "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nServer: veza-squatter\\r\\nContent-Length: 0\\r\\n\\r\\n'\n";
+
 /** Another program listening on `port` in the LB container (a transient systemd unit). */
 async function occupy(port: number): Promise<string> {
     const unit = `veza-e2e-squatter-${port}`;
     await execIn(LB, ["systemctl", "stop", unit]);
+    await execInOk(LB, ["sh", "-c", 'cat > "$1" && chmod 755 "$1"', "sh", SQUATTER_REPLY], SQUATTER_REPLY_SCRIPT);
     await execInOk(LB, [
         "systemd-run",
         "--unit",
@@ -78,7 +82,8 @@ async function occupy(port: number): Promise<string> {
         // socat: the load balancer's image holds haproxy and socat, nothing else to listen with.
         "socat",
         `TCP-LISTEN:${port},bind=0.0.0.0,reuseaddr,fork`,
-        "/dev/null",
+        // Answers every connection, so a test can tell it still holds the port.
+        `EXEC:${SQUATTER_REPLY}`,
     ]);
     await waitFor(async () => (await execInOk(LB, ["ss", "-Hltnp", `sport = :${port}`])).includes("socat"), {
         what: `socat listening on :${port}`,
@@ -192,7 +197,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
         expect(resultKa.failures).toBe(0);
         // The other program still has its port.
         const squatter = await get(`http://${address}:${TAKEN_PORT}`, "/");
-        expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
+        expect(squatter.headers.server).toBe("veza-squatter");
     }, 120_000);
 
     test("with the master CLI not answering, the step cannot prove a reload, so it touches nothing (exit 7), zero failed requests", async () => {
@@ -275,7 +280,7 @@ describeLab("config step failure paths on a real Incus lab", () => {
         await checkInPlace();
         await noLeftover();
         const squatter = await get(`http://${address}:${TAKEN_PORT}`, "/");
-        expect(String(squatter.headers.server)).toMatch(/SimpleHTTP/);
+        expect(squatter.headers.server).toBe("veza-squatter");
     }, 120_000);
 
     test("with haproxy stopped and neither config able to bind, exit 3 says so; the next run starts haproxy once the port is free", async () => {

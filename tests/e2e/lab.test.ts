@@ -317,6 +317,13 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         const again = await runStepOk(lab3.config, "update");
         expect(again.stderr).toContain("reloaded: worker");
         expect(await configSha(LB)).toBe(lab3.config.header.config_sha256);
+        // The rollback is drift: the re-apply says so and keeps the rolled-back file.
+        expect(again.stderr).toContain(
+            `warning: /etc/haproxy/haproxy.cfg was changed on the box since the last apply (sha256 ${lab2.config.header.config_sha256}, applied ${lab3.config.header.config_sha256})`,
+        );
+        expect((await execInOk(LB, ["sha256sum", "/etc/haproxy/haproxy.cfg.veza-local-edit"])).split(" ")[0]).toBe(
+            lab2.config.header.config_sha256,
+        );
         expectNoFailures("emergency rollback and re-apply", await traffic.stop(), await trafficKa.stop());
     }, 120_000);
 
@@ -402,8 +409,8 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         expect(state.get("api_pool/backend-api-1")!.adminState & ADMIN_FORCED_DRAIN).toBe(0);
         await waitStatus(["api_pool/backend-api-2"], "DRAIN", 10_000);
         await waitStatus(["api_pool/backend-api-1", "stream_pool/stream-srv-1", "stream_pool/stream-srv-2"], "UP", 30_000);
-        const journal = await execInOk(LB, ["journalctl", "-u", "haproxy", "-b", "0", "--no-pager", "-o", "cat"]);
-        expect(journal).toContain("backend-api-2 remains in forced drain mode");
+        // A fresh boot can only have the drain from the server-state file (HAProxy
+        // 2.6 also logs "remains in forced drain mode"; 3.0 does not: the state is the proof).
         // The drained server takes no new requests.
         for (let i = 0; i < 10; i++) {
             const r = await get(url, `/api/v1/items?after-restart=${i}`);
