@@ -10,6 +10,7 @@ const INSTALL_HINTS: Record<string, string> = {
     openssl: "apt-get install -y openssl",
     wrk: "apt-get install -y wrk",
     socat: "apt-get install -y socat",
+    keepalived: "apt-get install -y keepalived",
     sshd: "apt-get install -y openssh-server",
     ssh: "apt-get install -y openssh-client",
     "ssh-keygen": "apt-get install -y openssh-client",

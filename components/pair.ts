@@ -1,0 +1,137 @@
+import { Checker, isRecord, shown } from "./checker";
+import { renderTemplate } from "./templates";
+
+/*
+ * The load balancer pair (issue 12), its pure core: what a user may ask for
+ * and what keepalived is told. Two nodes, `<container>-a` and `<container>-b`,
+ * hold one floating address (the VIP) between them with VRRP over unicast.
+ * The component does not build a pair yet: these are the checked inputs and
+ * the rendered keepalived.conf the pair's steps will use.
+ */
+
+/** What a user writes as `pair`. */
+export interface PairArgs {
+    /** The floating address with its prefix, on the Incus bridge the nodes sit on: "198.18.0.10/24". */
+    vip: string;
+    /** Two Incus cluster members, one node on each. Absent: both nodes on this Incus host (warned). */
+    targets?: string[];
+    /** VRRP virtual router id, unique among the VRRP routers of the bridge. Default 51. */
+    virtualRouterId?: number;
+}
+
+export const PAIR_KEYS = ["vip", "targets", "virtualRouterId"] as const satisfies readonly (keyof PairArgs)[];
+export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
+/** The two nodes, in the order they are created and, on a config change, never both at once. */
+export const PAIR_NODES = ["a", "b"] as const;
+export type PairNode = (typeof PAIR_NODES)[number];
+
+const VIP = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+/** An Incus cluster member's name (a host name label). */
+const MEMBER = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$/;
+
+/** `vip`'s address and prefix, when it is a usable IPv4 address on a subnet (why not, otherwise). */
+function parseVip(vip: unknown): { octets: number[]; prefix: number } | string {
+    const m = typeof vip === "string" ? VIP.exec(vip) : null;
+    if (m === null) return `must be an IPv4 address with its prefix length, such as "198.18.0.10/24" (got ${shown(vip)})`;
+    const octets = m.slice(1, 5).map(Number);
+    const prefix = Number(m[5]);
+    if (octets.some((o, i) => o > 255 || m[i + 1] !== String(o)))
+        return `must be an IPv4 address with its prefix length, such as "198.18.0.10/24" (got ${shown(vip)})`;
+    if (prefix < 8 || prefix > 30) return `must have a prefix length from /8 to /30: the subnet the nodes share (got ${shown(vip)})`;
+    if (octets[0] === 0 || octets[0] === 127 || octets[0] >= 224) {
+        return `must be a unicast address outside 0.0.0.0/8, 127.0.0.0/8 and 224.0.0.0/3 (got ${shown(vip)})`;
+    }
+    const address = octets.reduce((a, o) => a * 256 + o, 0);
+    const size = 2 ** (32 - prefix);
+    const host = address % size;
+    if (host === 0 || host === size - 1) return `must not be the network or broadcast address of its /${prefix} (got ${shown(vip)})`;
+    return { octets, prefix };
+}
+
+/** Every problem with `pair`, each naming its field under `field`. */
+export function checkPair(c: Checker, field: string, pair: unknown): void {
+    if (!isRecord(pair)) {
+        c.fail(field, `must be an object such as { vip: "198.18.0.10/24" } (got ${shown(pair)})`);
+        return;
+    }
+    c.knownKeys(field, pair, PAIR_KEYS);
+    const vip = parseVip(pair.vip);
+    if (typeof vip === "string") c.fail(`${field}.vip`, vip);
+    if (pair.targets !== undefined) {
+        const targets = pair.targets;
+        if (!Array.isArray(targets) || targets.length !== 2) {
+            c.fail(
+                `${field}.targets`,
+                `must be two Incus cluster members, one per node, such as ["node-a", "node-b"] (got ${shown(targets)})`,
+            );
+        } else {
+            targets.forEach((t, i) =>
+                c.matches(`${field}.targets[${i}]`, t, MEMBER, "must be an Incus cluster member name: letters, digits, . and -"),
+            );
+            if (targets[0] === targets[1]) {
+                c.fail(
+                    `${field}.targets`,
+                    `must name two different cluster members: one host would take both nodes down (got ${shown(targets)})`,
+                );
+            }
+        }
+    }
+    if (pair.virtualRouterId !== undefined) c.integer(`${field}.virtualRouterId`, pair.virtualRouterId, 1, 255);
+}
+
+/** Legal but weaker than it looks: said on every run, never refused. */
+export function pairWarnings(field: string, pair: PairArgs): string[] {
+    if (pair.targets !== undefined) return [];
+    return [
+        `${field}.targets is not set: both nodes run on this Incus host, so the pair survives a node or HAProxy failure but not the host's; set two cluster members to survive that too`,
+    ];
+}
+
+/** The node names of a pair whose container name is `containerName`. */
+export function pairNodeNames(containerName: string): Record<PairNode, string> {
+    return { a: `${containerName}-a`, b: `${containerName}-b` };
+}
+
+/** What keepalived.conf is rendered from: one node's view of the pair. */
+export interface KeepalivedView {
+    node: PairNode;
+    /** This node's and the other node's addresses on the bridge (unicast VRRP). */
+    selfAddress: string;
+    peerAddress: string;
+    /** "198.18.0.10/24". */
+    vip: string;
+    virtualRouterId: number;
+    /** The interface the VIP goes on (the Incus NIC). */
+    interface: string;
+    /** Where the container step installs the two scripts keepalived runs. */
+    aliveScript: string;
+    notifyScript: string;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const INTERFACE = /^[A-Za-z0-9_.-]{1,15}$/;
+const SCRIPT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
+
+/**
+ * keepalived.conf for one node. Both nodes start as BACKUP with nopreempt:
+ * the node with the higher priority (a) wins the first election, and a node
+ * that comes back never takes the VIP back from a healthy one (that would be
+ * a second move, a second blip for every client, for nothing).
+ */
+export function renderKeepalivedConfig(view: KeepalivedView): string {
+    const c = new Checker();
+    if (!PAIR_NODES.includes(view.node)) c.fail("node", `must be "a" or "b" (got ${shown(view.node)})`);
+    c.matches("selfAddress", view.selfAddress, IPV4, "must be an IPv4 address");
+    c.matches("peerAddress", view.peerAddress, IPV4, "must be an IPv4 address");
+    if (view.selfAddress === view.peerAddress) c.fail("peerAddress", `must differ from selfAddress (both ${shown(view.selfAddress)})`);
+    const vip = parseVip(view.vip);
+    if (typeof vip === "string") c.fail("vip", vip);
+    else if ([view.selfAddress, view.peerAddress].includes(vip.octets.join(".")))
+        c.fail("vip", `must not be a node's own address (got ${shown(view.vip)})`);
+    c.integer("virtualRouterId", view.virtualRouterId, 1, 255);
+    c.matches("interface", view.interface, INTERFACE, "must be an interface name of 1-15 letters, digits, _ . -");
+    c.matches("aliveScript", view.aliveScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
+    c.matches("notifyScript", view.notifyScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
+    if (c.found.length > 0) throw new Error(`keepalived.conf: ${c.problems.join("; ")}`);
+    return renderTemplate("keepalived.conf.mustache", { ...view, priority: view.node === "a" ? 150 : 100 });
+}
