@@ -15,15 +15,17 @@
 #            from the internet.
 #   network  storage pool "default" (dir), bridge $VEZA_LAB_BRIDGE on
 #            198.18.0.1/24 with NAT off (containers reach only each other and
-#            this host), root disk + eth0 nic in the "default" profile.
+#            this host), DHCP on .2-.199 (.200-.254 free for VIPs), root disk
+#            + eth0 nic in the "default" profile.
 #   rootfs   debootstraps Debian 13 (trixie; VEZA_LAB_SUITE=bookworm for 12)
 #            into $VEZA_LAB_ROOTS/rootfs-<suite>: a booting minbase plus what
-#            the component itself installs (haproxy, socat) and nothing else.
+#            the component itself installs (haproxy, socat; keepalived for a
+#            pair) and nothing else.
 #            Kept: it is also the HAProxy of that release for the tests
 #            (tests/support/run-with-haproxy-root.sh runs its haproxy).
 #   image    imports that root as $VEZA_LAB_IMAGE, the load balancer's image:
-#            as bare as the public images:debian/13 plus haproxy and socat
-#            (no curl, python3 or sshd), so operations that need more fail
+#            as bare as the public images:debian/13 plus haproxy, socat and
+#            keepalived (no curl, python3 or sshd), so operations that need more fail
 #            here first. Then $VEZA_LAB_IMAGE-backend, the same root plus
 #            python3 for the fake backend. Containers have no route out, so
 #            everything they need must already be in the image.
@@ -56,6 +58,7 @@ ROOTS="${VEZA_LAB_ROOTS:-/var/lib/veza-lab}"
 ROOTFS="$ROOTS/rootfs-$LAB_SUITE"
 BRIDGE="${VEZA_LAB_BRIDGE:-vezabr0}"
 BRIDGE_ADDR="198.18.0.1/24"
+DHCP_RANGES="198.18.0.2-198.18.0.199"
 POOL="default"
 # This machine's own suite: Incus comes from its backports, and its apt
 # sources name the mirror the images are built from.
@@ -65,7 +68,8 @@ INCUSD_LOG="/tmp/incusd.log"
 LOCK_FILE="/var/lock/veza-lab-setup.lock"
 BACKPORTS_FILE="/etc/apt/sources.list.d/veza-lab-bookworm-backports.sources"
 # procps: without /bin/kill Debian's `systemctl reload haproxy` fails.
-IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat"
+# keepalived: what the component installs on the nodes of a pair.
+IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat,keepalived"
 BACKEND_PACKAGES="python3"
 
 PHASE="init"
@@ -242,6 +246,13 @@ else
     ipv4.address="$BRIDGE_ADDR" ipv4.nat=false ipv6.address=none dns.domain=lxd
 fi
 
+# DHCP hands out .2-.199 only: .200-.254 stay free for the pairs' floating
+# addresses (VIPs), which no container may get as a lease.
+if [[ "$(incus network get "$BRIDGE" ipv4.dhcp.ranges)" != "$DHCP_RANGES" ]]; then
+  log "network: DHCP range of '$BRIDGE' -> $DHCP_RANGES (.200-.254 kept for VIPs)"
+  incus network set "$BRIDGE" ipv4.dhcp.ranges="$DHCP_RANGES"
+fi
+
 devices=$(incus profile device list default)
 if grep -qx 'root' <<<"$devices"; then
   log "network: profile default already has a root disk"
@@ -270,8 +281,16 @@ if [[ "${VEZA_LAB_REBUILD:-0}" == 1 ]]; then
     if incus image info "$alias" >/dev/null 2>&1; then incus image delete "$alias"; fi
   done
 fi
+# A root built from another package list is built again, with its images.
+if [[ -f "$ROOTFS/.veza-complete" ]] && [[ "$(sed -n 2p "$ROOTFS/.veza-complete")" != "packages: $IMAGE_PACKAGES" ]]; then
+  log "rootfs: $ROOTFS was built with other packages; rebuilding it and the images $IMAGE, $BACKEND_IMAGE"
+  rm -rf --one-file-system "$ROOTFS"
+  for alias in "$IMAGE" "$BACKEND_IMAGE"; do
+    if incus image info "$alias" >/dev/null 2>&1; then incus image delete "$alias"; fi
+  done
+fi
 if [[ -f "$ROOTFS/.veza-complete" ]]; then
-  log "rootfs: $ROOTFS is complete ($(cat "$ROOTFS/.veza-complete"))"
+  log "rootfs: $ROOTFS is complete ($(head -n 1 "$ROOTFS/.veza-complete"))"
 else
   mirror=$(debian_mirror)
   mkdir -p "$ROOTS"
@@ -300,8 +319,9 @@ INTERFACES
   rm -f "$partial/var/lib/dbus/machine-id"
   rm -f "$partial"/var/cache/apt/archives/*.deb
   mv "$partial" "$ROOTFS"
-  printf 'Debian %s (%s), %s\n' "$LAB_RELEASE" "$LAB_SUITE" "$(chroot "$ROOTFS" /usr/sbin/haproxy -v | head -n 1)" >"$ROOTFS/.veza-complete"
-  log "rootfs: $(cat "$ROOTFS/.veza-complete")"
+  printf 'Debian %s (%s), %s\npackages: %s\n' "$LAB_RELEASE" "$LAB_SUITE" \
+    "$(chroot "$ROOTFS" /usr/sbin/haproxy -v | head -n 1)" "$IMAGE_PACKAGES" >"$ROOTFS/.veza-complete"
+  log "rootfs: $(head -n 1 "$ROOTFS/.veza-complete")"
 fi
 T_ROOTFS=$(($(now) - T0))
 

@@ -9,6 +9,7 @@ import { tmpdir } from "os";
 import * as path from "path";
 import { Checker } from "../../components/checker";
 import { checkPair, KeepalivedView, pairNodeNames, pairWarnings, renderKeepalivedConfig } from "../../components/pair";
+import { loadTemplate } from "../../components/templates";
 import { findBinary, requireBinary } from "../support";
 
 const problems = (pair: unknown) => {
@@ -198,5 +199,16 @@ describeWithKeepalived("keepalived.conf under the real keepalived", () => {
         const check = spawnSync(findBinary("keepalived") as string, ["-t", "-f", file, "-l", "-D"], { encoding: "utf8" });
         expect(check.status).not.toBe(0);
         expect(`${check.stdout}${check.stderr}`).toContain("Disabling track script veza_haproxy_alive since not found/accessible");
+    });
+});
+
+const describeWithShellcheck = requireBinary("shellcheck", "dash");
+describeWithShellcheck("the scripts keepalived runs on a node", () => {
+    test.each(["_vrrp-alive.sh", "_vrrp-notify.sh"])("%s passes dash -n and shellcheck", (file) => {
+        const script = loadTemplate(file);
+        expect(script.startsWith("#!/bin/sh\n")).toBe(true);
+        expect(spawnSync("dash", ["-n"], { input: script }).status).toBe(0);
+        const check = spawnSync(findBinary("shellcheck") as string, ["-s", "sh", "-"], { input: script, encoding: "utf8" });
+        expect({ status: check.status, out: check.stdout }).toEqual({ status: 0, out: "" });
     });
 });

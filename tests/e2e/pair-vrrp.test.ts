@@ -1,0 +1,198 @@
+/**
+ * The pair's VRRP on real Incus and a real keepalived (issue 12, its first
+ * proof): two load-balancer nodes built by the component's own container and
+ * config steps, keepalived.conf as components/pair.ts renders it, the track
+ * and notify scripts of templates/_vrrp-*.sh. The component does not build a
+ * pair yet; this proves the keepalived setup it will install:
+ *   - the first election puts the VIP on node a (higher priority), only there;
+ *   - a node whose container dies loses the VIP to the other;
+ *   - a node whose haproxy stops (container alive) loses it too (track script);
+ *   - a node that comes back does not take the VIP back (nopreempt);
+ *   - every transition is in the journal (notify hook).
+ * Move times and failed requests are reported, not asserted (timings never
+ * fail a test); a move that does not happen within 20 s does.
+ *
+ * Traffic goes only to the VIP and the nodes on the lab bridge.
+ */
+import { renderKeepalivedConfig } from "../../components/pair";
+import { loadTemplate } from "../../components/templates";
+import { get, sleep, waitFor } from "../support";
+import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, writeFileIn } from "./lab";
+import { buildSteps, installProductMocks, runStepOk } from "./product";
+import { cleanUpAfterSuite, noteBook } from "./suite";
+
+installProductMocks();
+
+const describeLab = requireIncusLab();
+const NODE_A = "veza-pair-a";
+const NODE_B = "veza-pair-b";
+const BACKEND = "veza-pair-backend";
+/** In the lab bridge's range kept free of DHCP leases (setup-incus.sh: ipv4.dhcp.ranges). */
+const VIP = "198.18.0.250";
+const VIP_CIDR = `${VIP}/24`;
+const ALIVE = "/usr/local/sbin/veza-haproxy-alive";
+const NOTIFY = "/usr/local/sbin/veza-vrrp-notify";
+const MOVE_LIMIT_MS = 20_000;
+
+const notes = noteBook("pair");
+const note = notes.note;
+
+async function holdsVip(node: string): Promise<boolean> {
+    const r = await execIn(node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    return r.code === 0 && r.stdout.includes(` ${VIP}/`);
+}
+
+async function vipHolders(): Promise<string[]> {
+    const out: string[] = [];
+    for (const node of [NODE_A, NODE_B]) if (await holdsVip(node)) out.push(node);
+    return out;
+}
+
+/**
+ * GETs through the VIP, each on a new connection, until stopped. A plain
+ * client counts every failed attempt; a retrying client tries once more at
+ * once after a connection error and fails only when that fails too.
+ */
+class VipClient {
+    attempts = 0;
+    plainFailures = 0;
+    retryFailures = 0;
+    private running = true;
+    private readonly done: Promise<void>;
+    constructor() {
+        this.done = this.loop();
+    }
+    private async once(i: number): Promise<boolean> {
+        try {
+            const r = await get(`http://${VIP}`, `/api/v1/health?i=${i}`, undefined, { timeoutMs: 1_000 });
+            return r.status === 200;
+        } catch {
+            return false;
+        }
+    }
+    private async loop(): Promise<void> {
+        for (let i = 0; this.running; i++) {
+            this.attempts++;
+            if (!(await this.once(i))) {
+                this.plainFailures++;
+                if (!(await this.once(i))) this.retryFailures++;
+            }
+            await sleep(20);
+        }
+    }
+    async stop(): Promise<{ attempts: number; plainFailures: number; retryFailures: number }> {
+        this.running = false;
+        await this.done;
+        return { attempts: this.attempts, plainFailures: this.plainFailures, retryFailures: this.retryFailures };
+    }
+}
+
+/** Runs `kill`, then waits until `to` holds the VIP; returns the milliseconds it took. */
+async function timeMove(kill: () => Promise<unknown>, to: string): Promise<number> {
+    const t0 = Date.now();
+    await kill();
+    await waitFor(() => holdsVip(to), { what: `the VIP on ${to}`, timeoutMs: MOVE_LIMIT_MS, intervalMs: 50 });
+    return Date.now() - t0;
+}
+
+describeLab("VRRP between two load balancer nodes (keepalived.conf of components/pair.ts)", () => {
+    cleanUpAfterSuite([NODE_A, NODE_B, BACKEND], notes);
+    const address: Record<string, string> = {};
+
+    beforeAll(async () => {
+        await launchBackend(BACKEND, 8080);
+        for (const node of [NODE_A, NODE_B]) {
+            const steps = await buildSteps(node, {
+                containerName: node,
+                image: LAB_IMAGE,
+                apiServers: [{ name: "api-1", address: `${BACKEND}.lxd` }],
+                streamServers: [{ name: "stream-1", address: `${BACKEND}.lxd`, port: 8080 }],
+                healthCheckIntervalMs: 1000,
+            });
+            address[node] = (await runStepOk(steps.container, "create")).stdout.trim();
+            await runStepOk(steps.config, "create");
+        }
+        for (const [node, peer] of [
+            [NODE_A, NODE_B],
+            [NODE_B, NODE_A],
+        ]) {
+            await writeFileIn(node, ALIVE, loadTemplate("_vrrp-alive.sh"), "0755");
+            await writeFileIn(node, NOTIFY, loadTemplate("_vrrp-notify.sh"), "0755");
+            const conf = renderKeepalivedConfig({
+                node: node === NODE_A ? "a" : "b",
+                selfAddress: address[node],
+                peerAddress: address[peer],
+                vip: VIP_CIDR,
+                virtualRouterId: 51,
+                interface: "eth0",
+                aliveScript: ALIVE,
+                notifyScript: NOTIFY,
+            });
+            await writeFileIn(node, "/etc/keepalived/keepalived.conf", conf, "0644");
+            await execInOk(node, ["systemctl", "restart", "keepalived"]);
+        }
+        note("nodes", `${NODE_A} ${address[NODE_A]}, ${NODE_B} ${address[NODE_B]}, VIP ${VIP_CIDR}`);
+    }, 300_000);
+
+    test("the first election puts the VIP on node a only, it serves, and the notify hook logged the transition", async () => {
+        const t0 = Date.now();
+        await waitFor(async () => (await vipHolders()).join(",") === NODE_A, {
+            what: `the VIP on ${NODE_A} only`,
+            timeoutMs: MOVE_LIMIT_MS,
+            intervalMs: 100,
+        });
+        note("first election", `${Date.now() - t0} ms after keepalived started on both`);
+        await waitFor(async () => (await get(`http://${VIP}`, "/api/v1/health", undefined, { timeoutMs: 1_000 })).status === 200, {
+            what: "200 through the VIP",
+            timeoutMs: 30_000,
+            intervalMs: 200,
+        });
+        const journal = await execInOk(NODE_A, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]);
+        expect(journal).toMatch(/veza_vip: \S+ -> MASTER \(priority 150\)/);
+    }, 60_000);
+
+    test("a dead master container: the VIP moves to node b; node a comes back as BACKUP and does not take it back", async () => {
+        const client = new VipClient();
+        await sleep(500);
+        const moveMs = await timeMove(() => incusOk(["stop", "--force", NODE_A]), NODE_B);
+        await waitFor(async () => (await get(`http://${VIP}`, "/api/v1/health", undefined, { timeoutMs: 1_000 })).status === 200, {
+            what: "200 through the VIP on node b",
+            timeoutMs: 20_000,
+            intervalMs: 100,
+        });
+        await sleep(1_000);
+        const traffic = await client.stop();
+        note(
+            "container killed (incus stop --force)",
+            `VIP on ${NODE_B} after ${moveMs} ms; ${traffic.attempts} requests, plain client failed ${traffic.plainFailures}, retry-once client failed ${traffic.retryFailures}`,
+        );
+        await incusOk(["start", NODE_A]);
+        await waitFor(async () => (await execIn(NODE_A, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
+            what: `keepalived running again on ${NODE_A}`,
+            timeoutMs: 60_000,
+            intervalMs: 200,
+        });
+        // Several advert intervals: a preempting node would have taken the VIP back by now.
+        await sleep(5_000);
+        expect(await vipHolders()).toEqual([NODE_B]);
+    }, 180_000);
+
+    test("a dead haproxy in a living master: the track script moves the VIP to the other node", async () => {
+        expect(await vipHolders()).toEqual([NODE_B]);
+        const client = new VipClient();
+        await sleep(500);
+        const moveMs = await timeMove(() => execInOk(NODE_B, ["systemctl", "stop", "haproxy"]), NODE_A);
+        await sleep(1_000);
+        const traffic = await client.stop();
+        note(
+            "haproxy stopped in the master (container alive)",
+            `VIP on ${NODE_A} after ${moveMs} ms (track script: interval 1 s x fall 2); ${traffic.attempts} requests, plain client failed ${traffic.plainFailures}, retry-once client failed ${traffic.retryFailures}`,
+        );
+        expect(await holdsVip(NODE_B)).toBe(false);
+        await execInOk(NODE_B, ["systemctl", "start", "haproxy"]);
+        await sleep(5_000);
+        expect(await vipHolders()).toEqual([NODE_A]);
+        const journal = await execInOk(NODE_B, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]);
+        expect(journal).toMatch(/veza_vip: MASTER -> FAULT/);
+    }, 120_000);
+});
