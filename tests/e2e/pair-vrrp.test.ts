@@ -5,8 +5,9 @@
  * and notify scripts of templates/_vrrp-*.sh. The component does not build a
  * pair yet; this proves the keepalived setup it will install:
  *   - the first election puts the VIP on node a (higher priority), only there;
- *   - a node whose container dies loses the VIP to the other;
- *   - a node whose haproxy stops (container alive) loses it too (track script);
+ *   - a node whose container dies loses the VIP to the other (5 kills);
+ *   - a node whose haproxy stops (container alive) loses it too (track
+ *     script; 5 kills);
  *   - a node that comes back does not take the VIP back (nopreempt);
  *   - every transition is in the journal (notify hook).
  * Move times and failed requests are reported, not asserted (timings never
@@ -33,6 +34,8 @@ const VIP_CIDR = `${VIP}/24`;
 const ALIVE = "/usr/local/sbin/veza-haproxy-alive";
 const NOTIFY = "/usr/local/sbin/veza-vrrp-notify";
 const MOVE_LIMIT_MS = 20_000;
+/** Kills per kind, as issue 12 asks (at least 5). */
+const KILLS = 5;
 
 const notes = noteBook("pair");
 const note = notes.note;
@@ -151,48 +154,81 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
         expect(journal).toMatch(/veza_vip: \S+ -> MASTER \(priority 150\)/);
     }, 60_000);
 
-    test("a dead master container: the VIP moves to node b; node a comes back as BACKUP and does not take it back", async () => {
-        const client = new VipClient();
-        await sleep(500);
-        const moveMs = await timeMove(() => incusOk(["stop", "--force", NODE_A]), NODE_B);
-        await waitFor(async () => (await get(`http://${VIP}`, "/api/v1/health", undefined, { timeoutMs: 1_000 })).status === 200, {
-            what: "200 through the VIP on node b",
-            timeoutMs: 20_000,
-            intervalMs: 100,
-        });
-        await sleep(1_000);
-        const traffic = await client.stop();
-        note(
-            "container killed (incus stop --force)",
-            `VIP on ${NODE_B} after ${moveMs} ms; ${traffic.attempts} requests, plain client failed ${traffic.plainFailures}, retry-once client failed ${traffic.retryFailures}`,
-        );
-        await incusOk(["start", NODE_A]);
-        await waitFor(async () => (await execIn(NODE_A, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
-            what: `keepalived running again on ${NODE_A}`,
-            timeoutMs: 60_000,
-            intervalMs: 200,
-        });
-        // Several advert intervals: a preempting node would have taken the VIP back by now.
-        await sleep(5_000);
-        expect(await vipHolders()).toEqual([NODE_B]);
-    }, 180_000);
+    /** Min / median / max of a list of milliseconds. */
+    const spread = (ms: number[]) => {
+        const sorted = [...ms].sort((a, b) => a - b);
+        return `min ${sorted[0]} / median ${sorted[Math.floor(sorted.length / 2)]} / max ${sorted[sorted.length - 1]} ms`;
+    };
 
-    test("a dead haproxy in a living master: the track script moves the VIP to the other node", async () => {
-        expect(await vipHolders()).toEqual([NODE_B]);
-        const client = new VipClient();
-        await sleep(500);
-        const moveMs = await timeMove(() => execInOk(NODE_B, ["systemctl", "stop", "haproxy"]), NODE_A);
-        await sleep(1_000);
-        const traffic = await client.stop();
+    async function holder(): Promise<[string, string]> {
+        const holders = await vipHolders();
+        expect(holders).toHaveLength(1);
+        return holders[0] === NODE_A ? [NODE_A, NODE_B] : [NODE_B, NODE_A];
+    }
+
+    /**
+     * KILLS times: `kill` the node holding the VIP under a client loop, time
+     * the move, `revive` it, and check it came back without taking the VIP.
+     */
+    async function killRounds(
+        label: string,
+        kill: (node: string) => Promise<unknown>,
+        revive: (node: string) => Promise<unknown>,
+    ): Promise<void> {
+        const moves: number[] = [];
+        let attempts = 0;
+        let plain = 0;
+        let retried = 0;
+        for (let round = 0; round < KILLS; round++) {
+            const [master, backup] = await holder();
+            const client = new VipClient();
+            await sleep(300);
+            moves.push(await timeMove(() => kill(master), backup));
+            await waitFor(async () => (await get(`http://${VIP}`, "/api/v1/health", undefined, { timeoutMs: 1_000 })).status === 200, {
+                what: `200 through the VIP on ${backup}`,
+                timeoutMs: 20_000,
+                intervalMs: 100,
+            });
+            await sleep(500);
+            const traffic = await client.stop();
+            attempts += traffic.attempts;
+            plain += traffic.plainFailures;
+            retried += traffic.retryFailures;
+            await revive(master);
+            // Several advert intervals: a preempting node would have taken the VIP back by now.
+            await sleep(3_000);
+            expect(await vipHolders()).toEqual([backup]);
+        }
         note(
-            "haproxy stopped in the master (container alive)",
-            `VIP on ${NODE_A} after ${moveMs} ms (track script: interval 1 s x fall 2); ${traffic.attempts} requests, plain client failed ${traffic.plainFailures}, retry-once client failed ${traffic.retryFailures}`,
+            label,
+            `${KILLS} kills, VIP move ${spread(moves)} (goal <= 3000); ${attempts} requests, plain client failed ${plain}, retry-once client failed ${retried}`,
         );
-        expect(await holdsVip(NODE_B)).toBe(false);
-        await execInOk(NODE_B, ["systemctl", "start", "haproxy"]);
-        await sleep(5_000);
-        expect(await vipHolders()).toEqual([NODE_A]);
-        const journal = await execInOk(NODE_B, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]);
+    }
+
+    test(`a dead master container (${KILLS} times): the VIP moves to the other node, and the dead one comes back as BACKUP without taking it back`, async () => {
+        await killRounds(
+            "container killed (incus stop --force)",
+            (node) => incusOk(["stop", "--force", node]),
+            async (node) => {
+                await incusOk(["start", node]);
+                await waitFor(async () => (await execIn(node, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
+                    what: `keepalived running again on ${node}`,
+                    timeoutMs: 60_000,
+                    intervalMs: 200,
+                });
+            },
+        );
+    }, 400_000);
+
+    test(`a dead haproxy in a living master (${KILLS} times): the track script moves the VIP, and the node does not take it back once haproxy runs again`, async () => {
+        await killRounds(
+            "haproxy stopped in the master, container alive (track script: interval 1 s x fall 2)",
+            (node) => execInOk(node, ["systemctl", "stop", "haproxy"]),
+            (node) => execInOk(node, ["systemctl", "start", "haproxy"]),
+        );
+        const journal =
+            (await execInOk(NODE_A, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"])) +
+            (await execInOk(NODE_B, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]));
         expect(journal).toMatch(/veza_vip: MASTER -> FAULT/);
-    }, 120_000);
+    }, 400_000);
 });
