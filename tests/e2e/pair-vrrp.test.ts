@@ -9,7 +9,9 @@
  *   - a node whose haproxy stops (container alive) loses it too (track
  *     script; 5 kills);
  *   - a node that comes back does not take the VIP back (nopreempt);
- *   - every transition is in the journal (notify hook).
+ *   - every transition is in the journal (notify hook);
+ *   - a sticky cookie issued by one node pins the same backend on the other
+ *     (both render the same cookie key).
  * Move times and failed requests are reported, not asserted (timings never
  * fail a test); a move that does not happen within 20 s does.
  *
@@ -28,6 +30,9 @@ const describeLab = requireIncusLab();
 const NODE_A = "veza-pair-a";
 const NODE_B = "veza-pair-b";
 const BACKEND = "veza-pair-backend";
+const BACKEND_2 = "veza-pair-backend-2";
+/** One key for both nodes, as the pair will share it: a cookie from either pins the same backend on both. */
+const COOKIE_SECRET = "veza-pair-e2e-shared-cookie-key";
 /** In the lab bridge's range kept free of DHCP leases (setup-incus.sh: ipv4.dhcp.ranges). */
 const VIP = "198.18.0.250";
 const VIP_CIDR = `${VIP}/24`;
@@ -99,16 +104,21 @@ async function timeMove(kill: () => Promise<unknown>, to: string): Promise<numbe
 }
 
 describeLab("VRRP between two load balancer nodes (keepalived.conf of components/pair.ts)", () => {
-    cleanUpAfterSuite([NODE_A, NODE_B, BACKEND], notes);
+    cleanUpAfterSuite([NODE_A, NODE_B, BACKEND, BACKEND_2], notes);
     const address: Record<string, string> = {};
 
     beforeAll(async () => {
         await launchBackend(BACKEND, 8080);
+        await launchBackend(BACKEND_2, 8080);
         for (const node of [NODE_A, NODE_B]) {
             const steps = await buildSteps(node, {
                 containerName: node,
                 image: LAB_IMAGE,
-                apiServers: [{ name: "api-1", address: `${BACKEND}.lxd` }],
+                apiServers: [
+                    { name: "api-1", address: `${BACKEND}.lxd` },
+                    { name: "api-2", address: `${BACKEND_2}.lxd` },
+                ],
+                cookieSecret: COOKIE_SECRET,
                 streamServers: [{ name: "stream-1", address: `${BACKEND}.lxd`, port: 8080 }],
                 healthCheckIntervalMs: 1000,
             });
@@ -153,6 +163,40 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
         const journal = await execInOk(NODE_A, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]);
         expect(journal).toMatch(/veza_vip: \S+ -> MASTER \(priority 150\)/);
     }, 60_000);
+
+    test("a sticky cookie issued by the master still pins the same backend through the other node after the master dies", async () => {
+        const [master, backup] = await holder();
+        const first = await get(`http://${VIP}`, "/api/v1/items?sticky=0");
+        expect(first.status).toBe(200);
+        const cookie = String(first.headers["set-cookie"]?.[0] ?? "").split(";")[0];
+        expect(cookie).toMatch(/^VEZA_SERVERID=/);
+        const pinned = String(first.headers["x-backend"]);
+        for (let i = 1; i <= 5; i++)
+            expect((await get(`http://${VIP}`, `/api/v1/items?sticky=${i}`, { cookie })).headers["x-backend"]).toBe(pinned);
+        await timeMove(() => incusOk(["stop", "--force", master]), backup);
+        const after: string[] = [];
+        for (let i = 0; i < 10; i++) {
+            const r = await waitFor(
+                async () => {
+                    const res = await get(`http://${VIP}`, `/api/v1/items?after=${i}`, { cookie }, { timeoutMs: 1_000 });
+                    return res.status === 200 ? res : undefined;
+                },
+                { what: `200 through the VIP on ${backup}`, timeoutMs: 20_000, intervalMs: 100 },
+            );
+            after.push(String(r.headers["x-backend"]));
+        }
+        note(
+            "sticky cookie across the failover",
+            `${cookie} pinned ${pinned} on ${master}; on ${backup}: ${[...new Set(after)].join(", ")}`,
+        );
+        expect(after).toEqual(new Array(10).fill(pinned));
+        await incusOk(["start", master]);
+        await waitFor(async () => (await execIn(master, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
+            what: `keepalived running again on ${master}`,
+            timeoutMs: 60_000,
+            intervalMs: 200,
+        });
+    }, 180_000);
 
     /** Min / median / max of a list of milliseconds. */
     const spread = (ms: number[]) => {
