@@ -95,6 +95,16 @@ class VipClient {
     }
 }
 
+/** Starts a stopped node and waits until its keepalived runs again. */
+async function startContainer(node: string): Promise<void> {
+    await incusOk(["start", node]);
+    await waitFor(async () => (await execIn(node, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
+        what: `keepalived running again on ${node}`,
+        timeoutMs: 60_000,
+        intervalMs: 200,
+    });
+}
+
 /** Runs `kill`, then waits until `to` holds the VIP; returns the milliseconds it took. */
 async function timeMove(kill: () => Promise<unknown>, to: string): Promise<number> {
     const t0 = Date.now();
@@ -190,12 +200,7 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
             `${cookie} pinned ${pinned} on ${master}; on ${backup}: ${[...new Set(after)].join(", ")}`,
         );
         expect(after).toEqual(new Array(10).fill(pinned));
-        await incusOk(["start", master]);
-        await waitFor(async () => (await execIn(master, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
-            what: `keepalived running again on ${master}`,
-            timeoutMs: 60_000,
-            intervalMs: 200,
-        });
+        await startContainer(master);
     }, 180_000);
 
     /** Min / median / max of a list of milliseconds. */
@@ -250,18 +255,7 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
     }
 
     test(`a dead master container (${KILLS} times): the VIP moves to the other node, and the dead one comes back as BACKUP without taking it back`, async () => {
-        await killRounds(
-            "container killed (incus stop --force)",
-            (node) => incusOk(["stop", "--force", node]),
-            async (node) => {
-                await incusOk(["start", node]);
-                await waitFor(async () => (await execIn(node, ["systemctl", "is-active", "keepalived"])).stdout.trim() === "active", {
-                    what: `keepalived running again on ${node}`,
-                    timeoutMs: 60_000,
-                    intervalMs: 200,
-                });
-            },
-        );
+        await killRounds("container killed (incus stop --force)", (node) => incusOk(["stop", "--force", node]), startContainer);
     }, 400_000);
 
     test(`a dead haproxy in a living master (${KILLS} times): the track script moves the VIP, and the node does not take it back once haproxy runs again`, async () => {
