@@ -20,7 +20,7 @@ import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { get, isCI, waitFor } from "../support";
 
-/** The load balancer's image: a minbase plus haproxy and socat, nothing more (what the component installs). */
+/** The load balancer's image: a minbase plus haproxy, socat and keepalived, nothing more (what the component installs). */
 export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian13";
 /** The fake backends' image: the same plus python3. */
 export const LAB_BACKEND_IMAGE = `${LAB_IMAGE}-backend`;
