@@ -18,7 +18,17 @@
 #   VEZA_PATH       request path through the LB  (default /api/v1/health)
 #   VEZA_PORT       LB HTTP port                 (default 80)
 #   VEZA_TIMEOUT    seconds to wait per phase    (default 120)
+#
+# failover-drill.sh --lb: the load balancer pair's drill instead
+# (scripts/vip-failover-drill.sh: kills the node holding the VIP).
 set -eu
+if [ "${1:-}" = "--lb" ]; then
+    shift
+    exec sh "$(dirname "$0")/vip-failover-drill.sh" "$@"
+fi
+drill="failover-drill"
+# shellcheck source=scripts/_drill-lib.sh
+. "$(dirname "$0")/_drill-lib.sh"
 lb=${VEZA_LB:-haproxy}
 backend=${VEZA_BACKEND:-backend-api-1}
 unit=${VEZA_UNIT:-veza-backend-api}
@@ -27,14 +37,8 @@ request_path=${VEZA_PATH:-/api/v1/health}
 port=${VEZA_PORT:-80}
 timeout=${VEZA_TIMEOUT:-120}
 
-say() { printf 'failover-drill: %s\n' "$*"; }
-die() { printf 'failover-drill: FAILED: %s\n' "$*" >&2; exit 1; }
-for value in "$lb" "$backend" "$unit" "$pool"; do
-    case $value in *[!A-Za-z0-9._-]*|"") die "invalid name '$value' (allowed: A-Z a-z 0-9 . _ -)" ;; esac
-done
-case $request_path in /*) ;; *) die "VEZA_PATH must start with /" ;; esac
-case $request_path in *[!A-Za-z0-9._~/?=\&%+-]*) die "VEZA_PATH may hold only A-Z a-z 0-9 . _ ~ / ? = & % + -" ;; esac
-case $port$timeout in *[!0-9]*) die "VEZA_PORT and VEZA_TIMEOUT must be numbers" ;; esac
+check_name "$lb" "$backend" "$unit" "$pool"
+check_request "$request_path" "$port" "$timeout"
 
 admin() { printf '%s\n' "$1" | incus exec "$lb" -- socat stdio UNIX-CONNECT:/run/haproxy/admin.sock; }
 # One HTTP/1.0 request through the load balancer from inside its container;
@@ -47,12 +51,6 @@ request_status() {
 status_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $18}'; }
 total_of() { admin "show stat" | awk -F, -v p="$pool" -v s="$1" '$1 == p && $2 == s {print $8}'; }
 servers() { admin "show stat" | awk -F, -v p="$pool" '$1 == p && $2 != "FRONTEND" && $2 != "BACKEND" {print $2}'; }
-# Milliseconds since the epoch (GNU date; whole seconds where %N is unsupported).
-now_ms() {
-    t=$(date +%s%N 2>/dev/null) || t=""
-    case $t in "" | *[!0-9]*) echo $(( $(date +%s) * 1000 )) ;; *) echo $(( t / 1000000 )) ;; esac
-}
-secs() { printf '%d.%02d' $(( $1 / 1000 )) $(( $1 % 1000 / 10 )); } # ms -> "1.50"
 wait_status() { # server wanted-prefix -> prints elapsed seconds ("1.63")
     start=$(now_ms)
     while :; do

@@ -10,7 +10,6 @@
  * remove), validation gate, idempotency + restart, teardown. afterAll deletes every lab
  * container whatever happened. Timings are printed, never asserted.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -30,6 +29,8 @@ import {
     launchBackend,
     listContainers,
     requireIncusLab,
+    runRepoScript,
+    ScriptRun,
     STREAM_PORT,
 } from "./lab";
 import {
@@ -100,24 +101,8 @@ async function waitStatus(servers: string[], status: string, timeoutMs = 30_000)
     );
 }
 
-function runDrill(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-        const child = spawn("/bin/sh", [path.join(REPO, "scripts/failover-drill.sh")], {
-            env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root", LC_ALL: "C", ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
-        child.on("error", reject);
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code: code ?? 128, stdout, stderr, ms: Date.now() - started });
-        });
-    });
+function runDrill(env: Record<string, string>): Promise<ScriptRun> {
+    return runRepoScript("scripts/failover-drill.sh", [], env);
 }
 
 describeLab("HaproxyLoadBalancer on a real Incus lab", () => {

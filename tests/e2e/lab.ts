@@ -16,7 +16,7 @@
  * lab containers' 198.18.0.x addresses (HTTP goes through the kit's client,
  * which refuses any other address).
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import * as path from "node:path";
 import { get, isCI, waitFor } from "../support";
 
@@ -278,4 +278,32 @@ export function requireIncusLab(): jest.Describe {
 export async function listContainers(): Promise<string[]> {
     const out = await incusOk(["list", "--format", "json"]);
     return (JSON.parse(out) as { name: string }[]).map((c) => c.name);
+}
+
+export interface ScriptRun {
+    code: number;
+    stdout: string;
+    stderr: string;
+    ms: number;
+}
+
+/** Runs a script of this repository (`file` relative to its root) under /bin/sh with only `env` plus PATH, HOME and LC_ALL=C. */
+export function runRepoScript(file: string, args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<ScriptRun> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+        const child = spawn("/bin/sh", [path.join(__dirname, "..", "..", file), ...args], {
+            env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root", LC_ALL: "C", ...env },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+        child.on("error", reject);
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            resolve({ code: code ?? 128, stdout, stderr, ms: Date.now() - started });
+        });
+    });
 }

@@ -20,7 +20,7 @@
 import { renderKeepalivedConfig } from "../../components/pair";
 import { loadTemplate } from "../../components/templates";
 import { get, sleep, waitFor } from "../support";
-import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, writeFileIn } from "./lab";
+import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript, writeFileIn } from "./lab";
 import { buildSteps, installProductMocks, runStepOk } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
@@ -201,6 +201,25 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
         );
         expect(after).toEqual(new Array(10).fill(pinned));
         await startContainer(master);
+    }, 180_000);
+
+    test("failover-drill.sh --lb kills the node holding the VIP, reports the move and the failed requests, and sees it come back as BACKUP", async () => {
+        const [master, backup] = await holder();
+        const drill = await runRepoScript("scripts/failover-drill.sh", ["--lb"], {
+            VEZA_NODES: `${NODE_A} ${NODE_B}`,
+            VEZA_VIP: VIP,
+            VEZA_TIMEOUT: "60",
+        });
+        const output = `${drill.stdout}${drill.stderr}`;
+        expect({ code: drill.code, output }).toEqual({ code: 0, output: expect.stringContaining("vip-failover-drill: PASSED") });
+        expect(drill.stdout).toContain(`${VIP} is on ${master}; ${backup} is the backup`);
+        const passed = /PASSED vip_move_s=([\d.]+) requests=(\d+) failed=(\d+)/.exec(drill.stdout);
+        expect(passed).not.toBeNull();
+        note(
+            "failover-drill.sh --lb",
+            `VIP moved after ${passed![1]} s; ${passed![2]} requests, ${passed![3]} failed; drill ${drill.ms} ms`,
+        );
+        expect(await vipHolders()).toEqual([backup]);
     }, 180_000);
 
     /** Min / median / max of a list of milliseconds. */

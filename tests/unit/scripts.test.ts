@@ -1,5 +1,5 @@
 import { spawnSync } from "child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
 import { configStep, containerStep, ownerToken, SettingsError, tlsStep } from "../../components";
@@ -237,5 +237,32 @@ describeWithShellcheck("shellcheck", () => {
         const check = spawnSync(findBinary("shellcheck") as string, ["-s", "sh", "-"], { input: script, encoding: "utf8" });
         expect(check.stdout).toBe("");
         expect(check.status).toBe(0);
+    });
+});
+
+/** The repository's own shell scripts (drills, lab setup, the HAProxy-root runner), as files. */
+const REPO = path.join(__dirname, "..", "..");
+const REPO_SCRIPTS = ["scripts", "tests/e2e", "tests/support"].flatMap((dir) =>
+    readdirSync(path.join(REPO, dir))
+        .filter((f) => f.endsWith(".sh"))
+        .map((f) => path.join(dir, f)),
+);
+describeWithShellcheck("the repository's shell scripts", () => {
+    test("are found (drills, lab setup and teardown, the HAProxy-root runner)", () => {
+        expect(REPO_SCRIPTS.sort()).toEqual([
+            "scripts/_drill-lib.sh",
+            "scripts/failover-drill.sh",
+            "scripts/vip-failover-drill.sh",
+            "tests/e2e/setup-incus.sh",
+            "tests/e2e/teardown-incus.sh",
+            "tests/support/run-with-haproxy-root.sh",
+        ]);
+    });
+    test.each(REPO_SCRIPTS)("%s passes shellcheck (sourced files followed) and its shell's -n", (file) => {
+        const text = readFileSync(path.join(REPO, file), "utf8");
+        const shell = text.startsWith("#!/usr/bin/env bash") ? "bash" : "sh";
+        const check = spawnSync(findBinary("shellcheck") as string, ["-x", "-s", shell, file], { cwd: REPO, encoding: "utf8" });
+        expect({ status: check.status, out: check.stdout }).toEqual({ status: 0, out: "" });
+        expect(spawnSync(shell === "bash" ? "bash" : "dash", ["-n", file], { cwd: REPO }).status).toBe(0);
     });
 });
