@@ -15,12 +15,11 @@ export interface PairArgs {
     vip: string;
     /** Two Incus cluster members, one node on each. Absent: both nodes on this Incus host (warned). */
     targets?: string[];
-    /** VRRP virtual router id, unique among the VRRP routers of the bridge. Default 51. */
+    /** VRRP virtual router id (1-255), unique among the VRRP routers of the bridge. */
     virtualRouterId?: number;
 }
 
 export const PAIR_KEYS = ["vip", "targets", "virtualRouterId"] as const satisfies readonly (keyof PairArgs)[];
-export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
 /** The two nodes, in the order they are created and, on a config change, never both at once. */
 export const PAIR_NODES = ["a", "b"] as const;
 export type PairNode = (typeof PAIR_NODES)[number];
