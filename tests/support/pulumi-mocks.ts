@@ -1,3 +1,6 @@
+import * as yaml from "js-yaml";
+import { readFileSync } from "fs";
+import * as path from "path";
 import type * as pulumi from "@pulumi/pulumi";
 
 /*
@@ -91,4 +94,16 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
 /** Waits until these resources are registered (their URNs resolve after the mock saw them). */
 export async function registeredAll(resources: pulumi.Resource[]): Promise<void> {
     await Promise.all(resources.map((r) => valueOf(r.urn)));
+}
+
+/** Pulumi.lab.yaml's config plus `extra`, as the CLI hands it to the program (keys "haproxy:...", objects as JSON). */
+export function labStackConfig(extra: Record<string, unknown> = {}): Record<string, string> {
+    const file = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.lab.yaml"), "utf8")) as {
+        config: Record<string, unknown>;
+    };
+    const config: Record<string, string> = {};
+    for (const [key, value] of Object.entries({ ...file.config, ...extra })) {
+        config[key] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return config;
 }

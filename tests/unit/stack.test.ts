@@ -1,7 +1,4 @@
-import { readFileSync } from "fs";
-import * as yaml from "js-yaml";
-import * as path from "path";
-import { installMocks, isSecret, Registered, setStackConfig, unwrap, valueOf } from "../support";
+import { installMocks, isSecret, labStackConfig, Registered, setStackConfig, unwrap, valueOf } from "../support";
 
 // Each run compiles index.ts afresh (jest.isolateModules): slow on a busy machine, not a hang.
 jest.setTimeout(30_000);
@@ -13,22 +10,10 @@ const SDKS = ["@pulumi/pulumi", "@pulumi/command", "@pulumi/random", "@pulumi/tl
 // One mock monitor for the whole file: each run only swaps the config and re-runs index.ts.
 const allRegistered = installMocks();
 
-/** Pulumi.lab.yaml's config, as the CLI hands it to the program (objects as JSON). */
-function labConfig(extra: Record<string, unknown> = {}): Record<string, string> {
-    const file = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.lab.yaml"), "utf8")) as {
-        config: Record<string, unknown>;
-    };
-    const config: Record<string, string> = {};
-    for (const [key, value] of Object.entries({ ...file.config, ...extra })) {
-        config[key] = typeof value === "string" ? value : JSON.stringify(value);
-    }
-    return config;
-}
-
 /** Runs index.ts afresh with the lab config plus `extra`; returns its exports and the start of its registrations. */
 function runStack(extra: Record<string, unknown> = {}): { start: number; stack: Record<string, unknown> } {
     const start = allRegistered.length;
-    setStackConfig(labConfig(extra));
+    setStackConfig(labStackConfig(extra));
     let stack: Record<string, unknown> = {};
     // The program and the library load afresh; the Pulumi SDKs are the ones
     // the mocks were installed in (a fresh SDK per run would add its process
