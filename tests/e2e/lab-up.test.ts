@@ -4,31 +4,16 @@
  * line that says where it serves, a second run that changes nothing, and a
  * teardown that leaves no lab container behind.
  */
-import { spawn } from "node:child_process";
-import * as path from "node:path";
 import { get } from "../support";
-import { deleteContainers, LAB_CONTAINERS, listContainers, requireIncusLab } from "./lab";
+import { deleteContainers, ExecResult, LAB_CONTAINERS, listContainers, REPO_ROOT, requireIncusLab, run } from "./lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 const describeLab = requireIncusLab();
-const REPO = path.resolve(__dirname, "../..");
 const notes = noteBook("lab:up");
 
-function npmRun(script: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-        const child = spawn("npm", ["run", "--silent", script], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), 240_000);
-        child.on("error", reject);
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code: code ?? 128, stdout, stderr, ms: Date.now() - started });
-        });
-    });
+/** `npm run <script>` in the repository, as an operator types it. */
+function npmRun(script: string): Promise<ExecResult> {
+    return run("npm", ["run", "--silent", script], { cwd: REPO_ROOT, timeoutMs: 240_000 });
 }
 
 describeLab("npm run lab:up / lab:down", () => {
@@ -63,13 +48,7 @@ describeLab("npm run lab:up / lab:down", () => {
     }, 480_000);
 
     test("lab:up --pair is refused until the component builds a pair, and makes nothing", async () => {
-        const child = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-            const p = spawn("npx", ["ts-node", "tests/e2e/lab-up.ts", "--pair"], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-            let stderr = "";
-            p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-            p.on("error", reject);
-            p.on("close", (code) => resolve({ code: code ?? 128, stderr }));
-        });
+        const child = await run("npx", ["ts-node", "tests/e2e/lab-up.ts", "--pair"], { cwd: REPO_ROOT, timeoutMs: 120_000 });
         expect(child).toEqual({
             code: 1,
             stderr: expect.stringContaining("lab:up: --pair: the component does not build a load balancer pair yet (issue 12)"),

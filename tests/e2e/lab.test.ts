@@ -19,6 +19,7 @@ import { get, waitFor } from "../support";
 import {
     API_PORT,
     deleteContainers,
+    ExecResult,
     execIn,
     execInOk,
     FAKE_BACKEND_UNIT,
@@ -29,8 +30,8 @@ import {
     launchBackend,
     listContainers,
     requireIncusLab,
+    REPO_ROOT,
     runRepoScript,
-    ScriptRun,
     STREAM_PORT,
 } from "./lab";
 import {
@@ -53,7 +54,6 @@ installProductMocks();
 
 const describeLab = requireIncusLab();
 const LB = "haproxy";
-const REPO = path.resolve(__dirname, "../..");
 const INTER_MS = 500;
 const FALL = 3;
 const RISE = 2;
@@ -101,7 +101,7 @@ async function waitStatus(servers: string[], status: string, timeoutMs = 30_000)
     );
 }
 
-function runDrill(env: Record<string, string>): Promise<ScriptRun> {
+function runDrill(env: Record<string, string>): Promise<ExecResult> {
     return runRepoScript("scripts/failover-drill.sh", [], env);
 }
 
@@ -289,7 +289,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
     test("the README's emergency rollback on the box puts back the config from before the last apply without a failed request, and the next config step run applies the stack's again", async () => {
         // The command exactly as README's "Rollback" section gives it.
-        const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
+        const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
         const line = /^incus exec haproxy -- sh -c '(.+)'$/m.exec(readme);
         expect(line).not.toBeNull();
         const { fresh: traffic, keepAlive: trafficKa } = await startTrafficPair(url, 300);

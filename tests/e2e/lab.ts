@@ -16,7 +16,7 @@
  * lab containers' 198.18.0.x addresses (HTTP goes through the kit's client,
  * which refuses any other address).
  */
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { get, isCI, waitFor } from "../support";
 
@@ -31,6 +31,8 @@ export const FAKE_BACKEND_UNIT = "veza-fake-backend";
 /** Touch this file inside a backend container to make its health checks fail (503). */
 export const FAKE_BACKEND_UNHEALTHY_FLAG = "/run/veza-fake-backend/unhealthy";
 export const FIXTURES_DIR = path.join(__dirname, "fixtures");
+/** The repository's root. */
+export const REPO_ROOT = path.resolve(__dirname, "../..");
 
 const DEFAULT_CMD_TIMEOUT_MS = 120_000;
 const CONTAINER_NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
@@ -39,15 +41,21 @@ export interface ExecResult {
     code: number;
     stdout: string;
     stderr: string;
+    /** From start to exit. */
+    ms: number;
 }
 
 export interface RunOptions {
     stdin?: string | Buffer;
     timeoutMs?: number;
+    /** The whole environment (LC_ALL=C is added); default: this process's. */
+    env?: Record<string, string>;
+    cwd?: string;
 }
 
 /** Run a program (argv, no shell). Never rejects on a non-zero exit: look at `code`. */
 export function run(file: string, args: string[], opts: RunOptions = {}): Promise<ExecResult> {
+    const started = Date.now();
     return new Promise((resolve, reject) => {
         const child = execFile(
             file,
@@ -57,7 +65,8 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
                 maxBuffer: 64 * 1024 * 1024,
                 timeout: opts.timeoutMs ?? DEFAULT_CMD_TIMEOUT_MS,
                 killSignal: "SIGKILL",
-                env: { ...process.env, LC_ALL: "C" },
+                env: { ...(opts.env ?? process.env), LC_ALL: "C" },
+                cwd: opts.cwd,
             },
             (err, stdout, stderr) => {
                 if (err && typeof (err as NodeJS.ErrnoException).code === "string") {
@@ -73,7 +82,7 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
                         stderr += `\n[${file} killed by ${e.signal ?? "signal"} after ${opts.timeoutMs ?? DEFAULT_CMD_TIMEOUT_MS} ms]`;
                     }
                 }
-                resolve({ code, stdout, stderr });
+                resolve({ code, stdout, stderr, ms: Date.now() - started });
             },
         );
         // Always close stdin so `incus exec` never waits for input.
@@ -280,30 +289,10 @@ export async function listContainers(): Promise<string[]> {
     return (JSON.parse(out) as { name: string }[]).map((c) => c.name);
 }
 
-export interface ScriptRun {
-    code: number;
-    stdout: string;
-    stderr: string;
-    ms: number;
-}
-
-/** Runs a script of this repository (`file` relative to its root) under /bin/sh with only `env` plus PATH, HOME and LC_ALL=C. */
-export function runRepoScript(file: string, args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<ScriptRun> {
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-        const child = spawn("/bin/sh", [path.join(__dirname, "..", "..", file), ...args], {
-            env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root", LC_ALL: "C", ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-        child.on("error", reject);
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code: code ?? 128, stdout, stderr, ms: Date.now() - started });
-        });
+/** Runs a script of this repository (`file` relative to its root) under /bin/sh with only `env` plus PATH and HOME. */
+export function runRepoScript(file: string, args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<ExecResult> {
+    return run("/bin/sh", [path.join(REPO_ROOT, file), ...args], {
+        env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+        timeoutMs,
     });
 }
