@@ -23,11 +23,9 @@ export function productSettings(api: Named[], stream: Named[], extra: Partial<Ha
     return { apiServers: api.map((b) => serverEntry(b)), streamServers: stream.map((b) => serverEntry(b)), ...extra };
 }
 
-/** Product config through the shared harness (rendered by the product renderer, run unprivileged). */
-export async function startProduct(settings: HaproxySettings): Promise<HaproxyProcess> {
-    const h = await startHaproxy(settings);
-    onCleanup(() => h.stop());
-    return h;
+/** Product config through the test kit's haproxy (rendered by the product renderer, run unprivileged; stopped by cleanupAll). */
+export function startProduct(settings: HaproxySettings): Promise<HaproxyProcess> {
+    return startHaproxy(settings);
 }
 
 /**

@@ -2,7 +2,7 @@ import { execFile } from "child_process";
 import { readFileSync, writeFileSync } from "fs";
 import * as net from "net";
 import * as path from "path";
-import { sleep, socketCommand } from "../../tests/support";
+import { parseShowProc, sleep, socketCommand } from "../../tests/support";
 import { spawnGroup, Spawned, stopGroup, tempDir, removeTempDir } from "./procs";
 
 /** Replaces every {{NAME}} in `text`; throws if one is left unfilled. */
@@ -91,14 +91,12 @@ export class LiteralHaproxy {
         return socketCommand(this.adminSocket, command);
     }
 
-    /** Current worker pid from the master CLI's "show proc" (first line of "# workers"). */
+    /** Current worker pid from the master CLI's "show proc", read by the test kit's parser (right on 3.1+ too). */
     async workerPid(): Promise<number> {
         const text = await socketCommand(this.masterSocket, "show proc");
-        const lines = text.split("\n");
-        const at = lines.findIndex((l) => /^#\s*workers/.test(l));
-        const m = at === -1 ? null : /^(\d+)\s+worker/.exec(lines[at + 1] ?? "");
-        if (m === null) throw new Error(`no current worker in "show proc": ${text}`);
-        return Number(m[1]);
+        const current = parseShowProc(text).current;
+        if (current === 0) throw new Error(`no current worker in "show proc": ${text}`);
+        return current;
     }
 
     /**

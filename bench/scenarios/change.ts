@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
-import { backendOf, FakeBackend, get, onCleanup, sleep, startBackend } from "../../tests/support";
+import { backendOf, FakeBackend, get, sleep, startBackend } from "../../tests/support";
 import { productSettings, startProduct } from "../lib/contenders";
 import { execFileP } from "../lib/literal";
 import { log, median, nowMs, round } from "../lib/stats";
@@ -30,7 +30,6 @@ export async function measureChangeToServing(runs = 5): Promise<ChangeResult> {
     const api: FakeBackend[] = [];
     for (let i = 1; i <= 3; i++) api.push(await startBackend({ name: `backend-api-${i}` }));
     const stream = await startBackend({ name: "stream-srv-1" });
-    for (const b of [...api, stream]) onCleanup(() => b.close());
     const h = await startProduct(productSettings(api.slice(0, 2), [stream]));
     const base = h.settings;
     const totals: number[] = [];

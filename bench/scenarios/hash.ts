@@ -1,6 +1,6 @@
 import { createHash } from "crypto";
 import { HaproxySettings } from "../../components/settings";
-import { backendOf, FakeBackend, get, HaproxyProcess, keepAliveAgent, onCleanup, OP_STATE, pool, startBackend } from "../../tests/support";
+import { backendOf, FakeBackend, get, HaproxyProcess, keepAliveAgent, OP_STATE, pool, startBackend } from "../../tests/support";
 import { productSettings, startProduct } from "../lib/contenders";
 import { log, round } from "../lib/stats";
 
@@ -74,7 +74,6 @@ export async function measureHash(trackCount = 1000): Promise<HashResult> {
     const streams: FakeBackend[] = [];
     for (let i = 1; i <= 4; i++) streams.push(await startBackend({ name: `stream-srv-${i}` }));
     const api = await startBackend({ name: "backend-api-1" });
-    for (const b of [...streams, api]) onCleanup(() => b.close());
     const tracks = trackIds(trackCount);
     const settings = (pool: FakeBackend[]): HaproxySettings => productSettings([api], pool);
 

@@ -7,7 +7,7 @@
  * its args, never typed here.
  *
  *   A  the lab config (listens on :80)
- *   B  A with `listenHttp: 8099`: `haproxy -c` accepts it, but a socat
+ *   B  A with `listenHttp: 8099`: `haproxy -c` accepts it, but a socat listener (a transient unit)
  *      http.server started in the container holds 0.0.0.0:8099, so HAProxy
  *      cannot bind it
  *   C  A with another health-check interval (a second valid config on :80)

@@ -49,7 +49,7 @@ describeLab("npm run lab:up / lab:down", () => {
 
     test("lab:up --pair is refused until the component builds a pair, and makes nothing", async () => {
         const child = await run("npx", ["ts-node", "tests/e2e/lab-up.ts", "--pair"], { cwd: REPO_ROOT, timeoutMs: 120_000 });
-        expect(child).toEqual({
+        expect({ code: child.code, stderr: child.stderr }).toEqual({
             code: 1,
             stderr: expect.stringContaining("lab:up: --pair: the component does not build a load balancer pair yet (issue 12)"),
         });

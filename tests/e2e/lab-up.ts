@@ -2,7 +2,9 @@
  * `npm run lab:up`: the lab stack (Pulumi.lab.yaml) on this Incus host without
  * the Pulumi CLI. The stack's own config reader (stack-config.ts) makes the
  * component's args; the component is built under Pulumi's mocks, and the
- * scripts it registers run in the engine's order (container, TLS, config), as
+ * scripts it registers run in the engine's order (container, TLS, config: the
+ * dependency order, each create done before the next registration returns,
+ * pulumi/pulumi pkg/resource/deploy/source_eval.go; see lifecycle.test.ts), as
  * the e2e suite runs them. The four backends are the test fixture's fake
  * backend (as `npm run lab:backends`). Idempotent: a second run adopts the
  * running container and reloads only if the config changed.

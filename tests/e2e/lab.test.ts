@@ -130,7 +130,9 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         ]);
         note("backends launched (4, parallel)", `${Date.now() - t0} ms`);
 
-        // Dependency order: container, (tls: none in the lab), config.
+        // Dependency order: container, (tls: none in the lab), config; each create finishes
+        // before the next registration returns (pkg/resource/deploy/source_eval.go,
+        // resmon.RegisterResource: see lifecycle.test.ts).
         expect(lab1.tls).toBeUndefined();
         const container = await runStepOk(lab1.container, "create");
         note("container create (haproxy-container create script)", `${container.ms} ms`);
@@ -213,7 +215,9 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         note("backend-api-3 launched", `${Date.now() - t0} ms`);
 
         lab2 = await buildSteps(LB, labArgs(["backend-api-1", "backend-api-2", "backend-api-3"]));
-        // Pulumi runs a step's update only when its inputs change: the container's do not.
+        // Pulumi runs a step's update only when its inputs change (unchanged inputs get a
+        // SameStep: pulumi/pulumi pkg/resource/deploy/step_generator.go, continueStepsFromDiff):
+        // the container's do not.
         expect(lab2.container.inputs).toEqual(lab1.container.inputs);
         expect(isDeepStrictEqual(lab2.container.inputs, lab1.container.inputs)).toBe(true);
         // The config step's do: its payload and what the header says of it (hash,

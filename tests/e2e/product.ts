@@ -141,10 +141,11 @@ export type StepOp = "create" | "update" | "delete";
 
 /**
  * Run one operation of a step like the local command provider: the registered
- * interpreter (`/bin/sh -c`) with the script as its argument, the provider's
- * own environment (the local provider passes os.Environ() on:
- * pulumi/pulumi-command provider/pkg/provider/local/commandOutputs.go, run),
- * the registered stdin. `override` replaces header fields or the whole stdin
+ * interpreter (`/bin/sh -c`) with the script as its argument and the
+ * registered stdin. The provider would also pass its own environment on
+ * (os.Environ(): pulumi/pulumi-command provider/pkg/provider/local/
+ * commandOutputs.go, run); this passes only PATH and HOME, on purpose, so a
+ * step that leaned on any other variable fails here. `override` replaces header fields or the whole stdin
  * (for fault injection).
  */
 export function runStep(

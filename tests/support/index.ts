@@ -16,7 +16,7 @@ export { cleanupAll, onCleanup } from "./cleanup";
 export { findBinary, haproxyVersion, isCI, requireBinary } from "./requirements";
 
 // Loopback ports.
-export { freePort, freePorts } from "./ports";
+export { freePort } from "./ports";
 
 // Fake upstreams.
 export { REQUEST_PROBE, serverEntry, startBackend, startBackends } from "./backend";

@@ -22,10 +22,3 @@ export function freePort(): Promise<number> {
         });
     });
 }
-
-/** `count` distinct free ports. */
-export async function freePorts(count: number): Promise<number[]> {
-    const ports = new Set<number>();
-    while (ports.size < count) ports.add(await freePort());
-    return [...ports];
-}
