@@ -71,6 +71,13 @@ export const STACK_KEYS: readonly StackKey[] = [
         doc: "Incus image (the lab uses `veza-debian13`)",
     },
     { key: "profiles", arg: true, kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
+    {
+        key: "pair",
+        arg: true,
+        kind: "object",
+        shownDefault: "none (one container)",
+        doc: '`{ vip: "198.18.0.250/24", targets?: ["member-1", "member-2"], virtualRouterId?: 51 }`: two nodes and a floating VIP (README, "The load balancer pair")',
+    },
     { key: "labTls", kind: "boolean", shownDefault: "`false`", doc: "make a self-signed lab certificate with `@pulumi/tls`" },
     { key: "tlsCertificatePem", kind: "secret", shownDefault: "none", doc: "certificate PEM (secret); needs `tlsPrivateKeyPem`" },
     { key: "tlsPrivateKeyPem", kind: "secret", shownDefault: "none", doc: "its private key (secret)" },

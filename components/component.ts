@@ -4,8 +4,19 @@ import * as random from "@pulumi/random";
 import { createHmac } from "crypto";
 import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
+import {
+    checkPair,
+    DEFAULT_VIRTUAL_ROUTER_ID,
+    PAIR_NODES,
+    PairArgs,
+    PairNode,
+    pairNodeNames,
+    pairWarnings,
+    renderKeepalivedConfig,
+    vipAddress,
+} from "./pair";
 import { openFilesNeeded, renderResolved } from "./render";
-import { configStep, containerStep, ownerToken, stepScripts, StepKind, tlsStep } from "./scripts";
+import { configStep, containerStep, keepalivedStep, ownerToken, pairConfigStep, stepScripts, StepKind, tlsStep } from "./scripts";
 import {
     applyDefaults,
     BackendServer,
@@ -67,6 +78,13 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
     profiles?: pulumi.Input<pulumi.Input<string>[]>;
     /** Certificate + key to push into the container and serve on `listenHttps`. Default: none (HTTP only). */
     tls?: HaproxyTlsArgs;
+    /**
+     * Two nodes holding a floating address (the VIP) with keepalived, instead
+     * of one container (README, "The load balancer pair"). Node a is the
+     * container `containerName` (a single load balancer turned into a pair
+     * keeps serving as node a), node b is `<containerName>-b`. Default: none.
+     */
+    pair?: pulumi.Input<PairArgs>;
 }
 
 export const COMPONENT_DEFAULTS = {
@@ -98,6 +116,7 @@ const PROVISIONING_KEYS = [
     "image",
     "profiles",
     "tls",
+    "pair",
 ] as const satisfies readonly (keyof HaproxyLoadBalancerArgs)[];
 type MissingArgKeys = Exclude<keyof HaproxyLoadBalancerArgs, PublicSettingName | (typeof PROVISIONING_KEYS)[number]>;
 const allArgKeysListed: MissingArgKeys extends never ? true : MissingArgKeys = true;
@@ -198,6 +217,7 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
     // Typos are refused, not ignored: a misspelt key would silently keep its default.
     c.knownKeys("", args, ARG_KEYS);
     if (args.tls !== undefined) c.knownKeys("tls", args.tls, ["certificatePem", "privateKeyPem"]);
+    if (args.pair !== undefined && isPlain(args.pair)) checkPairNames(c, args.pair, a.containerName);
     const settings: Record<string, unknown> = {};
     const late = new Set<string>();
     for (const field of [...RENDER_FIELDS, "statsPassword", "cookieSecret"] as const) {
@@ -210,11 +230,23 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
         }
     }
     c.found.push(...settingsProblems(applyDefaults(settings as unknown as HaproxySettings)));
-    if (isPlain(a.containerName)) checkNotSelf(c, settings, a.containerName as string);
+    if (isPlain(a.containerName)) checkNotSelf(c, settings, ownContainers(a.containerName as string, args.pair !== undefined));
     // A pushed certificate is written into the container: only where nothing else lives.
     if (a.tls && !late.has("tlsCertPath")) c.certPath("tlsCertPath", a.tlsCertPath);
     const problems = c.found.filter((p) => !p.fields.some((f) => late.has(f.split(/[.[]/)[0])));
     if (problems.length > 0) throw new SettingsError(problems.map((p) => p.message));
+}
+
+/** `pair`'s own rules, and node b's name (`<containerName>-b`) must be an instance name too. */
+function checkPairNames(c: Checker, pair: unknown, containerName: unknown): void {
+    checkPair(c, "pair", pair);
+    const base = new Checker();
+    if (typeof containerName === "string") base.containerName("containerName", containerName);
+    if (typeof containerName === "string" && base.found.length === 0) {
+        const before = c.found.length;
+        c.containerName("containerName", pairNodeNames(containerName).b);
+        for (const p of c.found.slice(before)) p.message = `${p.message} (with pair set, node b is named <containerName>-b)`;
+    }
 }
 
 /**
@@ -223,7 +255,7 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
  * send requests back into it: refused, whatever the port. The product runs
  * nothing else in the container for a member to reach.
  */
-function checkNotSelf(c: Checker, settings: Record<string, unknown>, containerName: string): void {
+function checkNotSelf(c: Checker, settings: Record<string, unknown>, ownNames: string[]): void {
     for (const pool of ["apiServers", "streamServers"] as const) {
         const servers = settings[pool];
         if (!Array.isArray(servers)) continue;
@@ -231,11 +263,11 @@ function checkNotSelf(c: Checker, settings: Record<string, unknown>, containerNa
             const address = (server as { address?: unknown } | null)?.address;
             if (typeof address !== "string") return;
             const host = address.toLowerCase();
-            const self = containerName.toLowerCase();
-            if (host === self || host.startsWith(`${self}.`)) {
+            const own = ownNames.find((name) => host === name.toLowerCase() || host.startsWith(`${name.toLowerCase()}.`));
+            if (own !== undefined) {
                 c.fail(
                     `${pool}[${i}].address`,
-                    `is this load balancer's own container ${JSON.stringify(containerName)}: requests would loop back into it (got ${JSON.stringify(address)})`,
+                    `is this load balancer's own container ${JSON.stringify(own)}: requests would loop back into it (got ${JSON.stringify(address)})`,
                 );
             } else if (memberAddressProblem(address) === undefined && isSelfAddress(address)) {
                 c.fail(
@@ -245,6 +277,11 @@ function checkNotSelf(c: Checker, settings: Record<string, unknown>, containerNa
             }
         });
     }
+}
+
+/** The containers this load balancer runs in: its own, and with a pair node b's too. */
+function ownContainers(containerName: string, pair: boolean): string[] {
+    return pair ? Object.values(pairNodeNames(containerName)) : [containerName];
 }
 
 /** What the SSH host key must look like: one public key line as in known_hosts/authorized_keys. */
@@ -325,10 +362,37 @@ interface ResolvedInputs {
     /** The image as the container step's trigger: DEFAULTED_IMAGE_TRIGGER unless set. */
     imageTrigger: pulumi.Input<string>;
     tlsPair?: pulumi.Output<[string, string]>;
+    /** Checked; absent for one container. */
+    pair?: pulumi.Output<PairArgs>;
     settings: pulumi.Output<ResolvedSettings>;
     statsPassword: pulumi.Output<string>;
     fingerprintKey: pulumi.Output<string>;
 }
+
+/** One node to build: node a is the component's container, node b its pair partner. */
+interface NodePlan {
+    node: PairNode;
+    /** Its steps' resource names start with this. */
+    prefix: string;
+    containerName: pulumi.Output<string>;
+}
+
+interface NodeSteps {
+    container: StepCommand;
+    tls?: StepCommand;
+    /** What the container step printed: its IPv4 on the bridge. */
+    address: pulumi.Output<string>;
+}
+
+interface Steps {
+    nodes: NodeSteps[];
+    keepalived: StepCommand[];
+    config: StepCommand;
+}
+
+/** Where the keepalived step installs the track and notify scripts (templates/keepalived-create.sh.mustache). */
+const VRRP_ALIVE_SCRIPT = "/usr/local/sbin/veza-haproxy-alive";
+const VRRP_NOTIFY_SCRIPT = "/usr/local/sbin/veza-vrrp-notify";
 
 /** Keyed fingerprint of the rendered config: readable, changes exactly when the config does, and cannot be recomputed without the key. */
 function fingerprint(key: string, config: string): string {
@@ -342,10 +406,16 @@ function fingerprint(key: string, config: string): string {
  * reload); the container is left alone.
  */
 export class HaproxyLoadBalancer extends pulumi.ComponentResource {
-    /** Incus instance name. */
+    /** Incus instance name (with a pair: node a's; node b's is in `nodes`). */
     public readonly containerName: pulumi.Output<string>;
-    /** The container's IPv4 address on the Incus bridge. */
+    /** Where clients reach the load balancer: the container's IPv4 on the Incus bridge, or with a pair the VIP (no prefix). */
     public readonly address: pulumi.Output<string>;
+    /** Each node's container and IPv4 on the bridge: one, or the pair's two (a, then b). */
+    public readonly nodes: pulumi.Output<{ name: string; address: string }[]>;
+    /** The pair's floating address with its prefix ("198.18.0.10/24"); "" without a pair. */
+    public readonly vip: pulumi.Output<string>;
+    /** The node that held the VIP when the config step last ran; "" without a pair (or when neither held it). */
+    public readonly vipNode: pulumi.Output<string>;
     /** Where the platform is served over HTTP. */
     public readonly httpUrl: pulumi.Output<string>;
     /** Where the platform is served over HTTPS; "" when TLS is off. */
@@ -360,12 +430,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly renderedConfig: pulumi.Output<string>;
     /** Stats UI password (secret). */
     public readonly statsPassword: pulumi.Output<string>;
-    /** The container step; depend on it to run after the container exists. */
+    /** The container step (with a pair: node a's); depend on it to run after the container exists. */
     public readonly containerCommand: StepCommand;
-    /** The config step; depend on it to run after HAProxy serves the current config. */
+    /** The config step; depend on it to run after HAProxy serves the current config (with a pair: on both nodes). */
     public readonly configCommand: StepCommand;
-    /** The TLS step, when a certificate is pushed. */
+    /** The TLS step, when a certificate is pushed (with a pair: node a's). */
     public readonly tlsCommand?: StepCommand;
+    /** Every node's container step, TLS step and (pair) keepalived step, in node order. */
+    public readonly nodeCommands: { container: StepCommand; tls?: StepCommand; keepalived?: StepCommand }[];
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
@@ -373,11 +445,25 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const renderedConfig = pulumi.secret(inputs.settings.apply(renderResolved));
         const steps = this.steps(name, inputs, renderedConfig);
 
-        this.containerCommand = steps.container;
-        this.tlsCommand = steps.tls;
+        this.containerCommand = steps.nodes[0].container;
+        this.tlsCommand = steps.nodes[0].tls;
         this.configCommand = steps.config;
+        this.nodeCommands = steps.nodes.map((n, i) => ({ container: n.container, tls: n.tls, keepalived: steps.keepalived[i] }));
         this.containerName = inputs.provisioning.containerName;
-        this.address = steps.container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
+        this.nodes = pulumi.all(
+            steps.nodes.map((n, i) =>
+                pulumi
+                    .all([
+                        i === 0 ? inputs.provisioning.containerName : inputs.provisioning.containerName.apply((c) => pairNodeNames(c).b),
+                        n.address,
+                    ])
+                    .apply(([containerName, address]) => ({ name: containerName, address })),
+            ),
+        );
+        const pair = inputs.pair;
+        this.vip = pair ? pair.apply((p) => p.vip) : pulumi.output("");
+        this.vipNode = pair ? steps.config.stdout.apply((out) => /^vip_node=(.*)$/m.exec(out)?.[1] ?? "") : pulumi.output("");
+        this.address = pair ? pair.apply((p) => vipAddress(p.vip)) : steps.nodes[0].address;
         // `settings` is secret (it holds the password); the listeners are not.
         const listeners = pulumi.unsecret(
             inputs.settings.apply((s) => ({
@@ -404,6 +490,9 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         this.registerOutputs({
             containerName: this.containerName,
             address: this.address,
+            nodes: this.nodes,
+            vip: this.vip,
+            vipNode: this.vipNode,
             httpUrl: this.httpUrl,
             httpsUrl: this.httpsUrl,
             statsUrl: this.statsUrl,
@@ -422,6 +511,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     private resolveAndValidate(name: string, args: HaproxyLoadBalancerArgs): ResolvedInputs {
         const a = applyComponentDefaults(name, args);
         const insecure = a.insecureSkipHostKeyCheck === true;
+        const hasPair = a.pair !== undefined;
         onResource(this, () => checkKnownSettings(args, a));
         const runsOn = this.runsOn(a.connection, insecure);
         const provisioning = validateNowOrLater(
@@ -431,9 +521,22 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             >,
             (p) => {
                 validateProvisioning(p);
-                claimContainer(name, p.runsOn, p.containerName);
+                for (const node of ownContainers(p.containerName, hasPair)) claimContainer(name, p.runsOn, node);
             },
         );
+        const pair =
+            a.pair === undefined
+                ? undefined
+                : validateNowOrLater(
+                      this,
+                      { pair: a.pair, containerName: a.containerName } as pulumi.Input<{ pair: PairArgs; containerName: string }>,
+                      (v) => {
+                          const c = new Checker();
+                          checkPairNames(c, v.pair, v.containerName);
+                          if (c.problems.length > 0) throw new SettingsError(c.problems);
+                      },
+                  ).apply((v) => v.pair);
+        pair?.apply((p) => pairWarnings("pair", p).forEach((warning) => pulumi.log.warn(warning, this)));
         const tlsPair =
             a.tls &&
             validateNowOrLater(
@@ -454,7 +557,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             ({ resolved, containerName }) => {
                 const c = new Checker();
                 c.found.push(...settingsProblems(resolved));
-                checkNotSelf(c, resolved as unknown as Record<string, unknown>, containerName);
+                checkNotSelf(c, resolved as unknown as Record<string, unknown>, ownContainers(containerName, hasPair));
                 if (c.problems.length > 0) throw new SettingsError(c.problems);
             },
         ).apply(({ resolved }) => resolved);
@@ -466,40 +569,133 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             provisioning,
             imageTrigger: args.image === undefined ? DEFAULTED_IMAGE_TRIGGER : provisioning.image,
             tlsPair,
+            pair,
             settings,
             statsPassword,
             fingerprintKey: this.randomKey(`${name}-fingerprint-key`),
         };
     }
 
-    /** The container, TLS and config steps, in the order the engine runs them. */
-    private steps(
-        name: string,
-        inputs: ResolvedInputs,
-        renderedConfig: pulumi.Output<string>,
-    ): { container: StepCommand; tls?: StepCommand; config: StepCommand } {
-        const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings } = inputs;
+    /**
+     * The steps, in the order the engine runs them: per node, its container
+     * and TLS; with a pair, each node's keepalived; then the config.
+     */
+    private steps(name: string, inputs: ResolvedInputs, renderedConfig: pulumi.Output<string>): Steps {
+        const { connection, runsOn, provisioning, settings, pair } = inputs;
         // The URN's value only: an input that depends on this component waits
         // for all of its children, the step itself included (the SDK expands a
         // component dependency to its children: @pulumi/pulumi
         // runtime/dependsOn.js, getAllTransitivelyReferencedResourceURNs).
         const componentUrn = pulumi.output(new Promise<string>((resolve) => this.urn.apply(resolve)));
         const owner = pulumi.all([componentUrn, runsOn]).apply(([urn, on]) => ownerToken(urn, on));
+        // Node a is what a single load balancer is, under the same resource
+        // names, so adding a pair (or removing it) leaves it in place.
+        const plans: NodePlan[] = [{ node: "a", prefix: name, containerName: provisioning.containerName }];
+        if (pair) {
+            plans.push({ node: "b", prefix: `${name}-b`, containerName: provisioning.containerName.apply((c) => pairNodeNames(c).b) });
+        }
+        const nodes = plans.map((plan) => this.nodeSteps(plan, inputs, owner));
+        const certSha256 = inputs.tlsPair
+            ? pulumi.unsecret(inputs.tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)))
+            : pulumi.output("none");
+        const before = nodes.flatMap((n) => (n.tls ? [n.container, n.tls] : [n.container]));
+
+        if (!pair) {
+            const [only] = nodes;
+            const config = this.step(
+                `${name}-config`,
+                "config",
+                connection,
+                pulumi
+                    .all([provisioning, renderedConfig, certSha256, settings])
+                    .apply(
+                        ([p, text, cert, s]) =>
+                            configStep({ containerName: p.containerName, config: text, certSha256: cert, openFiles: openFilesNeeded(s) })
+                                .stdin,
+                    ),
+                { dependsOn: before },
+                // A replaced container starts without our config: push it again.
+                [only.container.id],
+            );
+            return { nodes, keepalived: [], config };
+        }
+
+        const addresses = nodes.map((n) => n.address);
+        const keepalived = nodes.map((n, i) =>
+            this.step(
+                `${plans[i].prefix}-keepalived`,
+                "keepalived",
+                connection,
+                pulumi.all([plans[i].containerName, n.container.id, owner, pair, addresses[i], addresses[1 - i]]).apply(
+                    ([containerName, containerStep, ownerToken, p, self, peer]) =>
+                        keepalivedStep({
+                            containerName,
+                            containerStep,
+                            owner: ownerToken,
+                            vip: p.vip,
+                            keepalivedConf: renderKeepalivedConfig({
+                                node: plans[i].node,
+                                selfAddress: self,
+                                peerAddress: peer,
+                                vip: p.vip,
+                                virtualRouterId: p.virtualRouterId ?? DEFAULT_VIRTUAL_ROUTER_ID,
+                                interface: "eth0",
+                                aliveScript: VRRP_ALIVE_SCRIPT,
+                                notifyScript: VRRP_NOTIFY_SCRIPT,
+                            }),
+                        }).stdin,
+                ),
+                // The peer's address is an input: both containers first.
+                { dependsOn: before },
+                [],
+            ),
+        );
+        // keepalived runs before the first config: the config step reports
+        // which node holds the VIP, and applies to the other one first.
+        const config = this.step(
+            `${name}-config`,
+            "pairConfig",
+            connection,
+            pulumi
+                .all([plans[0].containerName, plans[1].containerName, pair, renderedConfig, certSha256, settings])
+                .apply(
+                    ([a, b, p, text, cert, s]) =>
+                        pairConfigStep({
+                            nodes: [a, b],
+                            vip: vipAddress(p.vip),
+                            config: text,
+                            certSha256: cert,
+                            openFiles: openFilesNeeded(s),
+                        }).stdin,
+                ),
+            { dependsOn: [...before, ...keepalived] },
+            // A replaced container starts without our config: push it again.
+            nodes.map((n) => n.container.id),
+        );
+        return { nodes, keepalived, config };
+    }
+
+    /** One node's container step and, with a certificate, its TLS step. */
+    private nodeSteps(plan: NodePlan, inputs: ResolvedInputs, owner: pulumi.Output<string>): NodeSteps {
+        const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings, pair } = inputs;
         const tlsReady = tlsPair ? pulumi.unsecret(tlsPair.apply(() => true)) : pulumi.output(true);
+        const target = pair ? pair.apply((p) => p.targets?.[PAIR_NODES.indexOf(plan.node)]) : pulumi.output(undefined);
         // Only provisioning inputs reach the container step (never the pools),
         // so preview shows exactly when it is replaced. It waits for a valid
         // TLS pair: nothing reaches a container while the pair is wrong.
         const container = this.step(
-            `${name}-container`,
+            `${plan.prefix}-container`,
             "container",
             connection,
-            pulumi.all([provisioning, owner, tlsReady]).apply(
-                ([p, ownerToken]) =>
+            pulumi.all([provisioning, plan.containerName, owner, target, tlsReady]).apply(
+                ([p, containerName, ownerToken, t]) =>
                     containerStep({
                         ...p,
+                        containerName,
                         owner: ownerToken,
                         adminSocketPath: DEFAULT_SETTINGS.adminSocketPath,
                         serverStateFile: DEFAULT_SETTINGS.serverStateFile,
+                        ...(t === undefined ? {} : { target: t }),
                     }).stdin,
             ),
             // The provider replaces on a `triggers` change (its SDK registers
@@ -508,24 +704,25 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // with its old inputs, before creating the new one
             // (pulumi/pulumi pkg/resource/deploy/step_generator.go,
             // continueStepsFromDiff). Another host means the old host's
-            // container is deleted first: never left behind unmanaged.
+            // container is deleted first: never left behind unmanaged. A
+            // pair's cluster member is not a trigger: a serving node is never
+            // rebuilt to move it (the script refuses, and says how to move it).
             { deleteBeforeReplace: true },
-            [provisioning.containerName, imageTrigger, provisioning.profiles.apply((p) => p.join(",")), runsOn],
+            [plan.containerName, imageTrigger, provisioning.profiles.apply((p) => p.join(",")), runsOn],
         );
 
         let tls: StepCommand | undefined;
-        let certSha256: pulumi.Output<string> = pulumi.output("none");
         if (tlsPair) {
             const certPath = pulumi.unsecret(settings.apply((s) => s.tlsCertPath));
             tls = this.step(
-                `${name}-tls`,
+                `${plan.prefix}-tls`,
                 "tls",
                 connection,
                 pulumi.secret(
-                    pulumi.all([provisioning, certPath, owner, tlsPair]).apply(
-                        ([p, path, ownerToken, [certificatePem, privateKeyPem]]) =>
+                    pulumi.all([plan.containerName, certPath, owner, tlsPair]).apply(
+                        ([containerName, path, ownerToken, [certificatePem, privateKeyPem]]) =>
                             tlsStep({
-                                containerName: p.containerName,
+                                containerName,
                                 certPath: path,
                                 owner: ownerToken,
                                 certificatePem,
@@ -539,24 +736,9 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // config no longer names it.
                 [container.id, certPath],
             );
-            certSha256 = pulumi.unsecret(tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)));
         }
-
-        const config = this.step(
-            `${name}-config`,
-            "config",
-            connection,
-            pulumi
-                .all([provisioning, renderedConfig, certSha256, settings])
-                .apply(
-                    ([p, text, cert, s]) =>
-                        configStep({ containerName: p.containerName, config: text, certSha256: cert, openFiles: openFilesNeeded(s) }).stdin,
-                ),
-            { dependsOn: tls ? [container, tls] : [container] },
-            // A replaced container starts without our config: push it again.
-            [container.id],
-        );
-        return { container, tls, config };
+        const address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
+        return { container, tls, address };
     }
 
     /**

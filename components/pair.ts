@@ -2,11 +2,12 @@ import { Checker, isRecord, shown } from "./checker";
 import { renderTemplate } from "./templates";
 
 /*
- * The load balancer pair (issue 12), its pure core: what a user may ask for
- * and what keepalived is told. Two nodes, `<container>-a` and `<container>-b`,
- * hold one floating address (the VIP) between them with VRRP over unicast.
- * The component does not build a pair yet: these are the checked inputs and
- * the rendered keepalived.conf the pair's steps will use.
+ * The load balancer pair, its pure core: what a user may ask for and what
+ * keepalived is told. Two nodes hold one floating address (the VIP) between
+ * them with VRRP over unicast. Node a is the container a single load
+ * balancer would be (`containerName`), node b is `<containerName>-b`: turning
+ * a single load balancer into a pair keeps the running container as node a
+ * and adds node b, so nothing serving is deleted or replaced.
  */
 
 /** What a user writes as `pair`. */
@@ -15,9 +16,12 @@ export interface PairArgs {
     vip: string;
     /** Two Incus cluster members, one node on each. Absent: both nodes on this Incus host (warned). */
     targets?: string[];
-    /** VRRP virtual router id (1-255), unique among the VRRP routers of the bridge. */
+    /** VRRP virtual router id (1-255), unique among the VRRP routers of the bridge. Default: 51. */
     virtualRouterId?: number;
 }
+
+/** keepalived's own example id; set another when the bridge carries another VRRP router with it. */
+export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
 
 export const PAIR_KEYS = ["vip", "targets", "virtualRouterId"] as const satisfies readonly (keyof PairArgs)[];
 /** The two nodes, in the order they are created and, on a config change, never both at once. */
@@ -26,7 +30,7 @@ export type PairNode = (typeof PAIR_NODES)[number];
 
 const VIP = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 /** An Incus cluster member's name (a host name label). */
-const MEMBER = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$/;
+export const CLUSTER_MEMBER = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$/;
 
 /** `vip`'s address and prefix, when it is a usable IPv4 address on a subnet (why not, otherwise). */
 function parseVip(vip: unknown): { octets: number[]; prefix: number } | string {
@@ -47,6 +51,12 @@ function parseVip(vip: unknown): { octets: number[]; prefix: number } | string {
     return { octets, prefix };
 }
 
+/** Why `vip` is no usable "address/prefix", or undefined when it is. */
+export function vipProblem(vip: unknown): string | undefined {
+    const parsed = parseVip(vip);
+    return typeof parsed === "string" ? parsed : undefined;
+}
+
 /** Every problem with `pair`, each naming its field under `field`. */
 export function checkPair(c: Checker, field: string, pair: unknown): void {
     if (!isRecord(pair)) {
@@ -65,7 +75,7 @@ export function checkPair(c: Checker, field: string, pair: unknown): void {
             );
         } else {
             targets.forEach((t, i) =>
-                c.matches(`${field}.targets[${i}]`, t, MEMBER, "must be an Incus cluster member name: letters, digits, . and -"),
+                c.matches(`${field}.targets[${i}]`, t, CLUSTER_MEMBER, "must be an Incus cluster member name: letters, digits, . and -"),
             );
             if (targets[0] === targets[1]) {
                 c.fail(
@@ -86,9 +96,14 @@ export function pairWarnings(field: string, pair: PairArgs): string[] {
     ];
 }
 
-/** The node names of a pair whose container name is `containerName`. */
+/** The node names of a pair whose container name is `containerName`: node a keeps that name (see the top of this file). */
 export function pairNodeNames(containerName: string): Record<PairNode, string> {
-    return { a: `${containerName}-a`, b: `${containerName}-b` };
+    return { a: containerName, b: `${containerName}-b` };
+}
+
+/** The VIP's address without its prefix. */
+export function vipAddress(vip: string): string {
+    return vip.split("/")[0];
 }
 
 /** What keepalived.conf is rendered from: one node's view of the pair. */
@@ -107,7 +122,7 @@ export interface KeepalivedView {
     notifyScript: string;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const IPV4_ADDRESS = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const INTERFACE = /^[A-Za-z0-9_.-]{1,15}$/;
 const SCRIPT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
@@ -120,8 +135,8 @@ const SCRIPT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 export function renderKeepalivedConfig(view: KeepalivedView): string {
     const c = new Checker();
     if (!PAIR_NODES.includes(view.node)) c.fail("node", `must be "a" or "b" (got ${shown(view.node)})`);
-    c.matches("selfAddress", view.selfAddress, IPV4, "must be an IPv4 address");
-    c.matches("peerAddress", view.peerAddress, IPV4, "must be an IPv4 address");
+    c.matches("selfAddress", view.selfAddress, IPV4_ADDRESS, "must be an IPv4 address");
+    c.matches("peerAddress", view.peerAddress, IPV4_ADDRESS, "must be an IPv4 address");
     if (view.selfAddress === view.peerAddress) c.fail("peerAddress", `must differ from selfAddress (both ${shown(view.selfAddress)})`);
     const vip = parseVip(view.vip);
     if (typeof vip === "string") c.fail("vip", vip);

@@ -1,6 +1,7 @@
 import { createHash } from "crypto";
 import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 import { sha256Hex } from "./identity";
+import { CLUSTER_MEMBER, IPV4_ADDRESS, vipProblem } from "./pair";
 import { loadTemplate, renderTemplate } from "./templates";
 import { Checker, SettingsError, validateProvisioning, validateTlsPair } from "./validate";
 
@@ -31,6 +32,8 @@ const PARTIALS = {
     saveState: "_container-save-state.sh",
     dropin: "_container-dropin.conf",
     applyInContainer: "_config-in-container.sh",
+    vrrpAlive: "_vrrp-alive.sh",
+    vrrpNotify: "_vrrp-notify.sh",
 };
 
 /** Renders one of templates/*.sh.mustache with the shared partials. */
@@ -56,6 +59,8 @@ const SCRIPT_FILES = {
     container: { create: "container-create.sh.mustache", delete: "container-delete.sh.mustache" },
     tls: { create: "tls-create.sh.mustache", delete: "tls-delete.sh.mustache" },
     config: { create: "config-create.sh.mustache", delete: undefined },
+    pairConfig: { create: "pair-config-create.sh.mustache", delete: undefined },
+    keepalived: { create: "keepalived-create.sh.mustache", delete: "keepalived-delete.sh.mustache" },
 } as const;
 
 export type StepKind = keyof typeof SCRIPT_FILES;
@@ -126,6 +131,8 @@ export interface ContainerStepInputs {
     serverStateFile: string;
     /** Seconds to wait for the container's network and systemd. Default: 60. */
     waitSeconds?: number;
+    /** The Incus cluster member to launch on (a pair node with targets). Absent: wherever Incus places it, and no `target` header field. */
+    target?: string;
 }
 
 function checked(check: (c: Checker) => void): void {
@@ -142,6 +149,8 @@ export function containerStep(inputs: ContainerStepInputs): ScriptStep {
         c.absolutePath("adminSocketPath", inputs.adminSocketPath);
         c.absolutePath("serverStateFile", inputs.serverStateFile);
         c.integer("waitSeconds", waitSeconds, 1, 3600);
+        if (inputs.target !== undefined)
+            c.matches("target", inputs.target, CLUSTER_MEMBER, "must be an Incus cluster member name: letters, digits, . and -");
     });
     return {
         ...stepScripts("container"),
@@ -153,6 +162,7 @@ export function containerStep(inputs: ContainerStepInputs): ScriptStep {
             admin_socket: inputs.adminSocketPath,
             state_file: inputs.serverStateFile,
             wait_seconds: String(waitSeconds),
+            ...(inputs.target === undefined ? {} : { target: inputs.target }),
         }),
     };
 }
@@ -170,33 +180,97 @@ export interface ConfigStepInputs {
     reloadWaitSeconds?: number;
 }
 
-export function configStep(inputs: ConfigStepInputs): ScriptStep {
+/** The config payload's checks and header fields, shared by the one-node and the pair config steps. */
+function configPayloadFields(c: Checker, inputs: Omit<ConfigStepInputs, "containerName">): Record<string, string> {
     const certSha256 = inputs.certSha256 ?? "none";
     const reloadWaitSeconds = inputs.reloadWaitSeconds ?? 15;
+    if (typeof inputs.config !== "string" || inputs.config === "") c.fail("config", "must be the rendered haproxy.cfg text");
+    else if (Buffer.byteLength(inputs.config, "utf8") > MAX_CONFIG_BYTES) {
+        c.fail("config", `must be at most ${MAX_CONFIG_BYTES} bytes (got ${Buffer.byteLength(inputs.config, "utf8")})`);
+    }
+    c.integer("openFiles", inputs.openFiles, 1, 100_000_000);
+    c.matches("certSha256", certSha256, /^([0-9a-f]{64}|none)$/, 'must be a hex SHA-256 or "none"');
+    c.integer("reloadWaitSeconds", reloadWaitSeconds, 1, 3600);
+    if (c.found.length > 0) return {};
+    return {
+        config_path: CONFIG_PATH,
+        config_sha256: sha256Hex(inputs.config),
+        config_bytes: String(Buffer.byteLength(inputs.config, "utf8")),
+        open_files: String(inputs.openFiles),
+        cert_sha256: certSha256,
+        master_socket: MASTER_SOCKET,
+        reload_wait_seconds: String(reloadWaitSeconds),
+    };
+}
+
+export function configStep(inputs: ConfigStepInputs): ScriptStep {
+    const c = new Checker();
+    c.containerName("containerName", inputs.containerName);
+    const fields = configPayloadFields(c, inputs);
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    return { ...stepScripts("config"), stdin: stepStdin({ container: inputs.containerName, ...fields }, inputs.config) };
+}
+
+export interface PairConfigStepInputs extends Omit<ConfigStepInputs, "containerName"> {
+    /** Node a's and node b's containers. */
+    nodes: readonly [string, string];
+    /** The VIP's address, without its prefix: how the step tells which node holds it. */
+    vip: string;
+}
+
+/** The pair's config step: the same config to both nodes, the one without the VIP first (templates/pair-config-create.sh.mustache). */
+export function pairConfigStep(inputs: PairConfigStepInputs): ScriptStep {
+    const c = new Checker();
+    c.containerName("nodes[0]", inputs.nodes[0]);
+    c.containerName("nodes[1]", inputs.nodes[1]);
+    if (inputs.nodes[0] === inputs.nodes[1]) c.fail("nodes", `must be two different containers (both ${JSON.stringify(inputs.nodes[0])})`);
+    c.matches("vip", inputs.vip, IPV4_ADDRESS, "must be an IPv4 address without prefix");
+    const fields = configPayloadFields(c, inputs);
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    return {
+        ...stepScripts("pairConfig"),
+        stdin: stepStdin({ nodes: `${inputs.nodes[0]},${inputs.nodes[1]}`, vip: inputs.vip, ...fields }, inputs.config),
+    };
+}
+
+export interface KeepalivedStepInputs {
+    containerName: string;
+    /** The container step's owner token: keepalived is stopped on delete only while it still owns the container. */
+    owner: string;
+    /** "198.18.0.10/24": checked against the node's own subnet before keepalived gets it. */
+    vip: string;
+    /** keepalived.conf as renderKeepalivedConfig renders it for this node. */
+    keepalivedConf: string;
+    /**
+     * The node's container step id. A rebuilt container is a new step id, so
+     * this step runs again and sets keepalived up in it, even when the new
+     * container got the old address and the config is the same.
+     */
+    containerStep: string;
+}
+
+/** One pair node's keepalived step (templates/keepalived-create.sh.mustache). */
+export function keepalivedStep(inputs: KeepalivedStepInputs): ScriptStep {
     checked((c) => {
         c.containerName("containerName", inputs.containerName);
-        if (typeof inputs.config !== "string" || inputs.config === "") c.fail("config", "must be the rendered haproxy.cfg text");
-        else if (Buffer.byteLength(inputs.config, "utf8") > MAX_CONFIG_BYTES) {
-            c.fail("config", `must be at most ${MAX_CONFIG_BYTES} bytes (got ${Buffer.byteLength(inputs.config, "utf8")})`);
-        }
-        c.integer("openFiles", inputs.openFiles, 1, 100_000_000);
-        c.matches("certSha256", certSha256, /^([0-9a-f]{64}|none)$/, 'must be a hex SHA-256 or "none"');
-        c.integer("reloadWaitSeconds", reloadWaitSeconds, 1, 3600);
+        c.matches("owner", inputs.owner, OWNER_TOKEN, "must be an owner token from ownerToken()");
+        const vip = vipProblem(inputs.vip);
+        if (vip !== undefined) c.fail("vip", vip);
+        c.matches("containerStep", inputs.containerStep, HEADER_VALUE, "must be the container step's id");
+        if (typeof inputs.keepalivedConf !== "string" || inputs.keepalivedConf === "")
+            c.fail("keepalivedConf", "must be the rendered keepalived.conf text");
     });
     return {
-        ...stepScripts("config"),
+        ...stepScripts("keepalived"),
         stdin: stepStdin(
             {
                 container: inputs.containerName,
-                config_path: CONFIG_PATH,
-                config_sha256: sha256Hex(inputs.config),
-                config_bytes: String(Buffer.byteLength(inputs.config, "utf8")),
-                open_files: String(inputs.openFiles),
-                cert_sha256: certSha256,
-                master_socket: MASTER_SOCKET,
-                reload_wait_seconds: String(reloadWaitSeconds),
+                container_step: inputs.containerStep,
+                owner: inputs.owner,
+                vip: inputs.vip,
+                conf_sha256: sha256Hex(inputs.keepalivedConf),
             },
-            inputs.config,
+            inputs.keepalivedConf,
         ),
     };
 }

@@ -8,8 +8,10 @@ fail() { log "ERROR: $*"; exit 1; }
 # certificate bundle) follows and is left unread for the step to consume.
 # read_header NAME...: sets hdr_NAME for each expected field; any other
 # field, a value outside the header's character set or a missing field fails
-# before anything is touched. `read` takes stdin one line at a time, so the
-# payload stays on stdin.
+# before anything is touched. A NAME ending in ? is optional (hdr_NAME is ""
+# when it is absent): a field added for a new feature leaves the stdin of
+# steps that do not use it byte-identical, so they do not re-run. `read`
+# takes stdin one line at a time, so the payload stays on stdin.
 read_header() {
     IFS= read -r line || fail "nothing on stdin: the step's inputs arrive there (veza-step/1 header)"
     [ "$line" = "veza-step/1" ] || fail "stdin does not start with the veza-step/1 header: the script and the component that built its input disagree"
@@ -19,13 +21,16 @@ read_header() {
         name=${line%%=*}
         value=${line#*=}
         case $name in '' | [!a-z]* | *[!a-z0-9_]*) fail "malformed header line (expected name=value)" ;; esac
-        case " $* " in *" $name "*) ;; *) fail "unexpected header field $name" ;; esac
+        case " $* " in *" $name "* | *" $name? "*) ;; *) fail "unexpected header field $name" ;; esac
         case $value in *[!A-Za-z0-9._:/,@+=-]*) fail "header field $name holds a character outside A-Z a-z 0-9 . _ : / , @ + = -" ;; esac
         eval "hdr_$name=\$value"
     done
     [ "$ended" = yes ] || fail "the veza-step/1 header ends without its blank line: input cut short"
     for name in "$@"; do
-        eval "[ -n \"\${hdr_$name:-}\" ]" || fail "header field $name is missing or empty"
+        case $name in
+            *[?]) eval "hdr_${name%[?]}=\${hdr_${name%[?]}:-}" ;;
+            *) eval "[ -n \"\${hdr_$name:-}\" ]" || fail "header field $name is missing or empty" ;;
+        esac
     done
 }
 command -v incus >/dev/null 2>&1 || fail "the incus CLI is not on the PATH of the Incus host"

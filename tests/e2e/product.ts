@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
-import { installMocks, isSecret, registeredAll, Registered } from "../support";
+import { installMocks, isSecret, registeredAll, Registered, setMockAddress } from "../support";
 import type { HaproxyLoadBalancerArgs } from "../../components";
 
 let registered: Registered[] | undefined;
@@ -55,6 +55,9 @@ export interface ProductSteps {
     container: StepCommand;
     tls?: StepCommand;
     config: StepCommand;
+    /** With a pair: node b's container and TLS steps, and each node's keepalived step (a, b). */
+    nodeB?: { container: StepCommand; tls?: StepCommand };
+    keepalived?: StepCommand[];
 }
 
 /** Splits a step's stdin into its veza-step/1 header fields and payload. */
@@ -108,7 +111,10 @@ export async function buildSteps(
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require("../../components/component") as typeof import("../../components/component")).forgetContainerClaims();
     const lb = new HaproxyLoadBalancer(componentName, args);
-    await registeredAll([lb.containerCommand, lb.configCommand, ...(lb.tlsCommand ? [lb.tlsCommand] : [])]);
+    await registeredAll([
+        lb.configCommand,
+        ...lb.nodeCommands.flatMap((n) => [n.container, ...(n.tls ? [n.tls] : []), ...(n.keepalived ? [n.keepalived] : [])]),
+    ]);
     const find = (suffix: string): Registered | undefined => {
         const found = reg.slice(start).filter((r) => r.name === `${componentName}-${suffix}`);
         if (found.length > 1) throw new Error(`${found.length} resources named ${componentName}-${suffix}`);
@@ -120,8 +126,17 @@ export async function buildSteps(
     const tls = find("tls");
     const steps: ProductSteps = { container: toStep(container), config: toStep(config) };
     if (tls) steps.tls = toStep(tls);
+    const containerB = find("b-container");
+    if (containerB) {
+        const tlsB = find("b-tls");
+        steps.nodeB = { container: toStep(containerB), ...(tlsB ? { tls: toStep(tlsB) } : {}) };
+        const keepalived = [find("keepalived"), find("b-keepalived")];
+        if (!keepalived[0] || !keepalived[1]) throw new Error(`pair ${componentName} did not register both keepalived steps`);
+        steps.keepalived = keepalived.map((k) => toStep(k as Registered));
+    }
     const type = opts.type ?? "command:local:Command";
-    for (const s of [steps.container, steps.config, ...(steps.tls ? [steps.tls] : [])]) {
+    const all = [steps.container, steps.config, steps.tls, steps.nodeB?.container, steps.nodeB?.tls, ...(steps.keepalived ?? [])];
+    for (const s of all.filter((x): x is StepCommand => x !== undefined)) {
         if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
         if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
             throw new Error(`${s.resource} interpreter is ${JSON.stringify(s.interpreter)}, expected ["/bin/sh","-c"]`);
@@ -186,6 +201,42 @@ export function runStep(
         child.stdin.on("error", () => undefined);
         child.stdin.end(stdin);
     });
+}
+
+/** A pair brought up: its steps (built with the nodes' real addresses) and what each printed. */
+export interface PairUp {
+    steps: ProductSteps;
+    nodes: { name: string; address: string }[];
+    /** stderr of every step, in the order they ran. */
+    log: string;
+    /** The config step's stdout: "vip_node=<holder>". */
+    configStdout: string;
+}
+
+/**
+ * A pair's steps run as `pulumi up` would: both containers first; then, as
+ * the engine hands the containers' real stdout to the steps that read it,
+ * the program is built again with the real addresses (the mock returns
+ * them, as the provider would) for the TLS, keepalived and config steps.
+ */
+export async function upPair(componentName: string, args: HaproxyLoadBalancerArgs): Promise<PairUp> {
+    const first = await buildSteps(componentName, args);
+    if (!first.nodeB) throw new Error(`${componentName} is not a pair`);
+    const a = await runStepOk(first.container, "create");
+    const b = await runStepOk(first.nodeB.container, "create");
+    const nodes = [
+        { name: first.container.header.container, address: a.stdout.trim().split("\n").pop() ?? "" },
+        { name: first.nodeB.container.header.container, address: b.stdout.trim().split("\n").pop() ?? "" },
+    ];
+    setMockAddress(`${componentName}-container`, nodes[0].address);
+    setMockAddress(`${componentName}-b-container`, nodes[1].address);
+    const steps = await buildSteps(componentName, args);
+    let log = a.stderr + b.stderr;
+    for (const step of [steps.tls, steps.nodeB?.tls, ...(steps.keepalived ?? [])]) {
+        if (step) log += (await runStepOk(step, "create")).stderr;
+    }
+    const config = await runStepOk(steps.config, "create");
+    return { steps, nodes, log: log + config.stderr, configStdout: config.stdout };
 }
 
 /** Like runStep but throws with the step's stderr on a non-zero exit. */

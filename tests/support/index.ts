@@ -39,5 +39,5 @@ export { makeTestCert } from "./tls-cert";
 export type { TestCert } from "./tls-cert";
 
 // Pulumi programs under setMocks (the SDK loads on first use).
-export { installMocks, isSecret, labStackConfig, registeredAll, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";
+export { installMocks, isSecret, labStackConfig, registeredAll, setMockAddress, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";
 export type { Registered } from "./pulumi-mocks";

@@ -33,12 +33,37 @@ export function unwrap<T = unknown>(value: unknown): T {
     return (isSecret(value) ? (value as { value: unknown }).value : value) as T;
 }
 
+/**
+ * What a container step prints: `addresses[name]` when set (the e2e suite
+ * hands in the real ones), else `address`, and for a pair's node b
+ * (`<name>-b-container`) the next address, as DHCP would give it another.
+ */
+function containerAddress(resource: string, address: string): string {
+    const given = mockAddresses.get(resource);
+    if (given !== undefined) return given;
+    if (!resource.endsWith("-b-container")) return address;
+    const octets = address.split(".").map(Number);
+    octets[3] += 1;
+    return octets.join(".");
+}
+
+const mockAddresses = new Map<string, string>();
+
+/** The address the mocked container step `resource` prints from now on (the real one, once the real step ran). */
+export function setMockAddress(resource: string, address: string): void {
+    mockAddresses.set(resource, address);
+}
+
 /** Mock provider state for the resource types the component creates. */
 function mockState(args: pulumi.runtime.MockResourceArgs, address: string): Record<string, unknown> {
     switch (args.type) {
         case "command:local:Command":
         case "command:remote:Command":
-            return { ...args.inputs, stdout: args.name.endsWith("-container") ? `${address}\n` : "", stderr: "" };
+            return {
+                ...args.inputs,
+                stdout: args.name.endsWith("-container") ? `${containerAddress(args.name, address)}\n` : "",
+                stderr: "",
+            };
         case "random:index/randomPassword:RandomPassword":
             return { ...args.inputs, result: "mockStatsPassword0123456789abcdef" };
         case "random:index/randomId:RandomId":

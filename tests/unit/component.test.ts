@@ -237,6 +237,12 @@ describe("HaproxyLoadBalancer under mocks", () => {
             [],
         ],
         [
+            "a pair whose VIP is its subnet's network address (no container step: node a's carries the pair's placement)",
+            "late-pair",
+            'pair.vip must not be the network or broadcast address of its /24 (got "10.0.0.0/24")',
+            [],
+        ],
+        [
             "a certificate without its key",
             "late-half-pair",
             "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)",

@@ -103,8 +103,8 @@ describe("pair inputs", () => {
         expect(pairWarnings("pair", { vip: "198.18.0.10/24", targets: ["n1", "n2"] })).toEqual([]);
     });
 
-    test("the nodes are named after the container", () => {
-        expect(pairNodeNames("edge")).toEqual({ a: "edge-a", b: "edge-b" });
+    test("node a keeps the container's name (a single load balancer becomes node a), node b is <name>-b", () => {
+        expect(pairNodeNames("edge")).toEqual({ a: "edge", b: "edge-b" });
     });
 });
 

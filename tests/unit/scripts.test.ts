@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "f
 import { tmpdir } from "os";
 import * as path from "path";
 import { configStep, containerStep, ownerToken, SettingsError, tlsStep } from "../../components";
-import { stepStdin } from "../../components/scripts";
+import { stepScripts, stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
 import { findBinary, requireBinary } from "../support";
@@ -36,6 +36,9 @@ const scripts: [string, string][] = [
     ["config apply", steps.config.create],
     ["tls push", steps.tls.create],
     ["tls remove", steps.tls.delete as string],
+    ["pair config apply", stepScripts("pairConfig").create],
+    ["keepalived setup", stepScripts("keepalived").create],
+    ["keepalived stop", stepScripts("keepalived").delete as string],
 ];
 
 describe("provisioning scripts", () => {
@@ -219,6 +222,22 @@ describe("provisioning scripts", () => {
             expect(run.status).toBe(1);
             expect(run.stderr).toContain(message);
             expect(run.calls).toBe("");
+        });
+
+        test("an optional field (target?) may be absent, and is read when present; any other field is still refused", () => {
+            const create = steps.container.create;
+            // The fake gives the container no address: a 1 s wait, then the step fails after the calls that matter here.
+            const stdin = (extra: string) => steps.container.stdin.replace("wait_seconds=60\n", `wait_seconds=1\n${extra}`);
+            const absent = runWithFakeIncus(create, stdin(""));
+            // The fake says the container is absent: it is launched, with no --target.
+            expect(absent.calls).toMatch(
+                /^launch images:debian\/12 haproxy --profile default --profile veza --config user\.veza\.owner=veza1-[0-9a-f]+$/m,
+            );
+            const placed = runWithFakeIncus(create, stdin("target=member-2\n"));
+            expect(placed.calls).toMatch(/^launch images:debian\/12 haproxy --profile default --profile veza --target member-2 --config /m);
+            const unknown = runWithFakeIncus(create, stdin("targets=m\n"));
+            expect(unknown.stderr).toContain("unexpected header field targets");
+            expect(unknown.calls).toBe("");
         });
 
         test("reads the header and leaves the payload on stdin for the step", () => {

@@ -1,0 +1,207 @@
+/**
+ * The load balancer pair under mocks: which steps the component registers,
+ * what each carries, in which order they depend on one another, and which
+ * inputs are refused at preview. The scripts themselves run on real Incus in
+ * tests/e2e/pair.test.ts.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { labSettings } from "./lab-settings";
+import { installMocks, registeredAll, Registered, unwrap, valueOf } from "../support";
+
+const registered: Registered[] = installMocks();
+// Imported after the mocks are installed, as the SDK requires.
+import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
+import { forgetContainerClaims } from "../../components/component";
+import { parseStepStdin } from "../e2e/product";
+
+const VIP = "198.18.0.250/24";
+const header = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).header;
+const payload = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).payload;
+
+const labArgs = (extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancerArgs => {
+    const { apiServers, streamServers } = labSettings();
+    return { apiServers, streamServers, ...extra };
+};
+
+interface Built {
+    lb: HaproxyLoadBalancer;
+    children: { name: string; parent?: pulumi.Resource; dependsOn: string[] }[];
+    byName(suffix: string): Registered;
+}
+
+async function build(args: HaproxyLoadBalancerArgs, name: string): Promise<Built> {
+    forgetContainerClaims();
+    const children: Built["children"] = [];
+    const lb = new HaproxyLoadBalancer(name, args, {
+        transformations: [
+            (t) => {
+                if (t.name === name) return undefined;
+                const deps = t.opts.dependsOn;
+                const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
+                // Children are named by the component: a dependency's name is enough to know it.
+                const dependsOn = list.map((d) => (d as unknown as { __name?: string }).__name ?? "?");
+                children.push({ name: t.name, parent: t.opts.parent, dependsOn });
+                return undefined;
+            },
+        ],
+    });
+    await registeredAll([lb.configCommand, ...lb.nodeCommands.flatMap((n) => [n.container, ...(n.keepalived ? [n.keepalived] : [])])]);
+    const byName = (suffix: string) => {
+        const found = registered.filter((r) => r.name === `${name}-${suffix}`);
+        if (found.length !== 1) throw new Error(`expected one resource ${name}-${suffix}, found ${found.length}`);
+        return found[0];
+    };
+    return { lb, children, byName };
+}
+
+describe("a load balancer pair under mocks", () => {
+    test("two nodes: node a keeps the one-container names, node b is <name>-b; each has keepalived; one config step; all parented", async () => {
+        const { lb, children } = await build(labArgs({ pair: { vip: VIP } }), "edge");
+        expect(children.map((c) => c.name).sort()).toEqual([
+            "edge-b-container",
+            "edge-b-keepalived",
+            "edge-config",
+            "edge-container",
+            "edge-cookie-secret",
+            "edge-fingerprint-key",
+            "edge-keepalived",
+            "edge-stats-password",
+        ]);
+        for (const child of children) expect(child.parent).toBe(lb);
+    });
+
+    test("the engine's order: both containers, then each node's keepalived, then the config step after all of them", async () => {
+        const { children } = await build(labArgs({ pair: { vip: VIP } }), "order");
+        const deps = Object.fromEntries(children.map((c) => [c.name, c.dependsOn.sort()]));
+        expect(deps["order-keepalived"]).toEqual(["order-b-container", "order-container"]);
+        expect(deps["order-b-keepalived"]).toEqual(["order-b-container", "order-container"]);
+        expect(deps["order-config"]).toEqual(["order-b-container", "order-b-keepalived", "order-container", "order-keepalived"]);
+    });
+
+    test("turning one container into a pair leaves node a's container step byte-identical: it is neither replaced nor re-run", async () => {
+        const single = await build(labArgs(), "grow");
+        const singleInputs = single.byName("container").inputs;
+        const pair = await build(labArgs({ pair: { vip: VIP } }), "grow");
+        const matches = registered.filter((r) => r.name === "grow-container");
+        expect(matches).toHaveLength(2);
+        expect(matches[1].inputs).toEqual(singleInputs);
+        expect(header(pair.byName("b-container")).container).toBe("grow-b");
+        // Same triggers but node b's name.
+        expect(pair.byName("b-container").inputs.triggers).toEqual(["grow-b", "images:debian/12", "default", "local"]);
+    });
+
+    test("each node's keepalived.conf names itself and the other node (the container steps' addresses), the VIP, and a higher priority on node a", async () => {
+        const { byName } = await build(labArgs({ pair: { vip: VIP, virtualRouterId: 77 } }), "vrrp");
+        const a = payload(byName("keepalived"));
+        const b = payload(byName("b-keepalived"));
+        expect(a).toContain("unicast_src_ip 198.18.0.10\n    unicast_peer {\n        198.18.0.11\n");
+        expect(b).toContain("unicast_src_ip 198.18.0.11\n    unicast_peer {\n        198.18.0.10\n");
+        for (const conf of [a, b]) {
+            expect(conf).toContain(`        ${VIP} dev eth0\n`);
+            expect(conf).toContain("virtual_router_id 77\n");
+            expect(conf).toContain("nopreempt\n");
+        }
+        expect(a).toContain("priority 150\n");
+        expect(b).toContain("priority 100\n");
+        expect(header(byName("keepalived"))).toEqual({
+            container: "vrrp",
+            container_step: "vrrp-container-id",
+            owner: header(byName("container")).owner,
+            vip: VIP,
+            conf_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        });
+        expect(byName("keepalived").inputs.delete).toContain("systemctl disable --now keepalived");
+    });
+
+    test("the config step sends one config to both nodes by name, with the VIP to find the holder; it has no delete", async () => {
+        const { lb, byName } = await build(labArgs({ pair: { vip: VIP } }), "roll");
+        const config = byName("config");
+        expect(header(config)).toMatchObject({ nodes: "roll,roll-b", vip: "198.18.0.250" });
+        expect(payload(config)).toBe(await valueOf(lb.renderedConfig));
+        expect(unwrap<string>(config.inputs.create)).toContain(
+            'log "$(stamp) applying to $first first (it does not hold the VIP $hdr_vip)"',
+        );
+        expect("delete" in config.inputs).toBe(false);
+        expect(config.inputs.triggers).toEqual(["roll-container-id", "roll-b-container-id"]);
+    });
+
+    test("outputs: the address and URLs are the VIP's, nodes lists both containers, vip and vipNode are set", async () => {
+        const { lb } = await build(labArgs({ pair: { vip: VIP } }), "out");
+        expect(await valueOf(lb.address)).toBe("198.18.0.250");
+        expect(await valueOf(lb.httpUrl)).toBe("http://198.18.0.250/");
+        expect(await valueOf(lb.vip)).toBe(VIP);
+        expect(await valueOf(lb.nodes)).toEqual([
+            { name: "out", address: "198.18.0.10" },
+            { name: "out-b", address: "198.18.0.11" },
+        ]);
+        // The mocked config step prints nothing: no node named.
+        expect(await valueOf(lb.vipNode)).toBe("");
+    });
+
+    test("without a pair: nodes is the one container, vip and vipNode are empty, no keepalived step", async () => {
+        const { lb, children } = await build(labArgs(), "solo");
+        expect(await valueOf(lb.nodes)).toEqual([{ name: "solo", address: "198.18.0.10" }]);
+        expect(await valueOf(lb.vip)).toBe("");
+        expect(await valueOf(lb.vipNode)).toBe("");
+        expect(children.some((c) => c.name.endsWith("keepalived"))).toBe(false);
+    });
+
+    test("targets place each node on its cluster member (incus launch --target) without becoming a trigger: no serving node is rebuilt to move", async () => {
+        const { byName } = await build(labArgs({ pair: { vip: VIP, targets: ["member-1", "member-2"] } }), "placed");
+        expect(header(byName("container")).target).toBe("member-1");
+        expect(header(byName("b-container")).target).toBe("member-2");
+        expect(byName("container").inputs.triggers).toEqual(["placed", "images:debian/12", "default", "local"]);
+        expect(unwrap<string>(byName("container").inputs.create)).toContain('set -- "$@" --target "$hdr_target"');
+    });
+
+    test("a pair without targets is allowed, with a warning that one host carries both nodes", async () => {
+        const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
+        try {
+            const { lb, byName } = await build(labArgs({ pair: { vip: VIP } }), "onehost");
+            await valueOf(lb.vip);
+            expect(warn).toHaveBeenCalledWith(
+                "pair.targets is not set: both nodes run on this Incus host, so the pair survives a node or HAProxy failure but not the host's; set two cluster members to survive that too",
+                lb,
+            );
+            expect("target" in header(byName("container"))).toBe(false);
+        } finally {
+            warn.mockRestore();
+        }
+    });
+});
+
+describe("pair input refused at preview, naming the field", () => {
+    beforeEach(() => forgetContainerClaims());
+
+    test.each<[string, Partial<HaproxyLoadBalancerArgs>, string]>([
+        [
+            "a VIP without prefix",
+            { pair: { vip: "198.18.0.250" } },
+            'pair.vip must be an IPv4 address with its prefix length, such as "198.18.0.10/24" (got "198.18.0.250")',
+        ],
+        [
+            "one cluster member twice",
+            { pair: { vip: VIP, targets: ["m1", "m1"] } },
+            'pair.targets must name two different cluster members: one host would take both nodes down (got ["m1","m1"])',
+        ],
+        [
+            "a misspelt pair field",
+            { pair: { vip: VIP, virtualRouterID: 5 } as never },
+            "pair.virtualRouterID is not a known setting: did you mean virtualRouterId?",
+        ],
+        [
+            "a container name with no room for node b's suffix",
+            { containerName: "a".repeat(62), pair: { vip: VIP } },
+            "(with pair set, node b is named <containerName>-b)",
+        ],
+        [
+            "a pool member that is node b",
+            { containerName: "edge", pair: { vip: VIP }, apiServers: [{ name: "x", address: "edge-b.lxd" }] },
+            'apiServers[0].address is this load balancer\'s own container "edge-b": requests would loop back into it (got "edge-b.lxd")',
+        ],
+    ])("%s", (_case, extra, message) => {
+        const before = registered.length;
+        expect(() => new HaproxyLoadBalancer("refused", labArgs(extra))).toThrow(message);
+        expect(registered.length).toBe(before);
+    });
+});
