@@ -656,18 +656,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             `${name}-config`,
             "pairConfig",
             connection,
-            pulumi
-                .all([plans[0].containerName, plans[1].containerName, pair, renderedConfig, certSha256, settings])
-                .apply(
-                    ([a, b, p, text, cert, s]) =>
-                        pairConfigStep({
-                            nodes: [a, b],
-                            vip: vipAddress(p.vip),
-                            config: text,
-                            certSha256: cert,
-                            openFiles: openFilesNeeded(s),
-                        }).stdin,
-                ),
+            pulumi.all([plans[0].containerName, plans[1].containerName, pair, renderedConfig, certSha256, settings]).apply(
+                ([a, b, p, text, cert, s]) =>
+                    pairConfigStep({
+                        nodes: [a, b],
+                        vip: vipAddress(p.vip),
+                        config: text,
+                        certSha256: cert,
+                        openFiles: openFilesNeeded(s),
+                    }).stdin,
+            ),
             { dependsOn: [...before, ...keepalived] },
             // A replaced container starts without our config: push it again.
             nodes.map((n) => n.container.id),

@@ -8,4 +8,6 @@ export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAU
 export { renderHaproxyConfig, openFilesNeeded } from "./render";
 export { SettingsError, validateSettings } from "./validate";
 // The provisioning steps without the component (constant scripts, inputs on stdin).
-export { containerStep, configStep, tlsStep, ownerToken, ScriptStep } from "./scripts";
+export { containerStep, configStep, tlsStep, pairConfigStep, keepalivedStep, ownerToken, ScriptStep } from "./scripts";
+// The load balancer pair: its input and keepalived.conf.
+export { PairArgs, renderKeepalivedConfig, KeepalivedView } from "./pair";

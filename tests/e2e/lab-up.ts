@@ -11,16 +11,22 @@
  *
  * Its last line is one JSON object for scripts and CI:
  *   {"httpUrl": "http://198.18.0.x/", "vip": null, "nodes": [{"name": "haproxy", "address": "198.18.0.x"}]}
+ * `npm run lab:up -- --pair` makes it a pair (`pair: { vip: LAB_VIP }`): the
+ * running `haproxy` becomes node a, `haproxy-b` is added, keepalived on
+ * both, and the JSON names the VIP:
+ *   {"httpUrl": "http://198.18.0.240/", "vip": "198.18.0.240", "nodes": [{"name": "haproxy", ...}, {"name": "haproxy-b", ...}]}
  * `npm run lab:down` removes everything it made.
  *
- * `--pair` is refused for now: the component does not build the pair yet.
  * A `haproxy:labTls` certificate needs `pulumi up` (the mocks make no real
- * key), so that is refused too.
+ * key), so that is refused.
  */
 import type { HaproxyLoadBalancerArgs } from "../../components";
 import { labStackConfig, setStackConfig } from "../support";
 import { API_PORT, launchBackend, listContainers, STREAM_PORT } from "./lab";
-import { buildSteps, installProductMocks, parseStepStdin, runStepOk } from "./product";
+import { buildSteps, installProductMocks, parseStepStdin, runStepOk, upPair } from "./product";
+
+/** The lab pair's VIP: in the bridge's range kept free of DHCP leases (setup-incus.sh), apart from the e2e pair's. */
+export const LAB_VIP = "198.18.0.240/24";
 
 const BACKENDS: [string, number][] = [
     ["backend-api-1", API_PORT],
@@ -44,7 +50,9 @@ function labArgs(): HaproxyLoadBalancerArgs {
 }
 
 async function main(): Promise<void> {
-    if (process.argv.includes("--pair")) throw new Error("--pair: the component does not build a load balancer pair yet (issue 12)");
+    const pair = process.argv.includes("--pair");
+    const unknown = process.argv.slice(2).filter((arg) => arg !== "--pair");
+    if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(" ")}: the only option is --pair`);
     installProductMocks();
     const args = labArgs();
 
@@ -54,6 +62,13 @@ async function main(): Promise<void> {
         else console.error(`lab:up: ${name} at ${await launchBackend(name, port)} (port ${port})`);
     }
 
+    if (pair) {
+        const up = await upPair("haproxy", { ...args, pair: { vip: LAB_VIP } });
+        process.stderr.write(up.log);
+        const vip = LAB_VIP.split("/")[0];
+        console.log(JSON.stringify({ httpUrl: `http://${vip}/`, vip, nodes: up.nodes }));
+        return;
+    }
     const steps = await buildSteps("haproxy", args);
     const container = await runStepOk(steps.container, "create");
     process.stderr.write(container.stderr);

@@ -24,7 +24,15 @@ import { get, isCI, waitFor } from "../support";
 export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian13";
 /** The fake backends' image: the same plus python3. */
 export const LAB_BACKEND_IMAGE = `${LAB_IMAGE}-backend`;
-export const LAB_CONTAINERS = ["haproxy", "backend-api-1", "backend-api-2", "backend-api-3", "stream-srv-1", "stream-srv-2"] as const;
+export const LAB_CONTAINERS = [
+    "haproxy",
+    "haproxy-b",
+    "backend-api-1",
+    "backend-api-2",
+    "backend-api-3",
+    "stream-srv-1",
+    "stream-srv-2",
+] as const;
 export const API_PORT = 8080;
 export const STREAM_PORT = 8082;
 export const FAKE_BACKEND_UNIT = "veza-fake-backend";

@@ -8,7 +8,7 @@
 #   bash tests/e2e/teardown-incus.sh [extra-container ...]
 set -euo pipefail
 
-LAB_CONTAINERS=(haproxy backend-api-1 backend-api-2 backend-api-3 stream-srv-1 stream-srv-2)
+LAB_CONTAINERS=(haproxy haproxy-b backend-api-1 backend-api-2 backend-api-3 stream-srv-1 stream-srv-2)
 
 if ! command -v incus >/dev/null 2>&1; then
   echo "teardown-incus: incus is not installed; nothing to do" >&2

@@ -1,46 +1,65 @@
 /**
- * The pair's VRRP on real Incus and a real keepalived (issue 12, its first
- * proof): two load-balancer nodes built by the component's own container and
- * config steps, keepalived.conf as components/pair.ts renders it, the track
- * and notify scripts of templates/_vrrp-*.sh. The component does not build a
- * pair yet; this proves the keepalived setup it will install:
+ * The load balancer pair on real Incus and a real keepalived, built by the
+ * component itself (`pair: { vip }`): its container, keepalived and config
+ * steps, run in the engine's order (product.ts upPair). Proven here:
  *   - the first election puts the VIP on node a (higher priority), only there;
+ *   - a membership change under a client loop through the VIP: 0 failed
+ *     requests, the node without the VIP reloads first, then the holder;
+ *   - the first node failing leaves the holder untouched (both serve the
+ *     previous config), and the next run of the same step applies to both;
+ *   - a node that is down: nothing is applied to either; it comes back as
+ *     BACKUP without taking the VIP, and the next run gives it the current
+ *     config (no drift between the nodes);
  *   - a node whose container dies loses the VIP to the other (5 kills);
  *   - a node whose haproxy stops (container alive) loses it too (track
  *     script; 5 kills);
- *   - a node that comes back does not take the VIP back (nopreempt);
  *   - every transition is in the journal (notify hook);
  *   - a sticky cookie issued by one node pins the same backend on the other
  *     (both render the same cookie key).
- * Move times and failed requests are reported, not asserted (timings never
- * fail a test); a move that does not happen within 20 s does.
+ * Move times and failed requests under kills are reported, not asserted
+ * (timings never fail a test); a move that does not happen within 20 s does.
  *
  * Traffic goes only to the VIP and the nodes on the lab bridge.
  */
-import { renderKeepalivedConfig } from "../../components/pair";
-import { loadTemplate } from "../../components/templates";
+import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
 import { get, sleep, waitFor } from "../support";
-import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript, writeFileIn } from "./lab";
-import { buildSteps, installProductMocks, runStepOk } from "./product";
+import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
+import { CONFIG_PATH, showProc } from "./lb";
+import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 installProductMocks();
 
 const describeLab = requireIncusLab();
-const NODE_A = "veza-pair-a";
-const NODE_B = "veza-pair-b";
+/** The component's name, and its container: node a. Node b is <name>-b. */
+const PAIR = "veza-pair";
+const NODE_A = PAIR;
+const NODE_B = `${PAIR}-b`;
 const BACKEND = "veza-pair-backend";
 const BACKEND_2 = "veza-pair-backend-2";
-/** One key for both nodes, as the pair will share it: a cookie from either pins the same backend on both. */
-const COOKIE_SECRET = "veza-pair-e2e-shared-cookie-key";
 /** In the lab bridge's range kept free of DHCP leases (setup-incus.sh: ipv4.dhcp.ranges). */
 const VIP = "198.18.0.250";
 const VIP_CIDR = `${VIP}/24`;
-const ALIVE = "/usr/local/sbin/veza-haproxy-alive";
-const NOTIFY = "/usr/local/sbin/veza-vrrp-notify";
 const MOVE_LIMIT_MS = 20_000;
 /** Kills per kind, as issue 12 asks (at least 5). */
 const KILLS = 5;
+
+const API_1: BackendServer = { name: "api-1", address: `${BACKEND}.lxd` };
+const API_2: BackendServer = { name: "api-2", address: `${BACKEND_2}.lxd` };
+
+/** The pair's args; `apiServers` is what the membership tests change. */
+function pairArgs(apiServers: BackendServer[]): HaproxyLoadBalancerArgs {
+    return {
+        containerName: PAIR,
+        image: LAB_IMAGE,
+        apiServers,
+        cookieSecret: "veza-pair-e2e-shared-cookie-key",
+        statsPassword: "veza-pair-e2e-stats",
+        streamServers: [{ name: "stream-1", address: `${BACKEND}.lxd`, port: 8080 }],
+        healthCheckIntervalMs: 1000,
+        pair: { vip: VIP_CIDR },
+    };
+}
 
 const notes = noteBook("pair");
 const note = notes.note;
@@ -54,6 +73,11 @@ async function vipHolders(): Promise<string[]> {
     const out: string[] = [];
     for (const node of [NODE_A, NODE_B]) if (await holdsVip(node)) out.push(node);
     return out;
+}
+
+/** sha256 of the haproxy.cfg a node has on disk. */
+async function configSha(node: string): Promise<string> {
+    return (await execInOk(node, ["sha256sum", CONFIG_PATH])).split(" ")[0];
 }
 
 /**
@@ -113,49 +137,23 @@ async function timeMove(kill: () => Promise<unknown>, to: string): Promise<numbe
     return Date.now() - t0;
 }
 
-describeLab("VRRP between two load balancer nodes (keepalived.conf of components/pair.ts)", () => {
+describeLab("a load balancer pair built by the component (pair: { vip }) on real Incus and keepalived", () => {
     cleanUpAfterSuite([NODE_A, NODE_B, BACKEND, BACKEND_2], notes);
-    const address: Record<string, string> = {};
+    /** The config the pair serves now: what every node must have after a successful apply. */
+    let current = { sha: "", apiServers: [API_1, API_2] };
 
     beforeAll(async () => {
         await launchBackend(BACKEND, 8080);
         await launchBackend(BACKEND_2, 8080);
-        for (const node of [NODE_A, NODE_B]) {
-            const steps = await buildSteps(node, {
-                containerName: node,
-                image: LAB_IMAGE,
-                apiServers: [
-                    { name: "api-1", address: `${BACKEND}.lxd` },
-                    { name: "api-2", address: `${BACKEND_2}.lxd` },
-                ],
-                cookieSecret: COOKIE_SECRET,
-                streamServers: [{ name: "stream-1", address: `${BACKEND}.lxd`, port: 8080 }],
-                healthCheckIntervalMs: 1000,
-            });
-            address[node] = (await runStepOk(steps.container, "create")).stdout.trim();
-            await runStepOk(steps.config, "create");
-        }
-        for (const [node, peer] of [
-            [NODE_A, NODE_B],
-            [NODE_B, NODE_A],
-        ]) {
-            await writeFileIn(node, ALIVE, loadTemplate("_vrrp-alive.sh"), "0755");
-            await writeFileIn(node, NOTIFY, loadTemplate("_vrrp-notify.sh"), "0755");
-            const conf = renderKeepalivedConfig({
-                node: node === NODE_A ? "a" : "b",
-                selfAddress: address[node],
-                peerAddress: address[peer],
-                vip: VIP_CIDR,
-                virtualRouterId: 51,
-                interface: "eth0",
-                aliveScript: ALIVE,
-                notifyScript: NOTIFY,
-            });
-            await writeFileIn(node, "/etc/keepalived/keepalived.conf", conf, "0644");
-            await execInOk(node, ["systemctl", "restart", "keepalived"]);
-        }
-        note("nodes", `${NODE_A} ${address[NODE_A]}, ${NODE_B} ${address[NODE_B]}, VIP ${VIP_CIDR}`);
-    }, 300_000);
+        const t0 = Date.now();
+        const up = await upPair(PAIR, pairArgs(current.apiServers));
+        current.sha = up.steps.config.header.config_sha256;
+        note(
+            "pair up from nothing (two containers, keepalived on each, the config node by node)",
+            `${Date.now() - t0} ms; ${up.nodes.map((n) => `${n.name} ${n.address}`).join(", ")}, VIP ${VIP_CIDR}; config step said ${up.configStdout.trim() || "(nothing)"}`,
+        );
+        expect(up.nodes.map((n) => n.name)).toEqual([NODE_A, NODE_B]);
+    }, 400_000);
 
     test("the first election puts the VIP on node a only, it serves, and the notify hook logged the transition", async () => {
         const t0 = Date.now();
@@ -172,10 +170,116 @@ describeLab("VRRP between two load balancer nodes (keepalived.conf of components
         });
         const journal = await execInOk(NODE_A, ["journalctl", "-t", "veza-vrrp", "--no-pager", "-o", "cat"]);
         expect(journal).toMatch(/veza_vip: \S+ -> MASTER \(priority 150\)/);
+        for (const node of [NODE_A, NODE_B]) expect(await configSha(node)).toBe(current.sha);
     }, 60_000);
+
+    /**
+     * The config step's stderr lines that tell the order: "<time> applying to
+     * X first", "<time> X serves ...; applying to Y", "<time> Y serves ...;
+     * both nodes done".
+     */
+    function rollingOrder(stderr: string): { first: string; second: string; times: string[] } {
+        const first = /(\d\d:\d\d:\d\d\.\d{3}) applying to (\S+) first/.exec(stderr);
+        const between = /(\d\d:\d\d:\d\d\.\d{3}) (\S+) serves the new config; applying to (\S+)/.exec(stderr);
+        const done = /(\d\d:\d\d:\d\d\.\d{3}) (\S+) serves the new config; both nodes done/.exec(stderr);
+        if (!first || !between || !done) throw new Error(`the config step did not log a complete rolling apply:\n${stderr}`);
+        expect(between[2]).toBe(first[2]);
+        expect(done[2]).toBe(between[3]);
+        return { first: first[2], second: between[3], times: [first[1], between[1], done[1]] };
+    }
+
+    test("a membership change under a client loop through the VIP: 0 failed requests, the node without the VIP reloads first, then the holder, never both at once", async () => {
+        const [master, backup] = await holder();
+        const before = { [master]: await showProc(master), [backup]: await showProc(backup) };
+        const client = new VipClient();
+        await sleep(500);
+        const apiServers = [API_1];
+        const steps = await buildSteps(PAIR, pairArgs(apiServers));
+        const run = await runStepOk(steps.config, "create");
+        await sleep(500);
+        const traffic = await client.stop();
+        const order = rollingOrder(run.stderr);
+        expect([order.first, order.second]).toEqual([backup, master]);
+        // Each node's own proven reload ("reloaded: worker A -> B") comes before the next node starts.
+        const reloaded = [...run.stderr.matchAll(/reloaded: worker \d+ -> \d+/g)].map((m) => m.index as number);
+        expect(reloaded).toHaveLength(2);
+        expect(reloaded[0]).toBeLessThan(run.stderr.indexOf(`serves the new config; applying to ${master}`));
+        for (const node of [master, backup]) {
+            expect((await showProc(node)).masterReloads).toBe(before[node].masterReloads + 1);
+            expect(await configSha(node)).toBe(steps.config.header.config_sha256);
+        }
+        expect(run.stdout).toBe(`vip_node=${master}\n`);
+        note(
+            "membership change on the pair under load (api-2 removed)",
+            `${traffic.attempts} requests through the VIP, ${traffic.plainFailures} failed; ${order.first} at ${order.times[0]}, ` +
+                `${order.second} from ${order.times[1]} (after ${order.first} served the new config), both done ${order.times[2]}; step ${run.ms} ms`,
+        );
+        expect(traffic.plainFailures).toBe(0);
+        current = { sha: steps.config.header.config_sha256, apiServers };
+    }, 120_000);
+
+    test("the first node failing (its apply lock held) leaves the VIP holder untouched: both serve the previous config; the next run applies to both", async () => {
+        const [master, backup] = await holder();
+        const holderBefore = await showProc(master);
+        await execInOk(backup, ["systemd-run", "--unit=veza-test-lock", "flock", `${CONFIG_PATH}.veza-lock`, "sleep", "120"]);
+        try {
+            await waitFor(async () => (await execIn(backup, ["systemctl", "is-active", "veza-test-lock"])).stdout.trim() === "active", {
+                what: "the lock holder running",
+                timeoutMs: 10_000,
+                intervalMs: 100,
+            });
+            const apiServers = [API_1, API_2];
+            const steps = await buildSteps(PAIR, pairArgs(apiServers));
+            const failed = await runStep(steps.config, "create", { header: { reload_wait_seconds: "2" } });
+            expect({ code: failed.code, said: failed.stderr }).toEqual({
+                code: 5,
+                said: expect.stringContaining(`${backup} failed (exit 5): ${master} untouched; both nodes serve the previous config`),
+            });
+            expect(failed.stderr).not.toContain(`; applying to ${master}`);
+            for (const node of [master, backup]) expect(await configSha(node)).toBe(current.sha);
+            expect((await showProc(master)).masterReloads).toBe(holderBefore.masterReloads);
+            await execInOk(backup, ["systemctl", "stop", "veza-test-lock"]);
+            // The engine keeps a failed step's old inputs, so the next `pulumi up` runs the same step again (see pair-config-create.sh.mustache).
+            const again = await runStepOk(steps.config, "create");
+            expect(rollingOrder(again.stderr).first).toBe(backup);
+            for (const node of [master, backup]) expect(await configSha(node)).toBe(steps.config.header.config_sha256);
+            current = { sha: steps.config.header.config_sha256, apiServers };
+        } finally {
+            await execIn(backup, ["systemctl", "stop", "veza-test-lock"]);
+        }
+    }, 120_000);
+
+    test("a node that is down: nothing is applied to either; it comes back as BACKUP without the VIP, and the next run gives both the current config", async () => {
+        const [master, backup] = await holder();
+        await timeMove(() => incusOk(["stop", "--force", master]), backup);
+        const apiServers = [API_2];
+        const steps = await buildSteps(PAIR, pairArgs(apiServers));
+        const refused = await runStep(steps.config, "create");
+        expect({ code: refused.code, said: refused.stderr }).toEqual({
+            code: 10,
+            said: expect.stringContaining(`node ${master} does not exist or is not running: nothing applied to either node`),
+        });
+        expect(await configSha(backup)).toBe(current.sha);
+        await startContainer(master);
+        // Several advert intervals: a preempting node would have taken the VIP back by now.
+        await sleep(3_000);
+        expect(await vipHolders()).toEqual([backup]);
+        const again = await runStepOk(steps.config, "create");
+        expect(rollingOrder(again.stderr)).toMatchObject({ first: master, second: backup });
+        expect(await configSha(master)).toBe(await configSha(backup));
+        expect(await configSha(master)).toBe(steps.config.header.config_sha256);
+        current = { sha: steps.config.header.config_sha256, apiServers };
+        note(
+            "a dead node returning",
+            `${master} came back as BACKUP (VIP stayed on ${backup}); the re-run applied to ${master} first, then ${backup}`,
+        );
+    }, 180_000);
 
     test("a sticky cookie issued by the master still pins the same backend through the other node after the master dies", async () => {
         const [master, backup] = await holder();
+        // Two api servers, so that a pin means something.
+        const steps = await buildSteps(PAIR, pairArgs([API_1, API_2]));
+        await runStepOk(steps.config, "create");
         const first = await get(`http://${VIP}`, "/api/v1/items?sticky=0");
         expect(first.status).toBe(200);
         const cookie = String(first.headers["set-cookie"]?.[0] ?? "").split(";")[0];
