@@ -6,6 +6,7 @@ import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
 import {
     checkPair,
+    checkPeersPort,
     DEFAULT_VIRTUAL_ROUTER_ID,
     PAIR_NODES,
     PairArgs,
@@ -15,7 +16,7 @@ import {
     renderKeepalivedConfig,
     vipAddress,
 } from "./pair";
-import { openFilesNeeded, renderResolved } from "./render";
+import { openFilesNeeded, PeerNode, renderResolved } from "./render";
 import { configStep, containerStep, keepalivedStep, ownerToken, pairConfigStep, stepScripts, StepKind, tlsStep } from "./scripts";
 import {
     applyDefaults,
@@ -229,7 +230,9 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
             settings[field] = LATE_PLACEHOLDERS[field];
         }
     }
-    c.found.push(...settingsProblems(applyDefaults(settings as unknown as HaproxySettings)));
+    const resolved = applyDefaults(settings as unknown as HaproxySettings);
+    c.found.push(...settingsProblems(resolved));
+    if (args.pair !== undefined) checkPeersPort(c, resolved);
     if (isPlain(a.containerName)) checkNotSelf(c, settings, ownContainers(a.containerName as string, args.pair !== undefined));
     // A pushed certificate is written into the container: only where nothing else lives.
     if (a.tls && !late.has("tlsCertPath")) c.certPath("tlsCertPath", a.tlsCertPath);
@@ -388,6 +391,8 @@ interface Steps {
     nodes: NodeSteps[];
     keepalived: StepCommand[];
     config: StepCommand;
+    /** What the config step sends (secret: it holds the stats password). */
+    renderedConfig: pulumi.Output<string>;
 }
 
 /** Where the keepalived step installs the track and notify scripts (templates/keepalived-create.sh.mustache). */
@@ -442,8 +447,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
         const inputs = this.resolveAndValidate(name, args);
-        const renderedConfig = pulumi.secret(inputs.settings.apply(renderResolved));
-        const steps = this.steps(name, inputs, renderedConfig);
+        const steps = this.steps(name, inputs);
+        const renderedConfig = steps.renderedConfig;
 
         this.containerCommand = steps.nodes[0].container;
         this.tlsCommand = steps.nodes[0].tls;
@@ -558,6 +563,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 const c = new Checker();
                 c.found.push(...settingsProblems(resolved));
                 checkNotSelf(c, resolved as unknown as Record<string, unknown>, ownContainers(containerName, hasPair));
+                if (hasPair) checkPeersPort(c, resolved);
                 if (c.problems.length > 0) throw new SettingsError(c.problems);
             },
         ).apply(({ resolved }) => resolved);
@@ -580,7 +586,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      * The steps, in the order the engine runs them: per node, its container
      * and TLS; with a pair, each node's keepalived; then the config.
      */
-    private steps(name: string, inputs: ResolvedInputs, renderedConfig: pulumi.Output<string>): Steps {
+    private steps(name: string, inputs: ResolvedInputs): Steps {
         const { connection, runsOn, provisioning, settings, pair } = inputs;
         // The URN's value only: an input that depends on this component waits
         // for all of its children, the step itself included (the SDK expands a
@@ -595,6 +601,15 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             plans.push({ node: "b", prefix: `${name}-b`, containerName: provisioning.containerName.apply((c) => pairNodeNames(c).b) });
         }
         const nodes = plans.map((plan) => this.nodeSteps(plan, inputs, owner));
+        // A pair's config names both nodes in its peers section: it waits for their addresses.
+        const peers: pulumi.Output<PeerNode[]> = pair
+            ? pulumi.all(
+                  nodes.map((n, i) =>
+                      pulumi.all([plans[i].containerName, n.address]).apply(([nodeName, address]) => ({ name: nodeName, address })),
+                  ),
+              )
+            : pulumi.output([]);
+        const renderedConfig = pulumi.secret(pulumi.all([settings, peers]).apply(([s, p]) => renderResolved(s, p)));
         const certSha256 = inputs.tlsPair
             ? pulumi.unsecret(inputs.tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)))
             : pulumi.output("none");
@@ -617,7 +632,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // A replaced container starts without our config: push it again.
                 [only.container.id],
             );
-            return { nodes, keepalived: [], config };
+            return { nodes, keepalived: [], config, renderedConfig };
         }
 
         const addresses = nodes.map((n) => n.address);
@@ -670,7 +685,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // A replaced container starts without our config: push it again.
             nodes.map((n) => n.container.id),
         );
-        return { nodes, keepalived, config };
+        return { nodes, keepalived, config, renderedConfig };
     }
 
     /** One node's container step and, with a certificate, its TLS step. */

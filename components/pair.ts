@@ -20,6 +20,16 @@ export interface PairArgs {
     virtualRouterId?: number;
 }
 
+/**
+ * The pair's HAProxy peers: each node listens on its bridge address at this
+ * port for the other's stick-table updates (shared rate-limit counters,
+ * when a table uses them).
+ */
+export const PEERS_PORT = 10000;
+export const PEERS_SECTION = "veza_peers";
+/** A table in the peers section that nothing writes in normal traffic: it shows the link works (`show table veza_peers/veza_pair_sync`). */
+export const PAIR_SYNC_TABLE = "veza_pair_sync";
+
 /** keepalived's own example id; set another when the bridge carries another VRRP router with it. */
 export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
 
@@ -86,6 +96,42 @@ export function checkPair(c: Checker, field: string, pair: unknown): void {
         }
     }
     if (pair.virtualRouterId !== undefined) c.integer(`${field}.virtualRouterId`, pair.virtualRouterId, 1, 255);
+}
+
+/**
+ * The peers of a pair: two nodes with distinct instance names and IPv4
+ * addresses, and no listener of the config on the peers port.
+ */
+export function checkPeers(
+    c: Checker,
+    field: string,
+    peers: unknown,
+    s: { listenHttp: number; listenHttps: number; statsPort: number },
+): void {
+    if (!Array.isArray(peers)) {
+        c.fail(field, `must be a list of the pair's nodes (got ${shown(peers)})`);
+        return;
+    }
+    if (peers.length === 0) return;
+    if (peers.length !== 2) c.fail(field, `must be the pair's two nodes (got ${peers.length})`);
+    peers.forEach((peer: unknown, i) => {
+        const p = isRecord(peer) ? peer : {};
+        c.matches(`${field}[${i}].name`, p.name, CLUSTER_MEMBER, "must be the node's Incus instance name (its host name)");
+        c.matches(`${field}[${i}].address`, p.address, IPV4_ADDRESS, "must be the node's IPv4 address on the bridge");
+    });
+    if (peers.length === 2 && isRecord(peers[0]) && isRecord(peers[1])) {
+        if (peers[0].name === peers[1].name) c.fail(field, `must name two different nodes (both ${shown(peers[0].name)})`);
+        if (peers[0].address === peers[1].address) c.fail(field, `must have two different addresses (both ${shown(peers[0].address)})`);
+    }
+    checkPeersPort(c, s);
+}
+
+/** A pair's nodes listen on PEERS_PORT for each other: no listener of the config may take it. */
+export function checkPeersPort(c: Checker, s: { listenHttp: number; listenHttps: number; statsPort: number }): void {
+    for (const key of ["listenHttp", "listenHttps", "statsPort"] as const) {
+        if (s[key] === PEERS_PORT)
+            c.fail(key, `must differ from the pair's peers port ${PEERS_PORT} (both nodes listen there for each other's tables)`);
+    }
 }
 
 /** Legal but weaker than it looks: said on every run, never refused. */

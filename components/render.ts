@@ -3,7 +3,8 @@ import { isIpLiteral } from "./address";
 import { cookieValue, stableServerIds } from "./identity";
 import { applyDefaults, BackendServer, HaproxySettings, ResolvedSettings } from "./settings";
 import { renderTemplate } from "./templates";
-import { SettingsError, shown, validateSettings } from "./validate";
+import { checkPeers, PAIR_SYNC_TABLE, PEERS_PORT, PEERS_SECTION } from "./pair";
+import { Checker, SettingsError, shown, validateSettings } from "./validate";
 
 const DEFAULT_WEIGHT = 100;
 
@@ -32,8 +33,14 @@ function serverViews(pool: string, servers: BackendServer[], defaultPort: number
     });
 }
 
+/** A node of the load balancer pair, as the peers section names it: its host name (the Incus instance name) and bridge address. */
+export interface PeerNode {
+    name: string;
+    address: string;
+}
+
 /** The mustache view for haproxy.cfg: every derived value computed here, none in the template. */
-export function configView(s: ResolvedSettings): object {
+export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object {
     const apiServers = serverViews("api_pool", s.apiServers, s.backendApiPort, s.cookieSecret);
     const streamServers = serverViews("stream_pool", s.streamServers, s.streamServerPort, s.cookieSecret);
     const prefixSegments = s.streamPathPrefix.split("/").filter((segment) => segment !== "").length;
@@ -50,6 +57,10 @@ export function configView(s: ResolvedSettings): object {
         trackHash: s.streamHashMode === "track",
         // "/stream/42/seg.ts" splits on "/" into "", "stream", "42", ...: the track id is field prefixSegments + 2.
         trackField: prefixSegments + 2,
+        peersEnabled: peers.length > 0,
+        peers: peers.map((peer) => ({ ...peer, port: PEERS_PORT })),
+        peersSection: PEERS_SECTION,
+        pairSyncTable: PAIR_SYNC_TABLE,
     };
 }
 
@@ -66,18 +77,22 @@ export function openFilesNeeded(s: ResolvedSettings): number {
 /**
  * Renders haproxy.cfg from plain settings: applies defaults, validates (throws
  * a SettingsError naming each bad field), and is deterministic: the same
- * settings give a byte-identical file.
+ * settings give a byte-identical file. `peers`: a pair's two nodes, for its
+ * peers section (none for one container).
  */
-export function renderHaproxyConfig(settings: HaproxySettings): string {
+export function renderHaproxyConfig(settings: HaproxySettings, peers: PeerNode[] = []): string {
     if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
         throw new SettingsError([`settings must be an object of HaproxySettings fields (got ${shown(settings)})`]);
     }
     const resolved = applyDefaults(settings);
     validateSettings(resolved);
-    return renderResolved(resolved);
+    const c = new Checker();
+    checkPeers(c, "peers", peers, resolved);
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    return renderResolved(resolved, peers);
 }
 
 /** haproxy.cfg from settings that are already resolved and checked (the component checks them itself, on its own resource). */
-export function renderResolved(resolved: ResolvedSettings): string {
-    return renderTemplate("haproxy.cfg.mustache", configView(resolved));
+export function renderResolved(resolved: ResolvedSettings, peers: PeerNode[] = []): string {
+    return renderTemplate("haproxy.cfg.mustache", configView(resolved, peers));
 }

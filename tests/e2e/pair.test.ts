@@ -24,7 +24,7 @@
 import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
 import { get, sleep, waitFor } from "../support";
 import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
-import { CONFIG_PATH, showProc } from "./lb";
+import { admin, CONFIG_PATH, showProc } from "./lb";
 import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
@@ -217,6 +217,21 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         expect(traffic.plainFailures).toBe(0);
         current = { sha: steps.config.header.config_sha256, apiServers };
     }, 120_000);
+
+    test("the nodes share stick tables through the peers section: an entry set on one node appears on the other", async () => {
+        const key = `probe-${Date.now()}`;
+        await admin(NODE_A, `set table veza_peers/veza_pair_sync key ${key}`);
+        const t0 = Date.now();
+        const seen = await waitFor(
+            async () => {
+                const table = await admin(NODE_B, "show table veza_peers/veza_pair_sync");
+                return table.includes(`key=${key}`) ? table : undefined;
+            },
+            { what: `${key} in ${NODE_B}'s copy of the table`, timeoutMs: 10_000, intervalMs: 50 },
+        );
+        expect(seen).toContain(`key=${key}`);
+        note("peers", `an entry set on ${NODE_A} was in ${NODE_B}'s table after ${Date.now() - t0} ms`);
+    }, 30_000);
 
     test("the first node failing (its apply lock held) leaves the VIP holder untouched: both serve the previous config; the next run applies to both", async () => {
         const [master, backup] = await holder();

@@ -118,6 +118,8 @@ describe("a load balancer pair under mocks", () => {
         const config = byName("config");
         expect(header(config)).toMatchObject({ nodes: "roll,roll-b", vip: "198.18.0.250" });
         expect(payload(config)).toBe(await valueOf(lb.renderedConfig));
+        // Its peers section names both nodes at the addresses their container steps printed.
+        expect(payload(config)).toContain("peers veza_peers\n    peer roll 198.18.0.10:10000\n    peer roll-b 198.18.0.11:10000\n");
         expect(unwrap<string>(config.inputs.create)).toContain(
             'log "$(stamp) applying to $first first (it does not hold the VIP $hdr_vip)"',
         );
@@ -193,6 +195,11 @@ describe("pair input refused at preview, naming the field", () => {
             "a container name with no room for node b's suffix",
             { containerName: "a".repeat(62), pair: { vip: VIP } },
             "(with pair set, node b is named <containerName>-b)",
+        ],
+        [
+            "a listener on the peers port",
+            { pair: { vip: VIP }, listenHttp: 10000 },
+            "listenHttp must differ from the pair's peers port 10000 (both nodes listen there for each other's tables)",
         ],
         [
             "a pool member that is node b",

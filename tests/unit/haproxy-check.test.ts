@@ -67,6 +67,25 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         expect(warnings).toEqual([]);
     });
 
+    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared table", () => {
+        const cfg = path.join(dir, "pair.cfg");
+        const peers = [
+            { name: "haproxy", address: "127.0.0.31" },
+            { name: "haproxy-b", address: "127.0.0.32" },
+        ];
+        writeFileSync(cfg, renderHaproxyConfig(ipLab(), peers));
+        for (const node of ["haproxy", "haproxy-b"]) {
+            const check = spawnSync(findBinary("haproxy") as string, ["-c", "-L", node, "-f", cfg], { encoding: "utf8" });
+            expect({ status: check.status, alerts: check.stderr.match(/\[ALERT\].*/g) ?? [] }).toEqual({ status: 0, alerts: [] });
+            const warnings = (check.stderr.match(/\[WARNING\].*/g) ?? []).filter((w) => !w.includes("server state file"));
+            expect(warnings).toEqual([]);
+        }
+        // A host that is neither node: HAProxy drops the section (and says so), it does not fail.
+        const stranger = spawnSync(findBinary("haproxy") as string, ["-c", "-L", "not-a-node", "-f", cfg], { encoding: "utf8" });
+        expect(stranger.status).toBe(0);
+        expect(stranger.stderr).toContain("Removing incomplete section 'peers veza_peers' (no peer named 'not-a-node')");
+    });
+
     test("haproxy -c rejects a broken config, so the config step's gate is real", () => {
         const cfg = path.join(dir, "broken.cfg");
         writeFileSync(cfg, renderHaproxyConfig(ipLab()).replace("balance roundrobin", "balance no-such-algorithm"));

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "fs";
 import * as path from "path";
-import { renderHaproxyConfig } from "../../components";
+import { renderHaproxyConfig, SettingsError } from "../../components";
 import { cookieValue, stableServerIds } from "../../components/identity";
 import { labSettings, pool } from "./lab-settings";
 
@@ -34,6 +34,46 @@ describe("renderHaproxyConfig", () => {
 
     test("TLS on matches the golden file", () => {
         expectGolden("lab-tls.cfg", renderHaproxyConfig(labSettings({ tlsCertPath: "/etc/haproxy/certs/veza.pem" })));
+    });
+
+    test("a pair's config (peers section with both nodes) matches the golden file; without peers there is no section", () => {
+        const peers = [
+            { name: "haproxy", address: "198.18.0.10" },
+            { name: "haproxy-b", address: "198.18.0.11" },
+        ];
+        const pair = renderHaproxyConfig(labSettings(), peers);
+        expectGolden("lab-pair.cfg", pair);
+        expect(renderHaproxyConfig(labSettings())).not.toContain("peers");
+        // The same config but for the peers section: the nodes serve alike.
+        expect(pair.replace(/\n# The pair's two nodes[\s\S]*?(?=\ndefaults)/, "")).toBe(renderHaproxyConfig(labSettings()));
+    });
+
+    test.each<[string, Parameters<typeof renderHaproxyConfig>, string]>([
+        ["one node", [labSettings(), [{ name: "haproxy", address: "198.18.0.10" }]], "peers must be the pair's two nodes (got 1)"],
+        [
+            "the same node twice",
+            [
+                labSettings(),
+                [
+                    { name: "haproxy", address: "198.18.0.10" },
+                    { name: "haproxy", address: "198.18.0.11" },
+                ],
+            ],
+            'peers must name two different nodes (both "haproxy")',
+        ],
+        [
+            "a listener on the peers port",
+            [
+                labSettings({ statsPort: 10000 }),
+                [
+                    { name: "haproxy", address: "198.18.0.10" },
+                    { name: "haproxy-b", address: "198.18.0.11" },
+                ],
+            ],
+            "statsPort must differ from the pair's peers port 10000 (both nodes listen there for each other's tables)",
+        ],
+    ])("peers refused: %s", (_case, args, message) => {
+        expect(() => renderHaproxyConfig(...args)).toThrow(new SettingsError([message]));
     });
 
     test("seed literal hash mode (uri whole) matches the golden file", () => {
