@@ -11,6 +11,9 @@
  *   render      renderHaproxyConfig and `haproxy -c` for 10/100/1,000 servers
  *   change_to_serving_ms  config apply (render, check, save state, reload)
  *               to the first 200 from the added server
+ *   vip_failover  a load balancer pair on the Incus lab (skipped without
+ *               it): the VIP's move time and failed requests when the
+ *               holder's container dies, and when its haproxy stops
  *
  * Writes bench/results.json, bench/results.md and bench/results.svg. Every
  * process it starts (haproxy, nginx, backends, wrk) runs in its own process
@@ -19,7 +22,8 @@
  *
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
- *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover)
+ *   BENCH_VIP_KILLS (5)
+ *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip)
  *   BENCH_STRICT=1: exit 1 when a target is missed.
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
@@ -40,6 +44,7 @@ import { HashResult, measureHash } from "./scenarios/hash";
 import { measureReload, ReloadResult } from "./scenarios/reload";
 import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
+import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
 const RESULTS_MD = path.join(__dirname, "results.md");
@@ -58,6 +63,7 @@ const cfg = {
     threads: env("BENCH_WRK_THREADS", 2),
     reloads: env("BENCH_RELOADS", 50),
     failoverInterMs: env("BENCH_FAILOVER_INTER_MS", 2000),
+    vipKills: env("BENCH_VIP_KILLS", 5),
     path: "/api/v1/bench",
 };
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
@@ -90,6 +96,7 @@ interface Results {
     render?: RenderResult[];
     change_to_serving_ms?: number;
     change_to_serving?: object;
+    vip_failover?: VipFailoverResult;
     targets?: Target[];
     meta: Record<string, unknown>;
 }
@@ -144,6 +151,13 @@ function targets(r: Results): Target[] {
     add("hash.moved_on_add", "0.15 - 0.35", r.hash?.moved_on_add, (v) => v >= 0.15 && v <= 0.35);
     add("hash.moved_unrelated_on_remove", "= 0", r.hash?.moved_unrelated_on_remove, (v) => v === 0);
     add("render_ms at 1,000 servers/pool", "< 100", r.render?.find((x) => x.servers === 1000)?.render_ms, (v) => v < 100);
+    const vip = r.vip_failover;
+    add("vip_failover.container_killed max move (ms)", "<= 3000", vip?.container_killed.move_ms.max, (v) => v <= 3000);
+    add("vip_failover.haproxy_hung max move (ms)", "<= 3000", vip?.haproxy_hung.move_ms.max, (v) => v <= 3000);
+    add("vip_failover.haproxy_stopped max move (ms)", "<= 3000", vip?.haproxy_stopped.move_ms.max, (v) => v <= 3000);
+    add("vip_failover.container_killed retry-once client errors", "= 0", vip?.container_killed.failed_retry_once, (v) => v === 0);
+    add("vip_failover.haproxy_hung retry-once client errors", "= 0", vip?.haproxy_hung.failed_retry_once, (v) => v === 0);
+    add("vip_failover.haproxy_stopped retry-once client errors", "= 0", vip?.haproxy_stopped.failed_retry_once, (v) => v === 0);
     return t;
 }
 
@@ -215,6 +229,18 @@ function markdown(r: Results): string {
         lines.push(`| render / haproxy -c, ${x.servers} servers per pool | ${x.render_ms} ms / ${x.check_ms} ms |`);
     if (r.change_to_serving_ms !== undefined)
         lines.push(`| config change to first 200 from the new server | ${r.change_to_serving_ms} ms |`);
+    if (r.vip_failover) {
+        for (const [what, k] of [
+            ["master container killed", r.vip_failover.container_killed],
+            ["haproxy hung in the master (SIGSTOP)", r.vip_failover.haproxy_hung],
+            ["planned haproxy stop in the master", r.vip_failover.haproxy_stopped],
+        ] as const) {
+            lines.push(
+                `| pair: VIP move, ${what} (${k.kills} times; min / median / max) | ${k.move_ms.min} / ${k.move_ms.median} / ${k.move_ms.max} ms; ` +
+                    `failed: plain client ${k.failed_plain}, retry-once client ${k.failed_retry_once} of ${k.requests} requests |`,
+            );
+        }
+    }
     lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
     for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
     return lines.join("\n") + "\n";
@@ -235,12 +261,15 @@ async function main(): Promise<number> {
         return 0;
     }
     installExitHandlers();
-    for (const [bin, pkg] of [
-        ["haproxy", "haproxy"],
-        ["wrk", "wrk"],
-        ["nginx", "nginx-light"],
-    ]) {
-        if (findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
+    // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
+    const loopback = ["render", "hash", "change", "throughput", "reload", "failover"].some(wants);
+    const load = ["throughput", "reload", "failover"].some(wants);
+    for (const [bin, pkg, needed] of [
+        ["haproxy", "haproxy", loopback],
+        ["wrk", "wrk", load],
+        ["nginx", "nginx-light", load],
+    ] as const) {
+        if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
     const started = Date.now();
     const results: Results = { meta: meta() };
@@ -248,7 +277,9 @@ async function main(): Promise<number> {
     if (ONLY.length > 0) {
         try {
             const previous = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
-            Object.assign(results, previous, { meta: results.meta });
+            // The kept sections were measured under the previous meta: it stays, and this run is noted beside it.
+            const partial = { scenarios: ONLY, date: results.meta.date, loadavg_at_start: results.meta.loadavg_at_start };
+            Object.assign(results, previous, { meta: { ...previous.meta, last_partial_run: partial } });
         } catch {
             /* none yet */
         }
@@ -256,6 +287,7 @@ async function main(): Promise<number> {
     try {
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);
+        if (wants("vip")) results.vip_failover = await measureVipFailover(cfg.vipKills);
         if (wants("change")) {
             const c = await measureChangeToServing(5);
             results.change_to_serving_ms = c.change_to_serving_ms;
@@ -357,6 +389,7 @@ async function main(): Promise<number> {
         render: results.render,
         change_to_serving_ms: results.change_to_serving_ms,
         change_to_serving: results.change_to_serving,
+        vip_failover: results.vip_failover,
         targets: results.targets,
         meta: results.meta,
     };

@@ -30,6 +30,9 @@ export const PEERS_SECTION = "veza_peers";
 /** A table in the peers section that nothing writes in normal traffic: it shows the link works (`show table veza_peers/veza_pair_sync`). */
 export const PAIR_SYNC_TABLE = "veza_pair_sync";
 
+/** Where haproxy's stop hook (templates/_vrrp-handover.sh) says a planned stop is coming. */
+export const HAPROXY_STOPPING_FILE = "/run/veza-haproxy-stopping";
+
 /** keepalived's own example id; set another when the bridge carries another VRRP router with it. */
 export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
 
@@ -193,5 +196,9 @@ export function renderKeepalivedConfig(view: KeepalivedView): string {
     c.matches("aliveScript", view.aliveScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
     c.matches("notifyScript", view.notifyScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
     if (c.found.length > 0) throw new Error(`keepalived.conf: ${c.problems.join("; ")}`);
-    return renderTemplate("keepalived.conf.mustache", { ...view, priority: view.node === "a" ? 150 : 100 });
+    return renderTemplate("keepalived.conf.mustache", {
+        ...view,
+        priority: view.node === "a" ? 150 : 100,
+        stoppingFile: HAPROXY_STOPPING_FILE,
+    });
 }

@@ -34,6 +34,7 @@ const PARTIALS = {
     applyInContainer: "_config-in-container.sh",
     vrrpAlive: "_vrrp-alive.sh",
     vrrpNotify: "_vrrp-notify.sh",
+    vrrpHandover: "_vrrp-handover.sh",
 };
 
 /** Renders one of templates/*.sh.mustache with the shared partials. */

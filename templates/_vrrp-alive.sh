@@ -5,4 +5,4 @@
 ADMIN_SOCKET=/run/haproxy/admin.sock
 # shellcheck disable=SC1091 # written by the container step
 [ -r /etc/default/veza-haproxy ] && . /etc/default/veza-haproxy
-echo "show info" | timeout 1 socat -t 1 stdio "UNIX-CONNECT:$ADMIN_SOCKET" 2>/dev/null | grep -q '^Pid: '
+echo "show info" | timeout 0.5 socat -t 0.5 stdio "UNIX-CONNECT:$ADMIN_SOCKET" 2>/dev/null | grep -q '^Pid: '
