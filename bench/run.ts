@@ -237,7 +237,8 @@ function markdown(r: Results): string {
         ] as const) {
             lines.push(
                 `| pair: VIP move, ${what} (${k.kills} times; min / median / max) | ${k.move_ms.min} / ${k.move_ms.median} / ${k.move_ms.max} ms; ` +
-                    `failed: plain client ${k.failed_plain}, retry-once client ${k.failed_retry_once} of ${k.requests} requests |`,
+                    `failed: plain client ${k.failed_plain}, retry-once client ${k.failed_retry_once} of ${k.requests} requests; ` +
+                    `3 s-timeout client ${k.failed_patient} of ${k.patient_requests} |`,
             );
         }
     }

@@ -10,6 +10,9 @@ export interface VipKillResult {
     requests: number;
     failed_plain: number;
     failed_retry_once: number;
+    /** A client alongside with a 3 s timeout and no retry. */
+    patient_requests: number;
+    failed_patient: number;
     /** Rounds after which the revived node had taken the VIP back (nopreempt: should be 0). */
     taken_back: number;
 }
@@ -68,6 +71,8 @@ export async function measureVipFailover(kills: number): Promise<VipFailoverResu
             requests: r.requests,
             failed_plain: r.failed_plain,
             failed_retry_once: r.failed_retry_once,
+            patient_requests: r.patient_requests,
+            failed_patient: r.failed_patient,
             taken_back: r.taken_back,
         });
         const rounds = async (kind: KillKind) => {

@@ -94,15 +94,27 @@ export class PairWatch {
         kill: (node: string) => Promise<unknown>,
         revive: (node: string) => Promise<unknown>,
     ): Promise<KillRounds> {
-        const result: KillRounds = { moves_ms: [], requests: 0, failed_plain: 0, failed_retry_once: 0, taken_back: 0 };
+        const result: KillRounds = {
+            moves_ms: [],
+            requests: 0,
+            failed_plain: 0,
+            failed_retry_once: 0,
+            patient_requests: 0,
+            failed_patient: 0,
+            taken_back: 0,
+        };
         for (let round = 0; round < kills; round++) {
             const [master, backup] = await this.holder();
             const client = new VipClient(this.vip);
+            const patient = new VipClient(this.vip, PATIENT_TIMEOUT_MS);
             await sleep(300);
             result.moves_ms.push(await this.timeMove(() => kill(master), backup));
             await this.waitServing(`200 through the VIP on ${backup}`);
             await sleep(500);
             const traffic = await client.stop();
+            const patientTraffic = await patient.stop();
+            result.patient_requests += patientTraffic.attempts;
+            result.failed_patient += patientTraffic.plainFailures;
             result.requests += traffic.attempts;
             result.failed_plain += traffic.plainFailures;
             result.failed_retry_once += traffic.retryFailures;
@@ -120,6 +132,9 @@ export interface KillRounds {
     requests: number;
     failed_plain: number;
     failed_retry_once: number;
+    /** A second client, alongside: 3 s timeout, no retry (a connect's first SYN retransmit comes after 1 s). */
+    patient_requests: number;
+    failed_patient: number;
     /** Rounds after which the VIP was not (only) on the node it moved to. */
     taken_back: number;
 }
@@ -140,10 +155,14 @@ export async function startContainer(node: string): Promise<void> {
     });
 }
 
+/** The patient client's timeout: long enough for one SYN retransmit (Linux: after 1 s). */
+export const PATIENT_TIMEOUT_MS = 3_000;
+
 /**
- * GETs through the VIP, each on a new connection with a 1 s timeout, until
- * stopped. A plain client counts every failed attempt; a retrying client
- * tries once more at once after a failure and fails only when that fails too.
+ * GETs through the VIP, each on a new connection with a timeout (1 s unless
+ * given), until stopped. A plain client counts every failed attempt; a
+ * retrying client tries once more at once after a failure and fails only
+ * when that fails too.
  */
 export class VipClient {
     attempts = 0;
@@ -151,12 +170,15 @@ export class VipClient {
     retryFailures = 0;
     private running = true;
     private readonly done: Promise<void>;
-    constructor(private readonly vip: string) {
+    constructor(
+        private readonly vip: string,
+        private readonly timeoutMs = 1_000,
+    ) {
         this.done = this.loop();
     }
     private async once(i: number): Promise<boolean> {
         try {
-            const r = await get(`http://${this.vip}`, `/api/v1/health?i=${i}`, undefined, { timeoutMs: 1_000 });
+            const r = await get(`http://${this.vip}`, `/api/v1/health?i=${i}`, undefined, { timeoutMs: this.timeoutMs });
             return r.status === 200;
         } catch {
             return false;

@@ -25,7 +25,7 @@ import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
 import { get, sleep, waitFor } from "../support";
 import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
 import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
-import { admin, CONFIG_PATH, showProc } from "./lb";
+import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
 import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
@@ -67,11 +67,6 @@ const watch = new PairWatch(VIP, [NODE_A, NODE_B]);
 const vipHolders = () => watch.vipHolders();
 const holder = () => watch.holder();
 const timeMove = (kill: () => Promise<unknown>, to: string) => watch.timeMove(kill, to);
-
-/** sha256 of the haproxy.cfg a node has on disk. */
-async function configSha(node: string): Promise<string> {
-    return (await execInOk(node, ["sha256sum", CONFIG_PATH])).split(" ")[0];
-}
 
 describeLab("a load balancer pair built by the component (pair: { vip }) on real Incus and keepalived", () => {
     cleanUpAfterSuite([NODE_A, NODE_B, BACKEND, BACKEND_2], notes);
@@ -284,7 +279,8 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         note(
             label,
             `${KILLS} kills, VIP move min ${min} / median ${median} / max ${max} ms (goal <= 3000); ${r.requests} requests, ` +
-                `plain client failed ${r.failed_plain}, retry-once client failed ${r.failed_retry_once}`,
+                `plain client failed ${r.failed_plain}, retry-once client failed ${r.failed_retry_once}; ` +
+                `a 3 s-timeout client alongside failed ${r.failed_patient} of ${r.patient_requests}`,
         );
         expect(r.taken_back).toBe(0);
     }
@@ -309,4 +305,42 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         await execInOk(master, ["systemctl", "start", "haproxy"]);
         await killRounds(KILL_KINDS.haproxyStopped);
     }, 400_000);
+
+    test("removing pair, in the engine's order: node a keeps serving at its own address with no failed request, keepalived stops there, node b is deleted", async () => {
+        // The last pair program's steps: the engine deletes the ones the new program no longer registers, with their old inputs.
+        const pairSteps = await buildSteps(PAIR, pairArgs([API_1, API_2]));
+        await runStepOk(pairSteps.config, "create");
+        const { nodeB, keepalived } = pairSteps;
+        if (!nodeB || !keepalived) throw new Error("the pair program did not register node b and keepalived");
+        const addressA = (await execInOk(NODE_A, ["ip", "-4", "-o", "addr", "show", "dev", "eth0", "scope", "global", "dynamic"]))
+            .trim()
+            .split(/\s+/)[3]
+            .split("/")[0];
+        const single = await buildSteps(PAIR, { ...pairArgs([API_1, API_2]), pair: undefined });
+        // Node a's container step is the same in both programs: the engine leaves it alone.
+        expect(single.container.inputs).toEqual(pairSteps.container.inputs);
+        const loops = await startTrafficPair(`http://${addressA}`, 200);
+        try {
+            // The config step's triggers changed (one container id instead of two): a replace, create first (it has no
+            // delete: nothing runs for the old one). Then the deletes of what is gone, dependents first; deletes run
+            // after every create and update (pulumi/pulumi pkg/resource/deploy/deployment_executor.go, performPostSteps).
+            const applied = await runStepOk(single.config, "create");
+            expect(applied.stderr).toContain("reloaded: worker");
+            for (const step of keepalived) await runStepOk(step, "delete");
+            await runStepOk(nodeB.container, "delete");
+        } finally {
+            const fresh = await loops.fresh.stop();
+            const keepAlive = await loops.keepAlive.stop();
+            note(
+                "removing pair",
+                `through node a's own address: new connections ${trafficSummary(fresh)}; keep-alive ${trafficSummary(keepAlive)}`,
+            );
+            expect([fresh.failures, keepAlive.failures]).toEqual([0, 0]);
+        }
+        expect((await execIn(NODE_B, ["true"])).code).not.toBe(0);
+        expect((await execIn(NODE_A, ["systemctl", "is-active", "keepalived"])).stdout.trim()).not.toBe("active");
+        expect(await watch.holdsVip(NODE_A)).toBe(false);
+        expect(await configSha(NODE_A)).toBe(single.config.header.config_sha256);
+        expect(await execInOk(NODE_A, ["cat", CONFIG_PATH])).not.toContain("peers veza_peers");
+    }, 180_000);
 });
