@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { labSettings } from "./lab-settings";
-import { installMocks, registeredAll, Registered, unwrap, valueOf } from "../support";
+import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
@@ -116,6 +116,9 @@ describe("a load balancer pair under mocks", () => {
     test("the config step sends one config to both nodes by name, with the VIP to find the holder; it has no delete", async () => {
         const { lb, byName } = await build(labArgs({ pair: { vip: VIP } }), "roll");
         const config = byName("config");
+        // It carries the stats password: secret, as one container's is; keepalived.conf holds none.
+        expect(isSecret(config.inputs.stdin)).toBe(true);
+        expect(isSecret(byName("keepalived").inputs.stdin)).toBe(false);
         expect(header(config)).toMatchObject({ nodes: "roll,roll-b", vip: "198.18.0.250" });
         expect(payload(config)).toBe(await valueOf(lb.renderedConfig));
         // Its peers section names both nodes at the addresses their container steps printed.

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "f
 import { tmpdir } from "os";
 import * as path from "path";
 import { configStep, containerStep, ownerToken, SettingsError, tlsStep } from "../../components";
-import { stepScripts, stepStdin } from "../../components/scripts";
+import { keepalivedStep, stepScripts, stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
 import { findBinary, requireBinary } from "../support";
@@ -251,6 +251,76 @@ describe("provisioning scripts", () => {
 });
 
 const describeWithShellcheck = requireBinary("shellcheck");
+describe("the keepalived step checks the VIP against the node's own eth0 before keepalived gets it", () => {
+    const vip = "198.18.0.250/24";
+    const step = keepalivedStep({
+        containerName: "edge-b",
+        containerStep: "edge-b-container-1234",
+        owner: OWNER,
+        vip,
+        keepalivedConf: "# keepalived.conf\n",
+    });
+
+    /** Runs the step with a fake incus: the node runs, is ours, and its eth0 holds `eth0` (lines of `ip -4 -o addr`). */
+    function runWith(eth0: string): { status: number | null; stderr: string; calls: string } {
+        const dir = mkdtempSync(path.join(tmpdir(), "veza-vip-"));
+        try {
+            writeFileSync(path.join(dir, "eth0"), eth0);
+            writeFileSync(
+                path.join(dir, "incus"),
+                [
+                    "#!/bin/sh",
+                    `printf '%s\\n' "$*" >> "${dir}/calls"`,
+                    'case "$*" in',
+                    '    "list "*) echo RUNNING ;;',
+                    `    "config get "*) echo ${OWNER} ;;`,
+                    `    *"ip -4 -o addr show dev eth0 scope global") cat "${dir}/eth0" ;;`,
+                    "    *) cat >/dev/null 2>&1; exit 1 ;;",
+                    "esac",
+                    "",
+                ].join("\n"),
+                { mode: 0o755 },
+            );
+            const run = spawnSync("/bin/sh", ["-c", step.create], {
+                encoding: "utf8",
+                env: { PATH: `${dir}:/usr/bin:/bin` },
+                input: step.stdin,
+            });
+            return { status: run.status, stderr: run.stderr, calls: readFileSync(path.join(dir, "calls"), "utf8") };
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+
+    test.each<[string, string, string]>([
+        [
+            "a VIP on another subnet",
+            "2: eth0    inet 10.1.2.3/24 brd 10.1.2.255 scope global dynamic eth0\n",
+            "pair.vip 198.18.0.250/24 is not on edge-b's subnet (eth0: 10.1.2.3/24): the VIP must be on the nodes' bridge subnet",
+        ],
+        [
+            "the node's own address",
+            "2: eth0    inet 198.18.0.250/24 brd 198.18.0.255 scope global dynamic eth0\n",
+            "pair.vip 198.18.0.250/24 is edge-b's own address: choose a free address on the bridge, outside its DHCP range",
+        ],
+        ["no address at all", "", "edge-b has no IPv4 address on eth0: cannot check pair.vip"],
+    ])("%s is refused before keepalived is installed or configured", (_case, eth0, message) => {
+        const run = runWith(eth0);
+        expect({ status: run.status, said: run.stderr }).toEqual({ status: 1, said: expect.stringContaining(message) });
+        expect(run.calls).not.toContain("keepalived");
+    });
+
+    test("a VIP on the node's subnet passes, also while the node holds it (a secondary address)", () => {
+        const run = runWith(
+            "2: eth0    inet 198.18.0.17/24 brd 198.18.0.255 scope global dynamic eth0\n" +
+                "2: eth0    inet 198.18.0.250/24 scope global secondary eth0\n",
+        );
+        expect(run.stderr).not.toContain("pair.vip");
+        // Past the check: the next thing it does is look for keepalived in the node.
+        expect(run.calls).toContain("command -v keepalived");
+    });
+});
+
 describeWithShellcheck("shellcheck", () => {
     test.each(scripts)("%s passes shellcheck -s sh", (_name, script) => {
         const check = spawnSync(findBinary("shellcheck") as string, ["-s", "sh", "-"], { input: script, encoding: "utf8" });
