@@ -636,33 +636,40 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         }
 
         const addresses = nodes.map((n) => n.address);
-        const keepalived = nodes.map((n, i) =>
-            this.step(
-                `${plans[i].prefix}-keepalived`,
-                "keepalived",
-                connection,
-                pulumi.all([plans[i].containerName, n.container.id, owner, pair, addresses[i], addresses[1 - i]]).apply(
-                    ([containerName, containerStep, ownerToken, p, self, peer]) =>
-                        keepalivedStep({
-                            containerName,
-                            containerStep,
-                            owner: ownerToken,
-                            vip: p.vip,
-                            keepalivedConf: renderKeepalivedConfig({
-                                node: plans[i].node,
-                                selfAddress: self,
-                                peerAddress: peer,
+        const keepalived: StepCommand[] = [];
+        nodes.forEach((n, i) =>
+            keepalived.push(
+                this.step(
+                    `${plans[i].prefix}-keepalived`,
+                    "keepalived",
+                    connection,
+                    pulumi.all([plans[i].containerName, n.container.id, owner, pair, addresses[i], addresses[1 - i]]).apply(
+                        ([containerName, containerStep, ownerToken, p, self, peer]) =>
+                            keepalivedStep({
+                                containerName,
+                                containerStep,
+                                owner: ownerToken,
                                 vip: p.vip,
-                                virtualRouterId: p.virtualRouterId ?? DEFAULT_VIRTUAL_ROUTER_ID,
-                                interface: "eth0",
-                                aliveScript: VRRP_ALIVE_SCRIPT,
-                                notifyScript: VRRP_NOTIFY_SCRIPT,
-                            }),
-                        }).stdin,
+                                keepalivedConf: renderKeepalivedConfig({
+                                    node: plans[i].node,
+                                    selfAddress: self,
+                                    peerAddress: peer,
+                                    vip: p.vip,
+                                    virtualRouterId: p.virtualRouterId ?? DEFAULT_VIRTUAL_ROUTER_ID,
+                                    interface: "eth0",
+                                    aliveScript: VRRP_ALIVE_SCRIPT,
+                                    notifyScript: VRRP_NOTIFY_SCRIPT,
+                                }),
+                            }).stdin,
+                    ),
+                    // The peer's address is an input: both containers first. Node
+                    // b's keepalived starts after node a's, which has taken the VIP
+                    // alone by then: the first election is node a's, every time (run
+                    // side by side, the engine's default for independent steps,
+                    // either node could win it, and nopreempt keeps the winner).
+                    { dependsOn: i === 0 ? before : [...before, keepalived[0]] },
+                    [],
                 ),
-                // The peer's address is an input: both containers first.
-                { dependsOn: before },
-                [],
             ),
         );
         // keepalived runs before the first config: the config step reports

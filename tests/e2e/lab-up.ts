@@ -57,10 +57,12 @@ async function main(): Promise<void> {
     const args = labArgs();
 
     const existing = new Set(await listContainers());
-    for (const [name, port] of BACKENDS) {
-        if (existing.has(name)) console.error(`lab:up: ${name} exists, left as it is`);
-        else console.error(`lab:up: ${name} at ${await launchBackend(name, port)} (port ${port})`);
-    }
+    await Promise.all(
+        BACKENDS.map(async ([name, port]) => {
+            if (existing.has(name)) console.error(`lab:up: ${name} exists, left as it is`);
+            else console.error(`lab:up: ${name} at ${await launchBackend(name, port)} (port ${port})`);
+        }),
+    );
 
     if (pair) {
         const up = await upPair("haproxy", { ...args, pair: { vip: LAB_VIP } });

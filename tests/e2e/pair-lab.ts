@@ -37,6 +37,14 @@ export const KILL_KINDS = {
     },
 } satisfies Record<string, KillKind>;
 
+/**
+ * After a node comes back, how long to watch before deciding it did not take
+ * the VIP back: its track script needs 2 good checks 1 s apart before the
+ * node may hold the VIP at all, then one advert (0.2 s) would be enough to
+ * preempt.
+ */
+export const NO_TAKE_BACK_WAIT_MS = 3_000;
+
 /** A move that has not happened after this long is a failure, not a measurement. */
 export const MOVE_LIMIT_MS = 20_000;
 
@@ -85,9 +93,8 @@ export class PairWatch {
 
     /**
      * `kills` times: `kill` the node holding the VIP under a client loop,
-     * time the move, `revive` it, and look 3 s later (several advert
-     * intervals: a preempting node would have taken the VIP back by then)
-     * at who holds the VIP.
+     * time the move, `revive` it, and look NO_TAKE_BACK_WAIT_MS later at who
+     * holds the VIP.
      */
     async killRounds(
         kills: number,
@@ -119,7 +126,7 @@ export class PairWatch {
             result.failed_plain += traffic.plainFailures;
             result.failed_retry_once += traffic.retryFailures;
             await revive(master);
-            await sleep(3_000);
+            await sleep(NO_TAKE_BACK_WAIT_MS);
             if ((await this.vipHolders()).join(",") !== backup) result.taken_back++;
         }
         return result;

@@ -23,7 +23,7 @@
  */
 import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
 import { get, sleep, waitFor } from "../support";
-import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
+import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
 import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
 import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
 import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
@@ -74,8 +74,7 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
     let current = { sha: "", apiServers: [API_1, API_2] };
 
     beforeAll(async () => {
-        await launchBackend(BACKEND, 8080);
-        await launchBackend(BACKEND_2, 8080);
+        await Promise.all([launchBackend(BACKEND, 8080), launchBackend(BACKEND_2, 8080)]);
         const t0 = Date.now();
         const up = await upPair(PAIR, pairArgs(current.apiServers));
         current.sha = up.steps.config.header.config_sha256;
@@ -207,8 +206,7 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         });
         expect(await configSha(backup)).toBe(current.sha);
         await startContainer(master);
-        // Several advert intervals: a preempting node would have taken the VIP back by now.
-        await sleep(3_000);
+        await sleep(NO_TAKE_BACK_WAIT_MS);
         expect(await vipHolders()).toEqual([backup]);
         const again = await runStepOk(steps.config, "create");
         expect(rollingOrder(again.stderr)).toMatchObject({ first: master, second: backup });
@@ -273,12 +271,12 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
     }, 180_000);
 
     /** KILLS rounds of `kill` and `revive` under a client loop; the node that comes back never takes the VIP back. */
-    async function killRounds({ label, kill, revive }: KillKind): Promise<void> {
-        const r = await watch.killRounds(KILLS, kill, revive);
+    async function killRounds({ label, kill, revive }: KillKind, kills = KILLS): Promise<void> {
+        const r = await watch.killRounds(kills, kill, revive);
         const { min, median, max } = spread(r.moves_ms);
         note(
             label,
-            `${KILLS} kills, VIP move min ${min} / median ${median} / max ${max} ms (goal <= 3000); ${r.requests} requests, ` +
+            `${kills} kills, VIP move min ${min} / median ${median} / max ${max} ms (goal <= 3000); ${r.requests} requests, ` +
                 `plain client failed ${r.failed_plain}, retry-once client failed ${r.failed_retry_once}; ` +
                 `a 3 s-timeout client alongside failed ${r.failed_patient} of ${r.patient_requests}`,
         );
@@ -297,13 +295,14 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         expect(journal).toMatch(/veza_vip: MASTER -> FAULT/);
     }, 400_000);
 
-    test(`a planned haproxy stop in the master (${KILLS} times): the stop hook moves the VIP first, and the node does not take it back once haproxy runs again`, async () => {
+    test(`a planned haproxy stop in the master (3 times): the stop hook moves the VIP first, and the node does not take it back once haproxy runs again`, async () => {
         // The stop returns only once the VIP has left: without the hook it would still be on the stopping node for the track script's ~2 s.
         const [master, backup] = await holder();
         await execInOk(master, ["systemctl", "stop", "haproxy"]);
         expect(await vipHolders()).toEqual([backup]);
         await execInOk(master, ["systemctl", "start", "haproxy"]);
-        await killRounds(KILL_KINDS.haproxyStopped);
+        // Not one of the issue's two kinds: 3 rounds here, 5 in the bench.
+        await killRounds(KILL_KINDS.haproxyStopped, 3);
     }, 400_000);
 
     test("removing pair, in the engine's order: node a keeps serving at its own address with no failed request, keepalived stops there, node b is deleted", async () => {

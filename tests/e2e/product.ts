@@ -222,8 +222,9 @@ export interface PairUp {
 export async function upPair(componentName: string, args: HaproxyLoadBalancerArgs): Promise<PairUp> {
     const first = await buildSteps(componentName, args);
     if (!first.nodeB) throw new Error(`${componentName} is not a pair`);
-    const a = await runStepOk(first.container, "create");
-    const b = await runStepOk(first.nodeB.container, "create");
+    // Steps that do not depend on one another run at once, as the engine runs them (a worker per degree of
+    // parallelism: pulumi/pulumi pkg/resource/deploy/step_executor.go, DegreeOfParallelism).
+    const [a, b] = await Promise.all([runStepOk(first.container, "create"), runStepOk(first.nodeB.container, "create")]);
     const nodes = [
         { name: first.container.header.container, address: a.stdout.trim().split("\n").pop() ?? "" },
         { name: first.nodeB.container.header.container, address: b.stdout.trim().split("\n").pop() ?? "" },
@@ -232,9 +233,10 @@ export async function upPair(componentName: string, args: HaproxyLoadBalancerArg
     setMockAddress(`${componentName}-b-container`, nodes[1].address);
     const steps = await buildSteps(componentName, args);
     let log = a.stderr + b.stderr;
-    for (const step of [steps.tls, steps.nodeB?.tls, ...(steps.keepalived ?? [])]) {
-        if (step) log += (await runStepOk(step, "create")).stderr;
-    }
+    const tls = [steps.tls, steps.nodeB?.tls].filter((step): step is StepCommand => step !== undefined);
+    log += (await Promise.all(tls.map((step) => runStepOk(step, "create")))).map((r) => r.stderr).join("");
+    // Node b's keepalived depends on node a's: one after the other.
+    for (const step of steps.keepalived ?? []) log += (await runStepOk(step, "create")).stderr;
     const config = await runStepOk(steps.config, "create");
     return { steps, nodes, log: log + config.stderr, configStdout: config.stdout };
 }

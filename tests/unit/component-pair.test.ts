@@ -70,11 +70,12 @@ describe("a load balancer pair under mocks", () => {
         for (const child of children) expect(child.parent).toBe(lb);
     });
 
-    test("the engine's order: both containers, then each node's keepalived, then the config step after all of them", async () => {
+    test("the engine's order: both containers, then node a's keepalived, then node b's, then the config step after all of them", async () => {
         const { children } = await build(labArgs({ pair: { vip: VIP } }), "order");
         const deps = Object.fromEntries(children.map((c) => [c.name, c.dependsOn.sort()]));
         expect(deps["order-keepalived"]).toEqual(["order-b-container", "order-container"]);
-        expect(deps["order-b-keepalived"]).toEqual(["order-b-container", "order-container"]);
+        // Node b's after node a's: node a wins the first election alone.
+        expect(deps["order-b-keepalived"]).toEqual(["order-b-container", "order-container", "order-keepalived"]);
         expect(deps["order-config"]).toEqual(["order-b-container", "order-b-keepalived", "order-container", "order-keepalived"]);
     });
 
