@@ -4,7 +4,15 @@
 // The component and its inputs.
 export { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxyTlsArgs, InputError } from "./component";
 // The pure core: settings with their defaults, the renderer, the errors it throws.
-export { BackendServer, HaproxySettings, ResolvedSettings, StreamHashMode, DEFAULT_SETTINGS, applyDefaults } from "./settings";
+export {
+    BackendServer,
+    HaproxySettings,
+    ResolvedSettings,
+    StreamHashMode,
+    CookieSameSite,
+    DEFAULT_SETTINGS,
+    applyDefaults,
+} from "./settings";
 export { renderHaproxyConfig, openFilesNeeded } from "./render";
 export { SettingsError, validateSettings } from "./validate";
 // The provisioning steps without the component (constant scripts, inputs on stdin).

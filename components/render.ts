@@ -49,6 +49,7 @@ export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object 
         apiServers,
         streamServers,
         tls: s.tlsCertPath !== "",
+        hsts: s.tlsCertPath !== "" && s.hstsMaxAgeSeconds > 0,
         httpsPortSuffix: s.listenHttps === 443 ? "" : `:${s.listenHttps}`,
         logEnabled: s.logTarget !== "none",
         logFormat: s.logTarget === "stdout" || s.logTarget === "stderr" ? "format raw " : "",

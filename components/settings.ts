@@ -7,6 +7,8 @@ export { CERT_DIR, DEFAULT_TLS_CERT_PATH } from "./container-paths";
 
 /** How stream_pool picks a server for a request. */
 export type StreamHashMode = "track" | "uri-whole";
+/** The sticky cookie's SameSite attribute. */
+export type CookieSameSite = "Lax" | "Strict" | "None";
 
 /**
  * One setting, defined once: its default, a one-line doc (the README's
@@ -154,6 +156,21 @@ export const SETTINGS = {
             if (typeof value !== "boolean") c.fail(field, `must be true or false (got ${shown(value)})`);
         },
         stack: "boolean",
+    }),
+    hstsMaxAgeSeconds: setting<number>({
+        default: 0,
+        doc: "with TLS on, HTTPS responses carry `Strict-Transport-Security: max-age=<this>`; 0 = off (README, Edge protection: what it pins and how to roll it out)",
+        check: int(0, 63072000),
+        stack: "number",
+    }),
+    stickyCookieSameSite: setting<CookieSameSite>({
+        default: "Lax",
+        doc: "SameSite attribute of the sticky cookie: `Lax`, `Strict`, or `None` (only with TLS: browsers drop `SameSite=None` cookies that are not `Secure`)",
+        check: (c, field, value) => {
+            if (value !== "Lax" && value !== "Strict" && value !== "None")
+                c.fail(field, `must be "Lax", "Strict" or "None" (got ${shown(value)})`);
+        },
+        stack: "string",
     }),
     statsUser: setting<string>({
         default: "admin",

@@ -46,6 +46,13 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
     if (s.tlsCertPath !== "") own.push(["listenHttps", s.listenHttps]);
     checkNotOwnListener(c, "apiServers", s.apiServers, s.backendApiPort, own);
     checkNotOwnListener(c, "streamServers", s.streamServers, s.streamServerPort, own);
+    if (s.stickyCookieSameSite === "None" && s.tlsCertPath === "") {
+        c.fail(
+            "stickyCookieSameSite",
+            'may be "None" only with TLS (tlsCertPath or a pushed certificate): browsers drop SameSite=None cookies that are not Secure, and stickiness would be lost',
+            "tlsCertPath",
+        );
+    }
     return c.found;
 }
 
@@ -69,6 +76,11 @@ export function settingsWarnings(s: ResolvedSettings): string[] {
     }
     if (Number.isInteger(s.timeoutServerMs) && Number.isInteger(s.healthCheckIntervalMs) && s.timeoutServerMs < 1000) {
         warnings.push(`timeoutServerMs is ${s.timeoutServerMs}: a response slower than that is cut with a 504`);
+    }
+    if (s.hstsMaxAgeSeconds > 0 && s.tlsCertPath === "") {
+        warnings.push(
+            `hstsMaxAgeSeconds is ${s.hstsMaxAgeSeconds} but TLS is off: the header is sent only over HTTPS, so it has no effect`,
+        );
     }
     return warnings;
 }

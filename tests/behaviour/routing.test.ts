@@ -39,13 +39,8 @@ describeWithHaproxy("routing and stats", () => {
             expect(plain.headers["x-forwarded-proto"]).toBe("http");
             const spoofed = echo(await get(port, path, { "x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7" }));
             expect(spoofed.headers["x-forwarded-proto"]).toBe("http");
-            // option forwardfor appends the real peer: it is the last hop.
-            expect(
-                String(spoofed.headers["x-forwarded-for"])
-                    .split(",")
-                    .map((s) => s.trim())
-                    .pop(),
-            ).toBe("127.0.0.1");
+            // The client's own X-Forwarded-For is dropped: the backend sees the real peer only, not "198.51.100.7, 127.0.0.1".
+            expect(spoofed.headers["x-forwarded-for"]).toBe("127.0.0.1");
         }
 
         // WebSocket upgrades go to api_pool, on any path outside the stream prefix; the upgrade carries the headers too.
@@ -63,6 +58,43 @@ describeWithHaproxy("routing and stats", () => {
             ws.close();
         }
         for (const b of lab.stream) expect(b.openWebSockets()).toBe(0);
+    });
+
+    test("client-sent forwarding headers never reach a backend, and an Upgrade other than websocket (h2c) is refused with 400 before any backend sees it", async () => {
+        const lab = await startLab({ api: 2, stream: 1, settings: { healthCheckIntervalMs: 1000 } });
+        const port = lab.hp.httpPort;
+        const seen = echo(
+            await get(port, "/api/v1/me", {
+                "x-forwarded-for": "6.6.6.6",
+                forwarded: "for=6.6.6.6;proto=https",
+                "x-real-ip": "6.6.6.6",
+            }),
+        ).headers;
+        expect({ xff: seen["x-forwarded-for"], forwarded: seen.forwarded, realIp: seen["x-real-ip"] }).toEqual({
+            xff: "127.0.0.1",
+            forwarded: undefined,
+            realIp: undefined,
+        });
+
+        const served = () => [...lab.api, ...lab.stream].reduce((n, b) => n + b.requests, 0);
+        const before = served();
+        for (const [upgrade, path] of [
+            ["h2c", "/api/v1/me"],
+            ["h2c", "/stream/42/playlist.m3u8"],
+            ["TLS/1.2", "/"],
+        ]) {
+            const res = await get(port, path, {
+                connection: "Upgrade, HTTP2-Settings",
+                upgrade,
+                "http2-settings": "AAMAAABkAARAAAAAAAIAAAAA",
+            });
+            expect({ upgrade, path, status: res.status }).toEqual({ upgrade, path, status: 400 });
+        }
+        expect(served()).toBe(before);
+        // WebSocket upgrades still pass.
+        const ws = await openWebSocket(port, "/ws");
+        await ws.echo("still-open");
+        ws.ws.close();
     });
 
     test("stats and /metrics answer only on 127.0.0.1:<statsPort>; /stats needs the password; /metrics is Prometheus text with per-server state", async () => {

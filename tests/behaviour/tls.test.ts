@@ -134,6 +134,8 @@ describeWithTools("TLS", () => {
         expect(cookie!.attributes).toHaveProperty("secure");
         expect(cookie!.attributes).toHaveProperty("httponly");
         expect(cookie!.attributes.path).toBe("/");
+        // Sent on top-level navigations from other sites, not on their subrequests (the default; stickyCookieSameSite changes it).
+        expect(cookie!.attributes.samesite).toBe("Lax");
         for (let i = 0; i < 10; i++) {
             const res = await https(`/api/v1/me?i=${i}`, { cookie: `${COOKIE}=${cookie!.value}` });
             expect(backendOf(res)).toBe(pinned);
@@ -146,5 +148,24 @@ describeWithTools("TLS", () => {
         expect(ws.headers["x-backend"]).toBe(pinned);
         await ws.echo("over tls");
         ws.close();
+    });
+
+    test("HSTS is off by default; with hstsMaxAgeSeconds it is sent over HTTPS only, never on plain HTTP", async () => {
+        expect((await https("/api/v1/me")).headers["strict-transport-security"]).toBeUndefined();
+        const hsts = await startLab({
+            api: 1,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 1000, tlsCertPath: cert.pemPath, hstsMaxAgeSeconds: 31536000, httpsRedirect: false },
+        });
+        const overTls = await request({
+            port: hsts.hp.httpsPort as number,
+            path: "/api/v1/me",
+            tls: { ca: cert.cert, servername: "localhost" },
+        });
+        expect(overTls.headers["strict-transport-security"]).toBe("max-age=31536000");
+        // A browser ignores HSTS over HTTP (RFC 6797 8.1); sending it there would only mislead.
+        const plain = await get(hsts.hp.httpPort, "/api/v1/me");
+        expect(plain.status).toBe(200);
+        expect(plain.headers["strict-transport-security"]).toBeUndefined();
     });
 });

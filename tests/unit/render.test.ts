@@ -115,7 +115,7 @@ describe("renderHaproxyConfig", () => {
         expect(config).toContain("server s s.lxd:8082 ");
         expect(config).toContain("default-server check inter 5000ms fall 3 rise 2 slowstart 30s init-addr last,libc,none");
         expect(config).toContain("default-server slowstart 30s on-marked-down shutdown-sessions init-addr last,libc,none");
-        expect(config).toContain("cookie VEZA_SERVERID insert indirect nocache httponly\n");
+        expect(config).toContain(`cookie VEZA_SERVERID insert indirect nocache httponly attr "SameSite=Lax"\n`);
         expect(config).toContain("bind 127.0.0.1:9100\n");
         expect(config).toContain("http-check send meth GET uri /api/v1/health ");
         expect(config).toContain("http-check send meth GET uri /health ");

@@ -1,5 +1,5 @@
-import { HaproxySettings, renderHaproxyConfig, SettingsError } from "../../components";
-import { validateProvisioning, validateTlsPair } from "../../components/validate";
+import { applyDefaults, HaproxySettings, renderHaproxyConfig, SettingsError } from "../../components";
+import { settingsWarnings, validateProvisioning, validateTlsPair } from "../../components/validate";
 import { labSettings } from "./lab-settings";
 
 const api = (overrides: object) => ({
@@ -11,6 +11,21 @@ const api = (overrides: object) => ({
 
 describe.each<[string, Partial<HaproxySettings>, string]>([
     ["port above range", { listenHttp: 70000 }, "listenHttp must be an integer from 1 to 65535 (got 70000)"],
+    [
+        "HSTS max-age over two years",
+        { hstsMaxAgeSeconds: 63072001 },
+        "hstsMaxAgeSeconds must be an integer from 0 to 63072000 (got 63072001)",
+    ],
+    [
+        "a SameSite value browsers do not know",
+        { stickyCookieSameSite: "lax" as never },
+        'stickyCookieSameSite must be "Lax", "Strict" or "None" (got "lax")',
+    ],
+    [
+        "SameSite=None without TLS",
+        { stickyCookieSameSite: "None" },
+        'stickyCookieSameSite may be "None" only with TLS (tlsCertPath or a pushed certificate): browsers drop SameSite=None cookies that are not Secure, and stickiness would be lost',
+    ],
     ["port zero", { statsPort: 0 }, "statsPort must be an integer from 1 to 65535 (got 0)"],
     ["fractional port", { backendApiPort: 80.5 }, "backendApiPort must be an integer from 1 to 65535 (got 80.5)"],
     [
@@ -119,6 +134,17 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         } catch (error) {
             expect((error as Error).message).toBe(message);
         }
+    });
+});
+
+describe("edge settings that are legal but do nothing", () => {
+    test("an HSTS max-age without TLS is said as a warning: the header only goes out over HTTPS", () => {
+        expect(settingsWarnings(applyDefaults({ ...labSettings(), hstsMaxAgeSeconds: 300 }))).toContain(
+            "hstsMaxAgeSeconds is 300 but TLS is off: the header is sent only over HTTPS, so it has no effect",
+        );
+        expect(
+            settingsWarnings(applyDefaults({ ...labSettings(), hstsMaxAgeSeconds: 300, tlsCertPath: "/etc/haproxy/certs/veza.pem" })),
+        ).toEqual([]);
     });
 });
 
