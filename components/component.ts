@@ -389,6 +389,8 @@ interface NodeSteps {
 
 interface Steps {
     nodes: NodeSteps[];
+    /** Each node's container name and bridge address, in node order. */
+    nodeList: pulumi.Output<PeerNode[]>;
     keepalived: StepCommand[];
     config: StepCommand;
     /** What the config step sends (secret: it holds the stats password). */
@@ -455,16 +457,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         this.configCommand = steps.config;
         this.nodeCommands = steps.nodes.map((n, i) => ({ container: n.container, tls: n.tls, keepalived: steps.keepalived[i] }));
         this.containerName = inputs.provisioning.containerName;
-        this.nodes = pulumi.all(
-            steps.nodes.map((n, i) =>
-                pulumi
-                    .all([
-                        i === 0 ? inputs.provisioning.containerName : inputs.provisioning.containerName.apply((c) => pairNodeNames(c).b),
-                        n.address,
-                    ])
-                    .apply(([containerName, address]) => ({ name: containerName, address })),
-            ),
-        );
+        this.nodes = steps.nodeList;
         const pair = inputs.pair;
         this.vip = pair ? pair.apply((p) => p.vip) : pulumi.output("");
         this.vipNode = pair ? steps.config.stdout.apply((out) => /^vip_node=(.*)$/m.exec(out)?.[1] ?? "") : pulumi.output("");
@@ -601,14 +594,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             plans.push({ node: "b", prefix: `${name}-b`, containerName: provisioning.containerName.apply((c) => pairNodeNames(c).b) });
         }
         const nodes = plans.map((plan) => this.nodeSteps(plan, inputs, owner));
+        // Each node's container and address, once: the nodes output, and a pair's peers section.
+        const nodeList: pulumi.Output<PeerNode[]> = pulumi.all(
+            nodes.map((n, i) =>
+                pulumi.all([plans[i].containerName, n.address]).apply(([nodeName, address]) => ({ name: nodeName, address })),
+            ),
+        );
         // A pair's config names both nodes in its peers section: it waits for their addresses.
-        const peers: pulumi.Output<PeerNode[]> = pair
-            ? pulumi.all(
-                  nodes.map((n, i) =>
-                      pulumi.all([plans[i].containerName, n.address]).apply(([nodeName, address]) => ({ name: nodeName, address })),
-                  ),
-              )
-            : pulumi.output([]);
+        const peers: pulumi.Output<PeerNode[]> = pair ? nodeList : pulumi.output([]);
         const renderedConfig = pulumi.secret(pulumi.all([settings, peers]).apply(([s, p]) => renderResolved(s, p)));
         const certSha256 = inputs.tlsPair
             ? pulumi.unsecret(inputs.tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)))
@@ -632,7 +625,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // A replaced container starts without our config: push it again.
                 [only.container.id],
             );
-            return { nodes, keepalived: [], config, renderedConfig };
+            return { nodes, nodeList, keepalived: [], config, renderedConfig };
         }
 
         const addresses = nodes.map((n) => n.address);
@@ -665,8 +658,10 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                     // The peer's address is an input: both containers first. Node
                     // b's keepalived starts after node a's, which has taken the VIP
                     // alone by then: the first election is node a's, every time (run
-                    // side by side, the engine's default for independent steps,
-                    // either node could win it, and nopreempt keeps the winner).
+                    // side by side, as the engine runs independent steps (a worker
+                    // per degree of parallelism: pulumi/pulumi
+                    // pkg/resource/deploy/step_executor.go), either node could win
+                    // it, and nopreempt keeps the winner).
                     { dependsOn: i === 0 ? before : [...before, keepalived[0]] },
                     [],
                 ),
@@ -692,7 +687,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // A replaced container starts without our config: push it again.
             nodes.map((n) => n.container.id),
         );
-        return { nodes, keepalived, config, renderedConfig };
+        return { nodes, nodeList, keepalived, config, renderedConfig };
     }
 
     /** One node's container step and, with a certificate, its TLS step. */

@@ -37,7 +37,7 @@ export const HAPROXY_STOPPING_FILE = "/run/veza-haproxy-stopping";
 export const DEFAULT_VIRTUAL_ROUTER_ID = 51;
 
 export const PAIR_KEYS = ["vip", "targets", "virtualRouterId"] as const satisfies readonly (keyof PairArgs)[];
-/** The two nodes, in the order they are created and, on a config change, never both at once. */
+/** The two nodes: a (priority 150, the first election's winner) and b. */
 export const PAIR_NODES = ["a", "b"] as const;
 export type PairNode = (typeof PAIR_NODES)[number];
 

@@ -1,21 +1,13 @@
 import { deleteContainers, execInOk, incusAvailable, launchBackend, LAB_IMAGE } from "../../tests/e2e/lab";
-import { KILL_KINDS, KillKind, PairWatch, spread } from "../../tests/e2e/pair-lab";
+import { KILL_KINDS, KillKind, KillRounds, PairWatch, spread } from "../../tests/e2e/pair-lab";
 import { installProductMocks, upPair } from "../../tests/e2e/product";
 import { log } from "../lib/stats";
 
-/** One kind of failure of the VIP holder, over `kills` rounds. */
-export interface VipKillResult {
+/** One kind of failure of the VIP holder, over `kills` rounds: the kill rounds' counts, the move times summarised. */
+export type VipKillResult = Omit<KillRounds, "moves_ms"> & {
     kills: number;
     move_ms: { min: number; median: number; max: number; runs: number[] };
-    requests: number;
-    failed_plain: number;
-    failed_retry_once: number;
-    /** A client alongside with a 3 s timeout and no retry. */
-    patient_requests: number;
-    failed_patient: number;
-    /** Rounds after which the revived node had taken the VIP back (nopreempt: should be 0). */
-    taken_back: number;
-}
+};
 
 export interface VipFailoverResult {
     /** The master container stopped outright (`incus stop --force`). */
@@ -65,15 +57,10 @@ export async function measureVipFailover(kills: number): Promise<VipFailoverResu
         const watch = new PairWatch(VIP, [up.nodes[0].name, up.nodes[1].name]);
         const keepalived = (await execInOk(PAIR, ["sh", "-c", "keepalived --version 2>&1"]).catch(() => "")).split("\n")[0].trim();
         await watch.waitServing("200 through the bench pair's VIP");
-        const summary = (r: Awaited<ReturnType<PairWatch["killRounds"]>>): VipKillResult => ({
+        const summary = ({ moves_ms, ...counts }: KillRounds): VipKillResult => ({
             kills,
-            move_ms: { ...spread(r.moves_ms), runs: r.moves_ms },
-            requests: r.requests,
-            failed_plain: r.failed_plain,
-            failed_retry_once: r.failed_retry_once,
-            patient_requests: r.patient_requests,
-            failed_patient: r.failed_patient,
-            taken_back: r.taken_back,
+            move_ms: { ...spread(moves_ms), runs: moves_ms },
+            ...counts,
         });
         const rounds = async (kind: KillKind) => {
             log(`vip: ${kills} x ${kind.label}`);
