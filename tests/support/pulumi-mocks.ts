@@ -34,9 +34,10 @@ export function unwrap<T = unknown>(value: unknown): T {
 }
 
 /**
- * What a container step prints: `addresses[name]` when set (the e2e suite
- * hands in the real ones), else `address`, and for a pair's node b
- * (`<name>-b-container`) the next address, as DHCP would give it another.
+ * What a container step prints: the address given with setMockAddress for
+ * that resource (the e2e suite hands in the real ones), else `address`, and
+ * for a pair's node b (`<name>-b-container`) the next address, as DHCP would
+ * give it another.
  */
 function containerAddress(resource: string, address: string): string {
     const given = mockAddresses.get(resource);
