@@ -1,5 +1,6 @@
 import { isIPv6 } from "net";
 import { isIpLiteral } from "./address";
+import { edgeView } from "./edge";
 import { cookieValue, stableServerIds } from "./identity";
 import { applyDefaults, BackendServer, HaproxySettings, ResolvedSettings } from "./settings";
 import { renderTemplate } from "./templates";
@@ -46,6 +47,7 @@ export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object 
     const prefixSegments = s.streamPathPrefix.split("/").filter((segment) => segment !== "").length;
     return {
         ...s,
+        ...edgeView(s.trustedProxies, s.rateLimit),
         apiServers,
         streamServers,
         tls: s.tlsCertPath !== "",

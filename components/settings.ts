@@ -1,8 +1,10 @@
 import { isIPv4 } from "net";
 import { Checker, shown } from "./checker";
+import { checkCidrList, checkRateLimit, RateLimit } from "./edge";
 import { BackendServer, checkPool } from "./pools";
 
 export { BackendServer } from "./pools";
+export { RateLimit } from "./edge";
 export { CERT_DIR, DEFAULT_TLS_CERT_PATH } from "./container-paths";
 
 /** How stream_pool picks a server for a request. */
@@ -171,6 +173,20 @@ export const SETTINGS = {
                 c.fail(field, `must be "Lax", "Strict" or "None" (got ${shown(value)})`);
         },
         stack: "string",
+    }),
+    trustedProxies: setting<string[]>({
+        default: [],
+        shownDefault: "`[]`",
+        doc: "addresses or CIDRs of proxies in front of this one (a CDN, a cloud LB): only their X-Forwarded-For is kept, and rate limits key on the client address they report; from anyone else it is dropped",
+        check: checkCidrList,
+        stack: "object",
+    }),
+    rateLimit: setting<RateLimit | undefined>({
+        default: undefined,
+        shownDefault: "off",
+        doc: "per-client-IP limits `{ requests, periodSeconds, maxConcurrentPerClient?, allowlist? }`: over them, 429 with Retry-After, counted on the `veza_rate_limited` stats line (README, Edge protection)",
+        check: checkRateLimit,
+        stack: "object",
     }),
     statsUser: setting<string>({
         default: "admin",

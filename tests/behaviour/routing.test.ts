@@ -2,7 +2,19 @@
  * Routing between the pools, forwarded headers, and the loopback-only
  * stats/metrics listener.
  */
-import { backendOf, cleanupAll, echo, EchoBody, get, openWebSocket, request, REQUEST_PROBE, requireBinary, startLab } from "../support";
+import {
+    backendOf,
+    cleanupAll,
+    echo,
+    EchoBody,
+    get,
+    openWebSocket,
+    rawRequest,
+    request,
+    REQUEST_PROBE,
+    requireBinary,
+    startLab,
+} from "../support";
 
 jest.setTimeout(60_000);
 
@@ -95,6 +107,34 @@ describeWithHaproxy("routing and stats", () => {
         const ws = await openWebSocket(port, "/ws");
         await ws.echo("still-open");
         ws.ws.close();
+    });
+
+    test("a NUL or other control character in a header is refused with 400 at the edge, never sent (and retried) to the servers that would reject it", async () => {
+        const lab = await startLab({ api: 4, stream: 1, settings: { healthCheckIntervalMs: 1000 } });
+        const rejected = () => lab.api.reduce((n, b) => n + b.rejected, 0);
+        for (const [label, value] of [
+            ["NUL", "a\x00b"],
+            ["SOH", "a\x01b"],
+            ["ESC", "a\x1bb"],
+            ["DEL", "a\x7fb"],
+        ]) {
+            const answer = await rawRequest(
+                lab.hp.httpPort,
+                `GET /api/v1/me HTTP/1.1\r\nHost: veza.localhost\r\nX-Note: ${value}\r\nConnection: close\r\n\r\n`,
+            );
+            // Before the rule: 502 after every server of the pool had closed on the request.
+            expect({ label, status: answer.split("\r\n")[0], rejectedByServers: rejected() }).toEqual({
+                label,
+                status: "HTTP/1.1 400 Bad request",
+                rejectedByServers: 0,
+            });
+        }
+        // A tab and bytes above 0x7f (Latin-1 in an old client's header) are legal and still pass.
+        const legal = await rawRequest(
+            lab.hp.httpPort,
+            "GET /api/v1/me HTTP/1.1\r\nHost: veza.localhost\r\nX-Note: a\tb \xe9\r\nConnection: close\r\n\r\n",
+        );
+        expect(legal.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
     });
 
     test("stats and /metrics answer only on 127.0.0.1:<statsPort>; /stats needs the password; /metrics is Prometheus text with per-server state", async () => {

@@ -34,6 +34,8 @@ export interface FakeBackend {
     readonly healthChecks: HealthCheckRecord[];
     /** Non-health HTTP requests and WebSocket upgrades served so far. */
     readonly requests: number;
+    /** Requests Node's HTTP parser refused (a control character in a header, ...): the socket was closed without an answer. */
+    readonly rejected: number;
     /** Health endpoint answers 200 (true) or 503 (false). Other paths keep working. */
     setHealthy(healthy: boolean): void;
     isHealthy(): boolean;
@@ -64,6 +66,7 @@ export const REQUEST_PROBE = "__request__";
 class Backend implements FakeBackend {
     readonly healthChecks: HealthCheckRecord[] = [];
     requests = 0;
+    rejected = 0;
     port = 0;
     private healthy = true;
     private readonly healthPaths: Set<string>;
@@ -108,7 +111,11 @@ class Backend implements FakeBackend {
             }
             this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit("connection", ws, req));
         });
-        server.on("clientError", (_err, socket) => socket.destroy());
+        server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+            // HPE_*: llhttp refused the request; a reset or timeout is not a refusal.
+            if (err.code?.startsWith("HPE_")) this.rejected++;
+            socket.destroy();
+        });
         await new Promise<void>((resolve, reject) => {
             server.once("error", reject);
             server.listen(port, "127.0.0.1", () => {

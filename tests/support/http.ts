@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, IncomingHttpHeaders, request as httpRequest, RequestOptions } from "http";
 import { Agent as HttpsAgent, request as httpsRequest } from "https";
+import { connect as netConnect } from "net";
 import { TLSSocket } from "tls";
 import { ClientOptions, WebSocket } from "ws";
 import { onCleanup } from "./cleanup";
@@ -28,6 +29,8 @@ export interface RequestOpts {
     headers?: Record<string, string>;
     /** Default "127.0.0.1". Traffic only ever goes to loopback or to the Incus lab's bridge (198.18.0.0/24). */
     host?: string;
+    /** The connection's source address, another loopback address than 127.0.0.1 (to be a different client); default: the kernel's choice. */
+    localAddress?: string;
     /** false (default): a fresh connection per request. Pass a keep-alive agent to reuse connections. */
     agent?: HttpAgent | false;
     /** Deadline for the whole exchange, connect included; default 10 s. */
@@ -49,6 +52,9 @@ function assertTestNetwork(host: string): void {
 export function request(opts: RequestOpts): Promise<HttpResponse> {
     const host = opts.host ?? "127.0.0.1";
     assertTestNetwork(host);
+    if (opts.localAddress !== undefined && !/^127\./.test(opts.localAddress)) {
+        throw new Error(`localAddress must be a loopback address (127.0.0.0/8), not ${opts.localAddress}`);
+    }
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const method = opts.method ?? "GET";
     const path = opts.path ?? "/";
@@ -61,6 +67,7 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
             method,
             headers: opts.headers,
             agent: opts.agent ?? false,
+            localAddress: opts.localAddress,
             ...(opts.tls ?? {}),
         };
         const req = (opts.tls ? httpsRequest : httpRequest)(options, (res) => {
@@ -94,6 +101,26 @@ export function request(opts: RequestOpts): Promise<HttpResponse> {
             reject(wrapped);
         });
         req.end(opts.body);
+    });
+}
+
+/**
+ * Sends `bytes` as they are (a request no HTTP client would write) on a new
+ * connection to 127.0.0.1:`port`; resolves with everything answered until
+ * the peer closes or `timeoutMs` passes.
+ */
+export function rawRequest(port: number, bytes: string | Buffer, timeoutMs = 5_000): Promise<string> {
+    return new Promise((resolve) => {
+        const socket = netConnect({ host: "127.0.0.1", port });
+        let answer = "";
+        const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+        socket.on("connect", () => socket.write(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes));
+        socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+        socket.on("error", () => undefined);
+        socket.on("close", () => {
+            clearTimeout(deadline);
+            resolve(answer);
+        });
     });
 }
 

@@ -56,6 +56,14 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         ["seed literal hash mode", () => ({ streamHashMode: "uri-whole" })],
         ["IPv6 server", () => ({ apiServers: [{ name: "v6", address: "::1", port: 8080 }] })],
         ["slowstart off", () => ({ gracefulDrainSeconds: 0 })],
+        [
+            "trusted proxies and every rate limit",
+            () => ({
+                trustedProxies: ["10.20.0.0/16", "127.0.0.9", "2001:db8::/32"],
+                rateLimit: { requests: 300, periodSeconds: 10, maxConcurrentPerClient: 50, allowlist: ["192.0.2.10", "2001:db8:1::/48"] },
+            }),
+        ],
+        ["a rate limit alone (no proxies, connections or allowlist)", () => ({ rateLimit: { requests: 1, periodSeconds: 1 } })],
     ])("%s", (_name, overrides) => {
         const cfg = path.join(dir, "haproxy.cfg");
         writeFileSync(cfg, renderHaproxyConfig(ipLab(overrides())));
@@ -67,13 +75,13 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         expect(warnings).toEqual([]);
     });
 
-    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared table", () => {
+    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared tables (the rate limit's too)", () => {
         const cfg = path.join(dir, "pair.cfg");
         const peers = [
             { name: "haproxy", address: "127.0.0.31" },
             { name: "haproxy-b", address: "127.0.0.32" },
         ];
-        writeFileSync(cfg, renderHaproxyConfig(ipLab(), peers));
+        writeFileSync(cfg, renderHaproxyConfig(ipLab({ rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } }), peers));
         for (const node of ["haproxy", "haproxy-b"]) {
             const check = spawnSync(findBinary("haproxy") as string, ["-c", "-L", node, "-f", cfg], { encoding: "utf8" });
             expect({ status: check.status, alerts: check.stderr.match(/\[ALERT\].*/g) ?? [] }).toEqual({ status: 0, alerts: [] });

@@ -48,6 +48,24 @@ describe("renderHaproxyConfig", () => {
         expect(pair.replace(/\n# The pair's two nodes[\s\S]*?(?=\ndefaults)/, "")).toBe(renderHaproxyConfig(labSettings()));
     });
 
+    test("edge protection with trusted proxies and every rate limit, on a pair, matches the golden file; off, none of it is rendered", () => {
+        const peers = [
+            { name: "haproxy", address: "198.18.0.10" },
+            { name: "haproxy-b", address: "198.18.0.11" },
+        ];
+        const edge = renderHaproxyConfig(
+            labSettings({
+                trustedProxies: ["10.20.0.0/16", "2001:db8::/32"],
+                rateLimit: { requests: 300, periodSeconds: 10, maxConcurrentPerClient: 50, allowlist: ["192.0.2.10", "198.51.100.0/24"] },
+            }),
+            peers,
+        );
+        expectGolden("lab-edge-pair.cfg", edge);
+        expect(edge).toContain("store http_req_rate(10s) peers veza_peers\n");
+        const off = renderHaproxyConfig(labSettings());
+        for (const word of ["veza_rate", "veza_conn", "track-sc", "veza_from_trusted_proxy", "txn.veza_client"]) expect(off).not.toContain(word);
+    });
+
     test.each<[string, Parameters<typeof renderHaproxyConfig>, string]>([
         ["one node", [labSettings(), [{ name: "haproxy", address: "198.18.0.10" }]], "peers must be the pair's two nodes (got 1)"],
         [

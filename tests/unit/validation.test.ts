@@ -26,6 +26,62 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         { stickyCookieSameSite: "None" },
         'stickyCookieSameSite may be "None" only with TLS (tlsCertPath or a pushed certificate): browsers drop SameSite=None cookies that are not Secure, and stickiness would be lost',
     ],
+    [
+        "a trusted proxy that is a name",
+        { trustedProxies: ["cdn.example.com"] },
+        'trustedProxies[0] must be an IPv4 or IPv6 address, or a network with its prefix length such as "10.0.0.0/8" or "2001:db8::/32" (got "cdn.example.com")',
+    ],
+    [
+        "trusting every address",
+        { trustedProxies: ["0.0.0.0/0"] },
+        'trustedProxies[0] must have a prefix length from 1 to 32; /0 would be every address (got "0.0.0.0/0")',
+    ],
+    [
+        "a CIDR with host bits set",
+        { trustedProxies: ["10.1.2.3/8"] },
+        'trustedProxies[0] has host bits set past its /8: did you mean 10.0.0.0/8? (got "10.1.2.3/8")',
+    ],
+    [
+        "an IPv6 CIDR with host bits set",
+        { trustedProxies: ["2001:db8::1/32"] },
+        'trustedProxies[0] has host bits set past its /32: did you mean 2001:db8::/32? (got "2001:db8::1/32")',
+    ],
+    ["a CIDR listed twice", { trustedProxies: ["10.0.0.0/8", "10.0.0.0/8"] }, "trustedProxies[1] lists 10.0.0.0/8 twice"],
+    [
+        "trusted proxies as one string",
+        { trustedProxies: "10.0.0.0/8" as never },
+        'trustedProxies must be a list of addresses or CIDRs, e.g. ["10.0.0.0/8"] (got "10.0.0.0/8")',
+    ],
+    [
+        "a rate limit as a number",
+        { rateLimit: 100 as never },
+        "rateLimit must be an object { requests, periodSeconds, maxConcurrentPerClient?, allowlist? }, or absent for no limit (got 100)",
+    ],
+    [
+        "a rate limit without its period",
+        { rateLimit: { requests: 100 } as never },
+        "rateLimit.periodSeconds must be an integer from 1 to 86400 (got undefined)",
+    ],
+    [
+        "a rate limit of zero requests",
+        { rateLimit: { requests: 0, periodSeconds: 10 } },
+        "rateLimit.requests must be an integer from 1 to 1000000 (got 0)",
+    ],
+    [
+        "a fractional connection limit",
+        { rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 2.5 } },
+        "rateLimit.maxConcurrentPerClient must be an integer from 1 to 100000 (got 2.5)",
+    ],
+    [
+        "a misspelt rate limit key",
+        { rateLimit: { requests: 100, periodSeconds: 10, allowList: ["10.0.0.1"] } as never },
+        "rateLimit.allowList is not a known setting: did you mean allowlist?",
+    ],
+    [
+        "an allowlist entry that is not an address",
+        { rateLimit: { requests: 100, periodSeconds: 10, allowlist: ["10.0.0.1", "office"] } },
+        'rateLimit.allowlist[1] must be an IPv4 or IPv6 address, or a network with its prefix length such as "10.0.0.0/8" or "2001:db8::/32" (got "office")',
+    ],
     ["port zero", { statsPort: 0 }, "statsPort must be an integer from 1 to 65535 (got 0)"],
     ["fractional port", { backendApiPort: 80.5 }, "backendApiPort must be an integer from 1 to 65535 (got 80.5)"],
     [
