@@ -35,7 +35,11 @@ const IPV6_CIDR = /^([0-9A-Fa-f:.]+)(?:\/(\d{1,3}))?$/;
 
 /** The address as bits ("0101..."), for the host-bits check. */
 function bits(address: string): string {
-    if (isIPv4(address)) return address.split(".").map((o) => Number(o).toString(2).padStart(8, "0")).join("");
+    if (isIPv4(address))
+        return address
+            .split(".")
+            .map((o) => Number(o).toString(2).padStart(8, "0"))
+            .join("");
     const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
         [((+a << 8) | +b).toString(16), ((+c << 8) | +d).toString(16)].join(":"),
     );
@@ -49,7 +53,9 @@ function bits(address: string): string {
 
 /** The network an address/prefix names, written back: "10.1.2.3/8" -> "10.0.0.0/8". */
 function networkOf(address: string, prefix: number): string {
-    const b = bits(address).slice(0, prefix).padEnd(isIPv4(address) ? 32 : 128, "0");
+    const b = bits(address)
+        .slice(0, prefix)
+        .padEnd(isIPv4(address) ? 32 : 128, "0");
     if (isIPv4(address)) return `${[0, 8, 16, 24].map((i) => parseInt(b.slice(i, i + 8), 2)).join(".")}/${prefix}`;
     const groups = Array.from({ length: 8 }, (_, i) => parseInt(b.slice(i * 16, i * 16 + 16), 2).toString(16));
     return `${groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::")}/${prefix}`;
@@ -89,7 +95,10 @@ export function checkCidrList(c: Checker, field: string, value: unknown): void {
 export function checkRateLimit(c: Checker, field: string, value: unknown): void {
     if (value === undefined) return;
     if (!isRecord(value)) {
-        c.fail(field, `must be an object { requests, periodSeconds, maxConcurrentPerClient?, allowlist? }, or absent for no limit (got ${shown(value)})`);
+        c.fail(
+            field,
+            `must be an object { requests, periodSeconds, maxConcurrentPerClient?, allowlist? }, or absent for no limit (got ${shown(value)})`,
+        );
         return;
     }
     c.knownKeys(field, value, RATE_LIMIT_KEYS);

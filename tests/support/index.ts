@@ -31,7 +31,19 @@ export { forceHealthUp, startLab, trackId } from "./pools";
 export type { Lab, LabOptions } from "./pools";
 
 // The one HTTP client, and WebSockets.
-export { backendOf, echo, get, keepAliveAgent, keepAliveHttpsAgent, openWebSocket, pool, rawRequest, request, setCookie, setCookies } from "./http";
+export {
+    backendOf,
+    echo,
+    get,
+    keepAliveAgent,
+    keepAliveHttpsAgent,
+    openWebSocket,
+    pool,
+    rawRequest,
+    request,
+    setCookie,
+    setCookies,
+} from "./http";
 export type { EchoBody, HttpResponse, OpenWebSocket, RequestOpts, SetCookie } from "./http";
 
 // The one test certificate.

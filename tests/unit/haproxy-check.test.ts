@@ -81,7 +81,10 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
             { name: "haproxy", address: "127.0.0.31" },
             { name: "haproxy-b", address: "127.0.0.32" },
         ];
-        writeFileSync(cfg, renderHaproxyConfig(ipLab({ rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } }), peers));
+        writeFileSync(
+            cfg,
+            renderHaproxyConfig(ipLab({ rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } }), peers),
+        );
         for (const node of ["haproxy", "haproxy-b"]) {
             const check = spawnSync(findBinary("haproxy") as string, ["-c", "-L", node, "-f", cfg], { encoding: "utf8" });
             expect({ status: check.status, alerts: check.stderr.match(/\[ALERT\].*/g) ?? [] }).toEqual({ status: 0, alerts: [] });

@@ -63,7 +63,8 @@ describe("renderHaproxyConfig", () => {
         expectGolden("lab-edge-pair.cfg", edge);
         expect(edge).toContain("store http_req_rate(10s) peers veza_peers\n");
         const off = renderHaproxyConfig(labSettings());
-        for (const word of ["veza_rate", "veza_conn", "track-sc", "veza_from_trusted_proxy", "txn.veza_client"]) expect(off).not.toContain(word);
+        for (const word of ["veza_rate", "veza_conn", "track-sc", "veza_from_trusted_proxy", "txn.veza_client"])
+            expect(off).not.toContain(word);
     });
 
     test.each<[string, Parameters<typeof renderHaproxyConfig>, string]>([
