@@ -13,7 +13,7 @@ export interface RateLimit {
     requests: number;
     /** The sliding period the requests are counted over, in seconds. */
     periodSeconds: number;
-    /** Connections one client IP may hold open at once; one more gets 429 with `Retry-After: 1`. Absent = no limit. */
+    /** Connections one client IP may hold open at once; one more is closed as it is accepted (counted as a denied connection). Absent = no limit. */
     maxConcurrentPerClient?: number;
     /** Addresses or CIDRs never limited (monitoring, an office's NAT), IPv4 or IPv6. */
     allowlist?: string[];

@@ -34,6 +34,8 @@ export interface FakeBackend {
     readonly healthChecks: HealthCheckRecord[];
     /** Non-health HTTP requests and WebSocket upgrades served so far. */
     readonly requests: number;
+    /** The same requests by method: { GET: 12, POST: 1 }. */
+    readonly requestsByMethod: Readonly<Record<string, number>>;
     /** Requests Node's HTTP parser refused (a control character in a header, ...): the socket was closed without an answer. */
     readonly rejected: number;
     /** Health endpoint answers 200 (true) or 503 (false). Other paths keep working. */
@@ -66,6 +68,7 @@ export const REQUEST_PROBE = "__request__";
 class Backend implements FakeBackend {
     readonly healthChecks: HealthCheckRecord[] = [];
     requests = 0;
+    readonly requestsByMethod: Record<string, number> = {};
     rejected = 0;
     port = 0;
     private healthy = true;
@@ -147,6 +150,8 @@ class Backend implements FakeBackend {
             return;
         }
         this.requests++;
+        const method = req.method ?? "";
+        this.requestsByMethod[method] = (this.requestsByMethod[method] ?? 0) + 1;
         const payload: Record<string, unknown> = { backend: this.name, method: req.method, path: url, headers: req.headers };
         if (path.startsWith("/stream/")) payload.track = path.split("/")[2] ?? "";
         const body = JSON.stringify(payload);
