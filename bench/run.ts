@@ -14,6 +14,8 @@
  *   vip_failover  a load balancer pair on the Incus lab (skipped without
  *               it): the VIP's move time and failed requests when the
  *               holder's container dies, and when its haproxy stops
+ *   rate_limit_cost  proxy CPU per request with rateLimit off and on
+ *               (limits out of reach), alternating run by run
  *
  * Writes bench/results.json, bench/results.md and bench/results.svg. Every
  * process it starts (haproxy, nginx, backends, wrk) runs in its own process
@@ -23,7 +25,7 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip)
+ *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip,ratelimit)
  *   BENCH_STRICT=1: exit 1 when a target is missed.
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
@@ -44,6 +46,7 @@ import { HashResult, measureHash } from "./scenarios/hash";
 import { measureReload, ReloadResult } from "./scenarios/reload";
 import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
+import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
@@ -97,6 +100,7 @@ interface Results {
     change_to_serving_ms?: number;
     change_to_serving?: object;
     vip_failover?: VipFailoverResult;
+    rate_limit_cost?: RateLimitCostResult;
     targets?: Target[];
     meta: Record<string, unknown>;
 }
@@ -242,6 +246,14 @@ function markdown(r: Results): string {
             );
         }
     }
+    if (r.rate_limit_cost) {
+        const c = r.rate_limit_cost;
+        lines.push(
+            `| rateLimit on vs off: proxy CPU per request (limits out of reach; ${c.on.runs.length} alternated runs each) | ` +
+                `${c.proxy_cpu_us_per_request.on} vs ${c.proxy_cpu_us_per_request.off} µs, x${c.proxy_cpu_us_per_request.on_vs_off} ` +
+                `(per-round median x${c.paired_on_vs_off}); ${c.on.rps} vs ${c.off.rps} requests/s |`,
+        );
+    }
     lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
     for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
     return lines.join("\n") + "\n";
@@ -263,8 +275,8 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["render", "hash", "change", "throughput", "reload", "failover"].some(wants);
-    const load = ["throughput", "reload", "failover"].some(wants);
+    const loopback = ["render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
+    const load = ["throughput", "reload", "failover", "ratelimit"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
@@ -294,7 +306,7 @@ async function main(): Promise<number> {
             results.change_to_serving_ms = c.change_to_serving_ms;
             results.change_to_serving = c;
         }
-        if (wants("throughput") || wants("reload") || wants("failover")) {
+        if (wants("throughput") || wants("reload") || wants("failover") || wants("ratelimit")) {
             const [a1, a2, a3, s1, s2] = await startBackendProcesses(BACKENDS_WITH_SPARE);
             if (wants("throughput")) {
                 const product = await startProduct(productSettings([a1, a2], [s1, s2]));
@@ -371,6 +383,16 @@ async function main(): Promise<number> {
                     { api: [a1, a2, a3], stream: [s1, s2] },
                     { reloads: cfg.reloads, threads: 1, connections: 32 },
                 );
+            if (wants("ratelimit")) {
+                results.rate_limit_cost = await measureRateLimitCost([a1, a2], [s1, s2], {
+                    rounds: cfg.rounds,
+                    seconds: cfg.seconds,
+                    threads: cfg.threads,
+                    connections: cfg.connections,
+                    path: cfg.path,
+                    warmupSeconds: 2,
+                });
+            }
             if (wants("failover")) {
                 results.failover = await measureFailover(
                     { api: [a1, a2], stream: [s1, s2] },
@@ -391,6 +413,7 @@ async function main(): Promise<number> {
         change_to_serving_ms: results.change_to_serving_ms,
         change_to_serving: results.change_to_serving,
         vip_failover: results.vip_failover,
+        rate_limit_cost: results.rate_limit_cost,
         targets: results.targets,
         meta: results.meta,
     };

@@ -58,6 +58,8 @@ function pairArgs(apiServers: BackendServer[]): HaproxyLoadBalancerArgs {
         streamServers: [{ name: "stream-1", address: `${BACKEND}.lxd`, port: 8080 }],
         healthCheckIntervalMs: 1000,
         pair: { vip: VIP_CIDR },
+        // Far above what the failover clients send from the host's one address: counted, never refused.
+        rateLimit: { requests: 1000000, periodSeconds: 60 },
     };
 }
 
@@ -161,6 +163,36 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         );
         expect(seen).toContain(`key=${key}`);
         note("peers", `an entry set on ${NODE_A} was in ${NODE_B}'s table after ${Date.now() - t0} ms`);
+    }, 30_000);
+
+    test("a client's request rate counted on the VIP holder is in the other node's table too (rateLimit's counters go through peers), so moving the VIP keeps its budget", async () => {
+        const [master, backup] = await holder();
+        for (let i = 0; i < 20; i++) expect((await get(`http://${VIP}`, "/api/v1/me", undefined, { timeoutMs: 2_000 })).status).toBe(200);
+        // The host's address on the lab bridge, as the table keys it (IPv4 in an ipv6 table).
+        const rateOf = async (node: string) => {
+            const entry = (await admin(node, "show table veza_rate_limit"))
+                .split("\n")
+                .find((line) => line.includes("key=::ffff:198.18.0.1 "));
+            return Number(/http_req_rate\(60000\)=(\d+)/.exec(entry ?? "")?.[1] ?? 0);
+        };
+        const onHolder = await rateOf(master);
+        const t0 = Date.now();
+        const onOther = await waitFor(
+            async () => {
+                const rate = await rateOf(backup);
+                return rate >= 20 ? rate : undefined;
+            },
+            {
+                what: `198.18.0.1's request rate in ${backup}'s table`,
+                timeoutMs: 10_000,
+                intervalMs: 100,
+            },
+        );
+        note(
+            "rate-limit counters through peers",
+            `${master} counted ${onHolder} requests in 60 s for the host; ${backup} had ${onOther} after ${Date.now() - t0} ms`,
+        );
+        expect(onHolder).toBeGreaterThanOrEqual(20);
     }, 30_000);
 
     test("the first node failing (its apply lock held) leaves the VIP holder untouched: both serve the previous config; the next run applies to both", async () => {
