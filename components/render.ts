@@ -1,4 +1,5 @@
 import { isIPv6 } from "net";
+import { ACME_CHALLENGE_PREFIX } from "./acme";
 import { isIpLiteral } from "./address";
 import { edgeView } from "./edge";
 import { cookieValue, stableServerIds } from "./identity";
@@ -52,6 +53,8 @@ export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object 
         streamServers,
         tls: s.tlsCertPath !== "",
         hsts: s.tlsCertPath !== "" && s.hstsMaxAgeSeconds > 0,
+        acmeChallenge: s.acmeChallengePort > 0,
+        acmeChallengePrefix: ACME_CHALLENGE_PREFIX,
         httpsPortSuffix: s.listenHttps === 443 ? "" : `:${s.listenHttps}`,
         logEnabled: s.logTarget !== "none",
         logFormat: s.logTarget === "stdout" || s.logTarget === "stderr" ? "format raw " : "",

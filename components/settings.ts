@@ -228,6 +228,12 @@ export const SETTINGS = {
         },
         internal: true,
     }),
+    acmeChallengePort: setting<number>({
+        default: 0,
+        doc: "loopback port of the ACME client's HTTP-01 responder, where /.well-known/acme-challenge/ goes (before the HTTPS redirect); 0 = no ACME. The component sets it with tls.acme",
+        check: int(0, 65535),
+        internal: true,
+    }),
     adminSocketPath: setting<string>({
         default: "/run/haproxy/admin.sock",
         doc: "runtime API socket (level admin)",

@@ -63,6 +63,7 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
                 rateLimit: { requests: 300, periodSeconds: 10, maxConcurrentPerClient: 50, allowlist: ["192.0.2.10", "2001:db8:1::/48"] },
             }),
         ],
+        ["TLS with the ACME challenge route", () => ({ tlsCertPath: certPath, acmeChallengePort: 8402 })],
         ["a rate limit alone (no proxies, connections or allowlist)", () => ({ rateLimit: { requests: 1, periodSeconds: 1 } })],
     ])("%s", (_name, overrides) => {
         const cfg = path.join(dir, "haproxy.cfg");

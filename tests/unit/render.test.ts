@@ -95,6 +95,13 @@ describe("renderHaproxyConfig", () => {
         expect(() => renderHaproxyConfig(...args)).toThrow(new SettingsError([message]));
     });
 
+    test("with the ACME route (TLS on), matches the golden file: challenges go to the responder on loopback, past the HTTPS redirect", () => {
+        const acme = renderHaproxyConfig(labSettings({ tlsCertPath: "/etc/haproxy/certs/veza.pem", acmeChallengePort: 8402 }));
+        expectGolden("lab-acme.cfg", acme);
+        expect(acme).toContain("code 301 unless { ssl_fc } || veza_acme_challenge\n");
+        expect(renderHaproxyConfig(labSettings({ tlsCertPath: "/etc/haproxy/certs/veza.pem" }))).not.toContain("acme");
+    });
+
     test("seed literal hash mode (uri whole) matches the golden file", () => {
         expectGolden("lab-uri-whole.cfg", renderHaproxyConfig(labSettings({ streamHashMode: "uri-whole" })));
     });

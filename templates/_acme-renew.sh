@@ -1,0 +1,100 @@
+#!/bin/bash
+# veza-acme-renew [--force] ENV_FILE: obtains the load balancer's certificate
+# from its ACME CA (HTTP-01, through HAProxy's route to lego's responder on
+# loopback), or renews it when it has less than 30 days left, and installs a
+# new one into the running HAProxy without a reload (runtime API: set ssl
+# cert + commit ssl cert), then on disk for the next start. Run by the
+# veza-acme-renew timer, and once by the component at deploy.
+#
+# ENV_FILE holds ACME_* lines (renderAcmeEnv, components/acme.ts). Keys never
+# leave ACME_STATE_DIR and the certificate file (both mode 600); they go to
+# HAProxy on the admin socket's stdin, never on a command line.
+#
+# Steps and exit codes:
+#   readSettings   20  the env file is missing or malformed
+#   obtain         21  lego failed (CA refused, unreachable, challenge failed):
+#                      the old certificate keeps serving; the timer retries
+#   checkNew       23  lego's certificate or key is unusable
+#   installRuntime 22  HAProxy refused the new certificate (runtime API)
+#   installDisk    24  the certificate file could not be replaced
+# --force renews whatever the expiry (the lab's rotation test).
+set -euo pipefail
+step=start
+log() { printf 'veza-acme[%s]: %s\n' "$step" "$*" >&2; }
+die() { local code=$1; shift; log "ERROR: $*"; exit "$code"; }
+umask 077
+
+force=no
+if [ "${1:-}" = --force ]; then force=yes; shift; fi
+env_file=${1:-/etc/veza-haproxy/acme.env}
+
+step=readSettings
+[ -r "$env_file" ] || die 20 "$env_file is missing: the component writes it (tls.acme)"
+declare -A acme=()
+while IFS= read -r line; do
+    case $line in '' | '#'*) continue ;; esac
+    key=${line%%=*}
+    value=${line#*=}
+    case $key in ACME_[A-Z_]*) ;; *) die 20 "unexpected line in $env_file (expected ACME_*=value)" ;; esac
+    case $value in *[!A-Za-z0-9._:/,@%+=-]*) die 20 "$key holds a character outside A-Z a-z 0-9 . _ : / , @ % + = -" ;; esac
+    acme[$key]=$value
+done < "$env_file"
+for key in ACME_DOMAINS ACME_EMAIL ACME_DIRECTORY ACME_CHALLENGE_ADDRESS ACME_STATE_DIR ACME_CERT_PATH ACME_ADMIN_SOCKET; do
+    [ -n "${acme[$key]:-}" ] || die 20 "$key is missing from $env_file"
+done
+IFS=, read -r -a domains <<< "${acme[ACME_DOMAINS]}"
+first=${domains[0]}
+state=${acme[ACME_STATE_DIR]}
+cert_path=${acme[ACME_CERT_PATH]}
+socket=${acme[ACME_ADMIN_SOCKET]}
+lego_args=(--accept-tos --email "${acme[ACME_EMAIL]}" --server "${acme[ACME_DIRECTORY]}" --path "$state"
+    --key-type ec256 --http --http.port "${acme[ACME_CHALLENGE_ADDRESS]}")
+for domain in "${domains[@]}"; do lego_args+=(--domains "$domain"); done
+# The directory's own HTTPS certificate, when a private CA signed it.
+if [ -n "${acme[ACME_CA_BUNDLE]:-}" ]; then export LEGO_CA_CERTIFICATES=${acme[ACME_CA_BUNDLE]}; fi
+crt=$state/certificates/$first.crt
+key=$state/certificates/$first.key
+
+step=obtain
+before=$(sha256sum "$crt" 2>/dev/null | cut -d' ' -f1 || true)
+if [ -z "$before" ]; then
+    log "no certificate yet for ${acme[ACME_DOMAINS]}: ordering one from ${acme[ACME_DIRECTORY]}"
+    lego "${lego_args[@]}" run >&2 || die 21 "lego could not obtain a certificate; what serves now keeps serving"
+else
+    days=30
+    [ "$force" = yes ] && days=100000
+    # The timer adds the jitter (RandomizedDelaySec): no sleep of lego's own on top.
+    lego "${lego_args[@]}" renew --days "$days" --no-random-sleep >&2 || die 21 "lego could not renew; the current certificate keeps serving"
+fi
+after=$(sha256sum "$crt" 2>/dev/null | cut -d' ' -f1 || true)
+if [ "$after" = "$before" ] && [ -f "$cert_path" ]; then
+    log "certificate still valid for more than 30 days: nothing to install"
+    exit 0
+fi
+
+step=checkNew
+if [ ! -s "$crt" ] || [ ! -s "$key" ]; then die 23 "lego left no certificate or key in $state/certificates"; fi
+bundle=$(mktemp "$cert_path.new.XXXXXX")
+trap 'rm -f "$bundle"' EXIT
+cat "$crt" "$key" > "$bundle"
+if ! grep -q -- '-----BEGIN CERTIFICATE-----' "$bundle" || ! grep -q -- 'PRIVATE KEY-----' "$bundle"; then
+    die 23 "lego's certificate or key is not PEM"
+fi
+
+step=installRuntime
+if [ -S "$socket" ]; then
+    # The payload ends at the first empty line: PEM has none. Sent on stdin.
+    answer=$({ printf 'set ssl cert %s <<\n' "$cert_path"; cat "$bundle"; printf '\n'; } | socat -t 10 stdio "UNIX-CONNECT:$socket")
+    case $answer in *"Transaction created"* | *"Transaction updated"*) ;; *) die 22 "HAProxy refused the new certificate: $answer" ;; esac
+    answer=$(printf 'commit ssl cert %s\n' "$cert_path" | socat -t 10 stdio "UNIX-CONNECT:$socket")
+    case $answer in *Success*) ;; *) die 22 "HAProxy did not commit the new certificate: $answer" ;; esac
+    log "the running HAProxy serves the new certificate (no reload)"
+else
+    log "no HAProxy admin socket at $socket: the certificate goes on disk only, for the next start"
+fi
+
+step=installDisk
+chmod 600 "$bundle"
+mv -f "$bundle" "$cert_path" || die 24 "could not replace $cert_path"
+trap - EXIT
+log "installed $(openssl x509 -noout -serial -enddate -in "$crt" | tr '\n' ' ')"

@@ -1,0 +1,286 @@
+/*
+ * ACME against a real CA (issue 13): Pebble, Let's Encrypt's test server, and
+ * its DNS helper on loopback; the product's rendered config with the ACME
+ * route; Debian's lego driven by the renew script the container runs
+ * (templates/_acme-renew.sh). Pebble validates HTTP-01 by fetching the token
+ * from the load balancer's HTTP listener, which hands it to lego's responder.
+ *
+ * Pebble keeps its defaults, rejecting a share of nonces on purpose: lego
+ * retries those, as it must with a real CA.
+ */
+import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
+import { readFileSync, rmSync, writeFileSync } from "fs";
+import { request as httpsRequest } from "https";
+import * as path from "path";
+import { renderAcmeEnv } from "../../components/acme";
+import {
+    cleanupAll,
+    findBinary,
+    freePort,
+    get,
+    keepAliveHttpsAgent,
+    Lab,
+    makeTempDir,
+    makeTestCert,
+    onCleanup,
+    openWebSocket,
+    request,
+    requireBinary,
+    sleep,
+    startLab,
+    TestCert,
+    waitFor,
+} from "../support";
+
+jest.setTimeout(120_000);
+
+const describeWithAcme = requireBinary("haproxy", "pebble", "pebble-challtestsrv", "lego", "socat", "openssl");
+const RENEW_SCRIPT = path.join(__dirname, "..", "..", "templates", "_acme-renew.sh");
+const DOMAIN = "veza.acme.test";
+
+interface Ca {
+    directory: string;
+    /** Pebble's own HTTPS certificate (the test's), which lego must trust. */
+    apiCert: TestCert;
+    /** The root Pebble signs with, as PEM. */
+    rootPem(): Promise<string>;
+    stop(): void;
+}
+
+function spawnKilledAtCleanup(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const child = spawn(findBinary(bin) as string, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    onCleanup(() => void child.kill("SIGKILL"), `${bin} (${stderr.split("\n").slice(-3).join(" | ")})`);
+    return child;
+}
+
+/** Pebble and its DNS helper (every name -> 127.0.0.1), validating HTTP-01 on `httpPort`. */
+async function startPebble(dir: string, httpPort: number): Promise<Ca> {
+    const apiCert = makeTestCert(dir);
+    const [listen, management, dns, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const config = path.join(dir, "pebble.json");
+    writeFileSync(
+        config,
+        JSON.stringify({
+            pebble: {
+                listenAddress: `127.0.0.1:${listen}`,
+                managementListenAddress: `127.0.0.1:${management}`,
+                certificate: apiCert.certPath,
+                privateKey: apiCert.keyPath,
+                httpPort,
+                tlsPort,
+                ocspResponderURL: "",
+                externalAccountBindingRequired: false,
+            },
+        }),
+    );
+    const challtest = spawnKilledAtCleanup("pebble-challtestsrv", [
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+        "-dns01",
+        `127.0.0.1:${dns}`,
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        `127.0.0.1:${await freePort()}`,
+    ]);
+    // No random wait before validating (the default sleeps up to 15 s); nonce rejection stays on.
+    const pebble = spawnKilledAtCleanup("pebble", ["-config", config, "-dnsserver", `127.0.0.1:${dns}`], { PEBBLE_VA_NOSLEEP: "1" });
+    const fetch = (port: number, urlPath: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const req = httpsRequest({ host: "127.0.0.1", port, path: urlPath, ca: apiCert.cert, servername: "localhost" }, (res) => {
+                let body = "";
+                res.on("data", (d: Buffer) => (body += d.toString()));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            });
+            req.on("error", reject);
+            req.end();
+        });
+    await waitFor(async () => (await fetch(listen, "/dir")).status === 200, {
+        what: "Pebble's directory",
+        timeoutMs: 15_000,
+        intervalMs: 100,
+    });
+    return {
+        directory: `https://127.0.0.1:${listen}/dir`,
+        apiCert,
+        rootPem: async () => (await fetch(management, "/roots/0")).body,
+        stop: () => {
+            pebble.kill("SIGKILL");
+            challtest.kill("SIGKILL");
+        },
+    };
+}
+
+interface Served {
+    serial: string;
+    issuer: string;
+    verify: string;
+}
+
+/** The certificate the HTTPS listener serves for DOMAIN, checked with openssl against `caFile`. */
+function served(port: number, caFile: string): Served {
+    const s = spawnSync(
+        findBinary("openssl") as string,
+        [
+            "s_client",
+            "-connect",
+            `127.0.0.1:${port}`,
+            "-servername",
+            DOMAIN,
+            "-verify_hostname",
+            DOMAIN,
+            "-verify_return_error",
+            "-CAfile",
+            caFile,
+        ],
+        { input: "", encoding: "utf8", timeout: 10_000 },
+    );
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(s.stdout)?.[0] ?? "";
+    const fields = pem ? execFileSync("openssl", ["x509", "-noout", "-serial", "-issuer"], { input: pem, encoding: "utf8" }) : "";
+    return {
+        serial: /serial=(\S+)/.exec(fields)?.[1] ?? "",
+        issuer: /issuer=(.*)/.exec(fields)?.[1]?.trim() ?? "",
+        verify: /Verify return code: .*/.exec(s.stdout)?.[0] ?? `no verdict: ${s.stderr.slice(-300)}`,
+    };
+}
+
+/** The renew script as the timer runs it; resolves with its exit code, stderr and how long it took. */
+function renew(envFile: string, force = false): Promise<{ code: number; stderr: string; ms: number }> {
+    return new Promise((resolve) => {
+        const started = Date.now();
+        const child = spawn("bash", [RENEW_SCRIPT, ...(force ? ["--force"] : []), envFile], { stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        onCleanup(() => void child.kill("SIGKILL"), "the renew script");
+        child.on("exit", (code) => resolve({ code: code ?? -1, stderr, ms: Date.now() - started }));
+    });
+}
+
+describeWithAcme("ACME certificates from a real CA (Pebble), through the load balancer's HTTP-01 route", () => {
+    let dir: string;
+    let lab: Lab;
+    let ca: Ca;
+    let envFile: string;
+    let rootFile: string;
+
+    beforeAll(async () => {
+        dir = makeTempDir("veza-acme-");
+        // What haproxy starts with before the first certificate: a placeholder (the component makes one in the container).
+        const placeholder = makeTestCert(makeTempDir("veza-acme-placeholder-"));
+        const certPath = path.join(dir, "veza.pem");
+        writeFileSync(certPath, readFileSync(placeholder.pemPath), { mode: 0o600 });
+        const challengePort = await freePort();
+        lab = await startLab({
+            api: 2,
+            stream: 1,
+            settings: { healthCheckIntervalMs: 1000, tlsCertPath: certPath, acmeChallengePort: challengePort },
+        });
+        ca = await startPebble(dir, lab.hp.httpPort);
+        envFile = path.join(dir, "acme.env");
+        writeFileSync(
+            envFile,
+            renderAcmeEnv(
+                { domains: [DOMAIN], email: "ops@example.com", directoryUrl: ca.directory },
+                {
+                    certPath,
+                    adminSocket: lab.hp.settings.adminSocketPath as string,
+                    stateDir: path.join(dir, "state"),
+                    caBundlePath: ca.apiCert.certPath,
+                    challengePort,
+                },
+            ),
+        );
+        rootFile = path.join(dir, "pebble-root.pem");
+        writeFileSync(rootFile, await ca.rootPem());
+    });
+    afterAll(async () => {
+        await cleanupAll();
+        rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("the challenge path reaches the ACME client's responder over plain HTTP, ahead of the HTTPS redirect; without a client it is a 503, never a backend", async () => {
+        expect((await get(lab.hp.httpPort, "/api/v1/me")).status).toBe(301);
+        const noClient = await get(lab.hp.httpPort, "/.well-known/acme-challenge/abc");
+        expect(noClient.status).toBe(503);
+        expect(lab.api.reduce((n, b) => n + b.requests, 0)).toBe(0);
+    });
+
+    test("the first run obtains a certificate for the domain from Pebble, and the running haproxy serves it at once (verified against Pebble's root), without a reload", async () => {
+        const workerBefore = await lab.hp.workerPid();
+        const first = await renew(envFile);
+        expect({ code: first.code, stderr: first.code === 0 ? "" : first.stderr }).toEqual({ code: 0, stderr: "" });
+        const now = served(lab.hp.httpsPort as number, rootFile);
+        console.log(`acme: obtained in ${first.ms} ms; serving serial ${now.serial}, issuer ${now.issuer}; ${now.verify}`);
+        expect(now.verify).toBe("Verify return code: 0 (ok)");
+        expect(now.issuer).toMatch(/Pebble/);
+        expect(await lab.hp.workerPid()).toBe(workerBefore);
+        // The key never went through a command line: it is only in lego's state and the certificate file, mode 600.
+        expect(readFileSync(lab.hp.settings.tlsCertPath as string, "utf8")).toContain("PRIVATE KEY-----");
+    });
+
+    test("a forced renewal under HTTPS load (new connections and keep-alive) and an open WebSocket: the serial changes, 0 failed requests, the WebSocket lives, no new worker", async () => {
+        const before = served(lab.hp.httpsPort as number, rootFile);
+        const root = readFileSync(rootFile);
+        const tls = { ca: root, servername: DOMAIN };
+        const workerBefore = await lab.hp.workerPid();
+        const ws = await openWebSocket(lab.hp.httpsPort as number, "/ws", { tls });
+        await ws.echo("before");
+        const agent = keepAliveHttpsAgent(2);
+        let running = true;
+        const counts = { fresh: 0, keepAlive: 0, failed: [] as string[] };
+        const loop = (async () => {
+            while (running) {
+                for (const [kind, extra] of [
+                    ["fresh", {}],
+                    ["keepAlive", { agent }],
+                ] as const) {
+                    try {
+                        const res = await request({ port: lab.hp.httpsPort as number, path: "/api/v1/me", tls, ...extra });
+                        if (res.status === 200) counts[kind]++;
+                        else counts.failed.push(`${kind}: ${res.status}`);
+                    } catch (error) {
+                        counts.failed.push(`${kind}: ${(error as Error).message}`);
+                    }
+                }
+                await sleep(20);
+            }
+        })();
+        await sleep(300);
+        const rotation = await renew(envFile, true);
+        await sleep(300);
+        running = false;
+        await loop;
+        agent.destroy();
+        const after = served(lab.hp.httpsPort as number, rootFile);
+        console.log(
+            `acme: forced renewal in ${rotation.ms} ms; serial ${before.serial} -> ${after.serial}; ` +
+                `${counts.fresh} new-connection and ${counts.keepAlive} keep-alive requests, ${counts.failed.length} failed`,
+        );
+        expect(rotation.code).toBe(0);
+        expect(after.verify).toBe("Verify return code: 0 (ok)");
+        expect(after.serial).not.toBe(before.serial);
+        expect(counts.failed).toEqual([]);
+        expect(counts.fresh + counts.keepAlive).toBeGreaterThan(10);
+        await ws.echo("after");
+        expect(await lab.hp.workerPid()).toBe(workerBefore);
+        ws.close();
+    });
+
+    test("with the CA unreachable the renewal fails with exit 21 and says so, and the current certificate keeps serving", async () => {
+        const before = served(lab.hp.httpsPort as number, rootFile);
+        ca.stop();
+        const failed = await renew(envFile, true);
+        expect(failed.code).toBe(21);
+        expect(failed.stderr).toContain("veza-acme[obtain]: ERROR: lego could not renew; the current certificate keeps serving");
+        const after = served(lab.hp.httpsPort as number, rootFile);
+        expect(after).toEqual(before);
+    });
+});

@@ -1,0 +1,133 @@
+import { spawnSync } from "child_process";
+import * as path from "path";
+import { AcmeArgs, checkAcme, renderAcmeEnv } from "../../components/acme";
+import { Checker } from "../../components/checker";
+import { findBinary, requireBinary } from "../support";
+
+const valid: AcmeArgs = { domains: ["veza.example.com", "www.veza.example.com"], email: "ops@example.com" };
+const problems = (value: unknown) => {
+    const c = new Checker();
+    checkAcme(c, "tls.acme", value);
+    return c.problems;
+};
+
+describe.each<[string, unknown, string[]]>([
+    [
+        "not an object",
+        "veza.example.com",
+        ['tls.acme must be an object { domains, email, directoryUrl?, caBundlePem? } (got "veza.example.com")'],
+    ],
+    [
+        "no domains",
+        { ...valid, domains: [] },
+        ['tls.acme.domains must list 1 to 100 DNS names the certificate is for, e.g. ["veza.example.com"] (got [])'],
+    ],
+    [
+        "a wildcard",
+        { ...valid, domains: ["*.example.com"] },
+        [
+            'tls.acme.domains[0] is a wildcard, which needs the DNS-01 challenge; HTTP-01 (what this uses) can only prove single names (got "*.example.com")',
+        ],
+    ],
+    [
+        "a name with a shell character",
+        { ...valid, domains: ["veza.example.com;reboot"] },
+        ['tls.acme.domains[0] must be a DNS name of two or more labels of A-Z a-z 0-9 - (got "veza.example.com;reboot")'],
+    ],
+    [
+        "a bare host name",
+        { ...valid, domains: ["localhost"] },
+        ['tls.acme.domains[0] must be a DNS name of two or more labels of A-Z a-z 0-9 - (got "localhost")'],
+    ],
+    [
+        "a name twice, in another case",
+        { ...valid, domains: ["veza.example.com", "VEZA.example.com"] },
+        ["tls.acme.domains[1] lists VEZA.example.com twice"],
+    ],
+    [
+        "an email without a domain",
+        { ...valid, email: "ops" },
+        ['tls.acme.email must be an email address such as ops@example.com: the CA sends expiry warnings there (got "ops")'],
+    ],
+    [
+        "a directory over plain HTTP",
+        { ...valid, directoryUrl: "http://acme.example.com/directory" },
+        [
+            'tls.acme.directoryUrl must be the CA\'s https:// ACME directory URL, e.g. "https://acme-staging-v02.api.letsencrypt.org/directory" (got "http://acme.example.com/directory")',
+        ],
+    ],
+    [
+        "a directory URL with a query string",
+        { ...valid, directoryUrl: "https://acme.example.com/dir?x=$(id)" },
+        [
+            'tls.acme.directoryUrl must be the CA\'s https:// ACME directory URL, e.g. "https://acme-staging-v02.api.letsencrypt.org/directory" (got "https://acme.example.com/dir?x=$(id)")',
+        ],
+    ],
+    [
+        "a CA bundle that is not PEM",
+        { ...valid, caBundlePem: "MIIB..." },
+        [
+            "tls.acme.caBundlePem must be PEM certificates (-----BEGIN CERTIFICATE-----): the CA that signed the directory's HTTPS certificate",
+        ],
+    ],
+    [
+        "a misspelt key",
+        { ...valid, directoryURL: "https://x.example/dir" },
+        ["tls.acme.directoryURL is not a known setting: did you mean directoryUrl?"],
+    ],
+])("tls.acme refused: %s", (_case, value, expected) => {
+    test("with the exact messages", () => {
+        expect(problems(value)).toEqual(expected);
+    });
+});
+
+describe("tls.acme accepted", () => {
+    test.each<[string, AcmeArgs]>([
+        ["names and an email", valid],
+        ["Let's Encrypt staging", { ...valid, directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory" }],
+        [
+            "a private CA on a port, with its bundle",
+            {
+                ...valid,
+                directoryUrl: "https://ca.internal:14000/dir",
+                caBundlePem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            },
+        ],
+    ])("%s", (_case, value) => {
+        expect(problems(value)).toEqual([]);
+    });
+});
+
+describe("renderAcmeEnv", () => {
+    test("is the renew script's settings, Let's Encrypt production by default, the responder on loopback", () => {
+        expect(
+            renderAcmeEnv(valid, {
+                certPath: "/etc/haproxy/certs/veza.pem",
+                adminSocket: "/run/haproxy/admin.sock",
+                stateDir: "/var/lib/veza-acme",
+            }),
+        ).toBe(
+            [
+                "# Managed by veza-haproxy (Pulumi): the ACME client's settings, read by veza-acme-renew.",
+                "ACME_DOMAINS=veza.example.com,www.veza.example.com",
+                "ACME_EMAIL=ops@example.com",
+                "ACME_DIRECTORY=https://acme-v02.api.letsencrypt.org/directory",
+                "ACME_CHALLENGE_ADDRESS=127.0.0.1:8402",
+                "ACME_STATE_DIR=/var/lib/veza-acme",
+                "ACME_CERT_PATH=/etc/haproxy/certs/veza.pem",
+                "ACME_ADMIN_SOCKET=/run/haproxy/admin.sock",
+                "",
+            ].join("\n"),
+        );
+    });
+});
+
+const describeWithShellcheck = requireBinary("shellcheck");
+describeWithShellcheck("the renew script (templates/_acme-renew.sh)", () => {
+    test("passes shellcheck and bash -n", () => {
+        const file = path.join(__dirname, "..", "..", "templates", "_acme-renew.sh");
+        const check = spawnSync(findBinary("shellcheck") as string, ["-s", "bash", file], { encoding: "utf8" });
+        expect({ status: check.status, out: check.stdout }).toEqual({ status: 0, out: "" });
+        expect(spawnSync("bash", ["-n", file]).status).toBe(0);
+    });
+});
