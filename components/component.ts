@@ -17,7 +17,19 @@ import {
     vipAddress,
 } from "./pair";
 import { openFilesNeeded, PeerNode, renderResolved } from "./render";
-import { configStep, containerStep, keepalivedStep, ownerToken, pairConfigStep, stepScripts, StepKind, tlsStep } from "./scripts";
+import { ACME_CHALLENGE_PORT, AcmeArgs, checkAcme } from "./acme";
+import {
+    acmeIssueStep,
+    acmeStep,
+    configStep,
+    containerStep,
+    keepalivedStep,
+    ownerToken,
+    pairConfigStep,
+    stepScripts,
+    StepKind,
+    tlsStep,
+} from "./scripts";
 import {
     applyDefaults,
     BackendServer,
@@ -50,6 +62,15 @@ export interface HaproxyTlsArgs {
     privateKeyPem: pulumi.Input<string>;
 }
 
+/** A certificate from an ACME CA (Let's Encrypt by default), obtained and renewed in the container: README, "Certificates from Let's Encrypt". */
+export interface HaproxyAcmeTlsArgs {
+    acme: pulumi.Input<AcmeArgs>;
+}
+
+function isAcmeTls(tls: unknown): tls is HaproxyAcmeTlsArgs {
+    return typeof tls === "object" && tls !== null && "acme" in tls;
+}
+
 /** The haproxy.cfg settings a component user sets, as Inputs; each is defined once in SETTINGS (settings.ts): default, rule, doc. */
 type SettingArgs = { [K in Exclude<PublicSettingName, "apiServers" | "streamServers">]?: pulumi.Input<ResolvedSettings[K]> };
 
@@ -77,8 +98,12 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
     image?: pulumi.Input<string>;
     /** Incus profiles. Default: ["default"]. */
     profiles?: pulumi.Input<pulumi.Input<string>[]>;
-    /** Certificate + key to push into the container and serve on `listenHttps`. Default: none (HTTP only). */
-    tls?: HaproxyTlsArgs;
+    /**
+     * HTTPS on `listenHttps`: a certificate + key to push into the container,
+     * or `{ acme }` to have the container obtain and renew one from an ACME CA.
+     * Default: none (HTTP only).
+     */
+    tls?: HaproxyTlsArgs | HaproxyAcmeTlsArgs;
     /**
      * Two nodes holding a floating address (the VIP) with keepalived, instead
      * of one container (README, "The load balancer pair"). Node a is the
@@ -217,7 +242,17 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
     const c = new Checker();
     // Typos are refused, not ignored: a misspelt key would silently keep its default.
     c.knownKeys("", args, ARG_KEYS);
-    if (args.tls !== undefined) c.knownKeys("tls", args.tls, ["certificatePem", "privateKeyPem"]);
+    if (isAcmeTls(args.tls)) {
+        c.knownKeys("tls", args.tls, ["acme"]);
+        if (isPlain(args.tls.acme)) checkAcme(c, "tls.acme", args.tls.acme);
+        if (args.pair !== undefined) {
+            c.fail(
+                "tls.acme",
+                "cannot be combined with pair yet: the CA's challenge reaches whichever node holds the VIP, and only one node would hold the certificate. Give the pair a certificate (tls.certificatePem and tls.privateKeyPem)",
+                "pair",
+            );
+        }
+    } else if (args.tls !== undefined) c.knownKeys("tls", args.tls, ["certificatePem", "privateKeyPem"]);
     if (args.pair !== undefined && isPlain(args.pair)) checkPairNames(c, args.pair, a.containerName);
     const settings: Record<string, unknown> = {};
     const late = new Set<string>();
@@ -365,6 +400,8 @@ interface ResolvedInputs {
     /** The image as the container step's trigger: DEFAULTED_IMAGE_TRIGGER unless set. */
     imageTrigger: pulumi.Input<string>;
     tlsPair?: pulumi.Output<[string, string]>;
+    /** tls.acme, checked; absent when the certificate is pushed (or TLS is off). */
+    acme?: pulumi.Output<AcmeArgs>;
     /** Checked; absent for one container. */
     pair?: pulumi.Output<PairArgs>;
     settings: pulumi.Output<ResolvedSettings>;
@@ -383,6 +420,8 @@ interface NodePlan {
 interface NodeSteps {
     container: StepCommand;
     tls?: StepCommand;
+    /** With tls.acme: the ACME client, its settings, the renewal timer and a placeholder certificate. */
+    acme?: StepCommand;
     /** What the container step printed: its IPv4 on the bridge. */
     address: pulumi.Output<string>;
 }
@@ -393,8 +432,20 @@ interface Steps {
     nodeList: pulumi.Output<PeerNode[]>;
     keepalived: StepCommand[];
     config: StepCommand;
+    /** With tls.acme: obtains the certificate once HAProxy routes the challenges. */
+    acmeIssue?: StepCommand;
     /** What the config step sends (secret: it holds the stats password). */
     renderedConfig: pulumi.Output<string>;
+}
+
+/** What the ACME issue step prints (templates/acme-issue-create.sh.mustache): "not_after=..." and "issuer=..." lines. */
+export function certificateReport(stdout: string): { notAfter: string; issuer: string } {
+    return { notAfter: /^not_after=(.*)$/m.exec(stdout)?.[1] ?? "", issuer: /^issuer=(.*)$/m.exec(stdout)?.[1] ?? "" };
+}
+
+/** The two paths the ACME steps need, out of the (secret) settings: not secret themselves. */
+function acmePaths(settings: pulumi.Output<ResolvedSettings>): pulumi.Output<{ certPath: string; adminSocketPath: string }> {
+    return pulumi.unsecret(settings.apply((s) => ({ certPath: s.tlsCertPath, adminSocketPath: s.adminSocketPath })));
 }
 
 /** Where the keepalived step installs the track and notify scripts (templates/keepalived-create.sh.mustache). */
@@ -443,8 +494,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly configCommand: StepCommand;
     /** The TLS step, when a certificate is pushed (with a pair: node a's). */
     public readonly tlsCommand?: StepCommand;
-    /** Every node's container step, TLS step and (pair) keepalived step, in node order. */
-    public readonly nodeCommands: { container: StepCommand; tls?: StepCommand; keepalived?: StepCommand }[];
+    /** Every node's container step, TLS step (or ACME step) and (pair) keepalived step, in node order. */
+    public readonly nodeCommands: { container: StepCommand; tls?: StepCommand; acme?: StepCommand; keepalived?: StepCommand }[];
+    /** With tls.acme: the step that obtained the certificate (after the config step); depend on it to run once HTTPS has the CA's certificate. */
+    public readonly acmeIssueCommand?: StepCommand;
+    /**
+     * With tls.acme: the served certificate's expiry and issuer when the issue
+     * step last ran (not secret); renewals since are in the container's
+     * journal (`journalctl -t veza-acme`).
+     */
+    public readonly certificate: pulumi.Output<{ notAfter: string; issuer: string } | undefined>;
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
@@ -455,7 +514,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         this.containerCommand = steps.nodes[0].container;
         this.tlsCommand = steps.nodes[0].tls;
         this.configCommand = steps.config;
-        this.nodeCommands = steps.nodes.map((n, i) => ({ container: n.container, tls: n.tls, keepalived: steps.keepalived[i] }));
+        this.nodeCommands = steps.nodes.map((n, i) => ({
+            container: n.container,
+            tls: n.tls,
+            acme: n.acme,
+            keepalived: steps.keepalived[i],
+        }));
+        this.acmeIssueCommand = steps.acmeIssue;
+        this.certificate = steps.acmeIssue ? steps.acmeIssue.stdout.apply(certificateReport) : pulumi.output(undefined);
         this.containerName = inputs.provisioning.containerName;
         this.nodes = steps.nodeList;
         const pair = inputs.pair;
@@ -498,6 +564,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             configFingerprint: this.configFingerprint,
             renderedConfig: this.renderedConfig,
             statsPassword: this.statsPassword,
+            certificate: this.certificate,
         });
     }
 
@@ -535,8 +602,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                       },
                   ).apply((v) => v.pair);
         pair?.apply((p) => pairWarnings("pair", p).forEach((warning) => pulumi.log.warn(warning, this)));
+        const acme = isAcmeTls(a.tls)
+            ? validateNowOrLater(this, a.tls.acme, (v) => {
+                  const c = new Checker();
+                  checkAcme(c, "tls.acme", v);
+                  if (c.problems.length > 0) throw new SettingsError(c.problems);
+              })
+            : undefined;
         const tlsPair =
             a.tls &&
+            !isAcmeTls(a.tls) &&
             validateNowOrLater(
                 this,
                 pulumi.all([pulumi.secret(a.tls.certificatePem), pulumi.secret(a.tls.privateKeyPem)]),
@@ -547,6 +622,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const cookieSecret = a.cookieSecret ?? this.randomKey(`${name}-cookie-secret`);
         const renderInputs: Inputs<HaproxySettings> = { statsPassword, cookieSecret };
         for (const field of RENDER_FIELDS) (renderInputs as Record<string, unknown>)[field] = a[field];
+        // HAProxy hands the CA's HTTP-01 challenges to the ACME client's responder in the container.
+        if (acme) renderInputs.acmeChallengePort = ACME_CHALLENGE_PORT;
         const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(
             this,
             pulumi
@@ -567,7 +644,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             runsOn,
             provisioning,
             imageTrigger: args.image === undefined ? DEFAULTED_IMAGE_TRIGGER : provisioning.image,
-            tlsPair,
+            tlsPair: tlsPair || undefined,
+            acme,
             pair,
             settings,
             statsPassword,
@@ -606,7 +684,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const certSha256 = inputs.tlsPair
             ? pulumi.unsecret(inputs.tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)))
             : pulumi.output("none");
-        const before = nodes.flatMap((n) => (n.tls ? [n.container, n.tls] : [n.container]));
+        const before = nodes.flatMap((n) => [n.container, ...(n.tls ? [n.tls] : []), ...(n.acme ? [n.acme] : [])]);
 
         if (!pair) {
             const [only] = nodes;
@@ -625,7 +703,23 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // A replaced container starts without our config: push it again.
                 [only.container.id],
             );
-            return { nodes, nodeList, keepalived: [], config, renderedConfig };
+            // Once HAProxy routes the challenges, the certificate is obtained now, not at the timer's next run.
+            const acmeIssue =
+                inputs.acme &&
+                this.step(
+                    `${name}-acme-issue`,
+                    "acmeIssue",
+                    connection,
+                    pulumi
+                        .all([provisioning.containerName, owner, inputs.acme, acmePaths(settings)])
+                        .apply(
+                            ([containerName, ownerToken, acme, paths]) =>
+                                acmeIssueStep({ containerName, owner: ownerToken, acme, ...paths }).stdin,
+                        ),
+                    { dependsOn: [config, ...(only.acme ? [only.acme] : [])] },
+                    [only.container.id],
+                );
+            return { nodes, nodeList, keepalived: [], config, acmeIssue, renderedConfig };
         }
 
         const addresses = nodes.map((n) => n.address);
@@ -752,8 +846,24 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 [container.id, certPath],
             );
         }
+        let acme: StepCommand | undefined;
+        if (inputs.acme) {
+            acme = this.step(
+                `${plan.prefix}-acme`,
+                "acme",
+                connection,
+                pulumi
+                    .all([plan.containerName, owner, inputs.acme, acmePaths(settings)])
+                    .apply(
+                        ([containerName, ownerToken, acme, paths]) => acmeStep({ containerName, owner: ownerToken, acme, ...paths }).stdin,
+                    ),
+                { dependsOn: [container] },
+                // A replaced container needs the client and its timer again.
+                [container.id],
+            );
+        }
         const address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
-        return { container, tls, address };
+        return { container, tls, acme, address };
     }
 
     /**

@@ -1,4 +1,5 @@
 import { createHash } from "crypto";
+import { AcmeArgs, checkAcme, renderAcmeEnv } from "./acme";
 import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 import { sha256Hex } from "./identity";
 import { CLUSTER_MEMBER, IPV4_ADDRESS, vipProblem } from "./pair";
@@ -35,6 +36,9 @@ const PARTIALS = {
     vrrpAlive: "_vrrp-alive.sh",
     vrrpNotify: "_vrrp-notify.sh",
     vrrpHandover: "_vrrp-handover.sh",
+    acmeRenew: "_acme-renew.sh",
+    acmeService: "_acme-renew.service",
+    acmeTimer: "_acme-renew.timer",
 };
 
 /** Renders one of templates/*.sh.mustache with the shared partials. */
@@ -62,6 +66,8 @@ const SCRIPT_FILES = {
     config: { create: "config-create.sh.mustache", delete: undefined },
     pairConfig: { create: "pair-config-create.sh.mustache", delete: undefined },
     keepalived: { create: "keepalived-create.sh.mustache", delete: "keepalived-delete.sh.mustache" },
+    acme: { create: "acme-create.sh.mustache", delete: "acme-delete.sh.mustache" },
+    acmeIssue: { create: "acme-issue-create.sh.mustache", delete: undefined },
 } as const;
 
 export type StepKind = keyof typeof SCRIPT_FILES;
@@ -305,5 +311,73 @@ export function tlsStep(inputs: TlsStepInputs): ScriptStep {
             { container: inputs.containerName, cert_path: inputs.certPath, owner: inputs.owner },
             tlsBundle(inputs.certificatePem, inputs.privateKeyPem),
         ),
+    };
+}
+
+/** Where the ACME client keeps its account, keys and certificates in the container (mode 700). */
+export const ACME_STATE_DIR = "/var/lib/veza-haproxy/acme";
+const ACME_CA_PATH = "/etc/veza-haproxy/acme-ca.pem";
+
+export interface AcmeStepInputs {
+    containerName: string;
+    /** The container step's owner token: the ACME setup is removed only while it still owns the container. */
+    owner: string;
+    /** The certificate file HAProxy serves (tlsCertPath): the renew script replaces it, a placeholder stands in until then. */
+    certPath: string;
+    adminSocketPath: string;
+    acme: AcmeArgs;
+}
+
+/** acme.env as the container's renew script reads it, for these inputs. */
+export function acmeEnv(inputs: AcmeStepInputs): string {
+    return renderAcmeEnv(inputs.acme, {
+        certPath: inputs.certPath,
+        adminSocket: inputs.adminSocketPath,
+        stateDir: ACME_STATE_DIR,
+        caBundlePath: inputs.acme.caBundlePem === undefined ? undefined : ACME_CA_PATH,
+    });
+}
+
+function checkAcmeStep(c: Checker, inputs: AcmeStepInputs): void {
+    c.containerName("containerName", inputs.containerName);
+    c.matches("owner", inputs.owner, OWNER_TOKEN, "must be an owner token from ownerToken()");
+    c.certPath("certPath", inputs.certPath);
+    c.absolutePath("adminSocketPath", inputs.adminSocketPath);
+    checkAcme(c, "tls.acme", inputs.acme);
+}
+
+/** The ACME step, before the config step: client, settings, CA bundle, timer, placeholder (templates/acme-create.sh.mustache). */
+export function acmeStep(inputs: AcmeStepInputs): ScriptStep {
+    checked((c) => checkAcmeStep(c, inputs));
+    const env = acmeEnv(inputs);
+    const ca = inputs.acme.caBundlePem ?? "";
+    return {
+        ...stepScripts("acme"),
+        stdin: stepStdin(
+            {
+                container: inputs.containerName,
+                owner: inputs.owner,
+                cert_path: inputs.certPath,
+                domain: inputs.acme.domains[0],
+                env_bytes: String(Buffer.byteLength(env, "utf8")),
+                env_sha256: sha256Hex(env),
+                ca_sha256: ca === "" ? "none" : sha256Hex(ca),
+            },
+            env + ca,
+        ),
+    };
+}
+
+/** The ACME issue step, after the config step: obtains the certificate now and prints its expiry and issuer (templates/acme-issue-create.sh.mustache). */
+export function acmeIssueStep(inputs: AcmeStepInputs): ScriptStep {
+    checked((c) => checkAcmeStep(c, inputs));
+    return {
+        ...stepScripts("acmeIssue"),
+        stdin: stepStdin({
+            container: inputs.containerName,
+            owner: inputs.owner,
+            cert_path: inputs.certPath,
+            env_sha256: sha256Hex(acmeEnv(inputs)),
+        }),
     };
 }

@@ -57,9 +57,13 @@ key=$state/certificates/$first.key
 
 step=obtain
 before=$(sha256sum "$crt" 2>/dev/null | cut -d' ' -f1 || true)
-if [ -z "$before" ]; then
+# The names the current certificate was ordered for: a changed list is a new order, not a renewal.
+ordered_for=$(cat "$state/veza-domains" 2>/dev/null || true)
+if [ -z "$before" ] || [ "$ordered_for" != "${acme[ACME_DOMAINS]}" ]; then
     log "no certificate yet for ${acme[ACME_DOMAINS]}: ordering one from ${acme[ACME_DIRECTORY]}"
     lego "${lego_args[@]}" run >&2 || die 21 "lego could not obtain a certificate; what serves now keeps serving"
+    printf '%s\n' "${acme[ACME_DOMAINS]}" > "$state/veza-domains"
+    before=new-order
 else
     days=30
     [ "$force" = yes ] && days=100000

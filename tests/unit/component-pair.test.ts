@@ -6,7 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { labSettings } from "./lab-settings";
-import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support";
+import { installMocks, isSecret, Registered, unwrap, valueOf } from "../support";
+import { buildWithOrder } from "./component-build";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
@@ -23,36 +24,7 @@ const labArgs = (extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalan
     return { apiServers, streamServers, ...extra };
 };
 
-interface Built {
-    lb: HaproxyLoadBalancer;
-    children: { name: string; parent?: pulumi.Resource; dependsOn: string[] }[];
-    byName(suffix: string): Registered;
-}
-
-async function build(args: HaproxyLoadBalancerArgs, name: string): Promise<Built> {
-    forgetContainerClaims();
-    const children: Built["children"] = [];
-    const lb = new HaproxyLoadBalancer(name, args, {
-        transformations: [
-            (t) => {
-                if (t.name === name) return undefined;
-                const deps = t.opts.dependsOn;
-                const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
-                // Children are named by the component: a dependency's name is enough to know it.
-                const dependsOn = list.map((d) => (d as unknown as { __name?: string }).__name ?? "?");
-                children.push({ name: t.name, parent: t.opts.parent, dependsOn });
-                return undefined;
-            },
-        ],
-    });
-    await registeredAll([lb.configCommand, ...lb.nodeCommands.flatMap((n) => [n.container, ...(n.keepalived ? [n.keepalived] : [])])]);
-    const byName = (suffix: string) => {
-        const found = registered.filter((r) => r.name === `${name}-${suffix}`);
-        if (found.length !== 1) throw new Error(`expected one resource ${name}-${suffix}, found ${found.length}`);
-        return found[0];
-    };
-    return { lb, children, byName };
-}
+const build = (args: HaproxyLoadBalancerArgs, name: string) => buildWithOrder(registered, args, name);
 
 describe("a load balancer pair under mocks", () => {
     test("two nodes: node a keeps the one-container names, node b is <name>-b; each has keepalived; one config step; all parented", async () => {

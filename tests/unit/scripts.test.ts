@@ -39,6 +39,9 @@ const scripts: [string, string][] = [
     ["pair config apply", stepScripts("pairConfig").create],
     ["keepalived setup", stepScripts("keepalived").create],
     ["keepalived stop", stepScripts("keepalived").delete as string],
+    ["acme setup", stepScripts("acme").create],
+    ["acme remove", stepScripts("acme").delete as string],
+    ["acme issue", stepScripts("acmeIssue").create],
 ];
 
 describe("provisioning scripts", () => {
