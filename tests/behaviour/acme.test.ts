@@ -8,9 +8,8 @@
  * Pebble keeps its defaults, rejecting a share of nonces on purpose: lego
  * retries those, as it must with a real CA.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import { readFileSync, rmSync, writeFileSync } from "fs";
-import { request as httpsRequest } from "https";
 import * as path from "path";
 import { renderAcmeEnv } from "../../components/acme";
 import {
@@ -24,12 +23,12 @@ import {
     makeTestCert,
     onCleanup,
     openWebSocket,
+    PebbleCa,
     request,
     requireBinary,
     sleep,
     startLab,
-    TestCert,
-    waitFor,
+    startPebble,
 } from "../support";
 
 jest.setTimeout(120_000);
@@ -37,87 +36,6 @@ jest.setTimeout(120_000);
 const describeWithAcme = requireBinary("haproxy", "pebble", "pebble-challtestsrv", "lego", "socat", "openssl");
 const RENEW_SCRIPT = path.join(__dirname, "..", "..", "templates", "_acme-renew.sh");
 const DOMAIN = "veza.acme.test";
-
-interface Ca {
-    directory: string;
-    /** Pebble's own HTTPS certificate (the test's), which lego must trust. */
-    apiCert: TestCert;
-    /** The root Pebble signs with, as PEM. */
-    rootPem(): Promise<string>;
-    stop(): void;
-}
-
-function spawnKilledAtCleanup(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-    const child = spawn(findBinary(bin) as string, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    onCleanup(() => void child.kill("SIGKILL"), `${bin} (${stderr.split("\n").slice(-3).join(" | ")})`);
-    return child;
-}
-
-/** Pebble and its DNS helper (every name -> 127.0.0.1), validating HTTP-01 on `httpPort`. */
-async function startPebble(dir: string, httpPort: number): Promise<Ca> {
-    const apiCert = makeTestCert(dir);
-    const [listen, management, dns, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const config = path.join(dir, "pebble.json");
-    writeFileSync(
-        config,
-        JSON.stringify({
-            pebble: {
-                listenAddress: `127.0.0.1:${listen}`,
-                managementListenAddress: `127.0.0.1:${management}`,
-                certificate: apiCert.certPath,
-                privateKey: apiCert.keyPath,
-                httpPort,
-                tlsPort,
-                ocspResponderURL: "",
-                externalAccountBindingRequired: false,
-            },
-        }),
-    );
-    const challtest = spawnKilledAtCleanup("pebble-challtestsrv", [
-        "-defaultIPv4",
-        "127.0.0.1",
-        "-defaultIPv6",
-        "",
-        "-dns01",
-        `127.0.0.1:${dns}`,
-        "-http01",
-        "",
-        "-https01",
-        "",
-        "-tlsalpn01",
-        "",
-        "-management",
-        `127.0.0.1:${await freePort()}`,
-    ]);
-    // No random wait before validating (the default sleeps up to 15 s); nonce rejection stays on.
-    const pebble = spawnKilledAtCleanup("pebble", ["-config", config, "-dnsserver", `127.0.0.1:${dns}`], { PEBBLE_VA_NOSLEEP: "1" });
-    const fetch = (port: number, urlPath: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-            const req = httpsRequest({ host: "127.0.0.1", port, path: urlPath, ca: apiCert.cert, servername: "localhost" }, (res) => {
-                let body = "";
-                res.on("data", (d: Buffer) => (body += d.toString()));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-            });
-            req.on("error", reject);
-            req.end();
-        });
-    await waitFor(async () => (await fetch(listen, "/dir")).status === 200, {
-        what: "Pebble's directory",
-        timeoutMs: 15_000,
-        intervalMs: 100,
-    });
-    return {
-        directory: `https://127.0.0.1:${listen}/dir`,
-        apiCert,
-        rootPem: async () => (await fetch(management, "/roots/0")).body,
-        stop: () => {
-            pebble.kill("SIGKILL");
-            challtest.kill("SIGKILL");
-        },
-    };
-}
 
 interface Served {
     serial: string;
@@ -167,7 +85,7 @@ function renew(envFile: string, force = false): Promise<{ code: number; stderr: 
 describeWithAcme("ACME certificates from a real CA (Pebble), through the load balancer's HTTP-01 route", () => {
     let dir: string;
     let lab: Lab;
-    let ca: Ca;
+    let ca: PebbleCa;
     let envFile: string;
     let rootFile: string;
 
@@ -183,7 +101,7 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
             stream: 1,
             settings: { healthCheckIntervalMs: 1000, tlsCertPath: certPath, acmeChallengePort: challengePort },
         });
-        ca = await startPebble(dir, lab.hp.httpPort);
+        ca = await startPebble({ dir, host: "127.0.0.1", httpPort: lab.hp.httpPort, resolveTo: "127.0.0.1" });
         envFile = path.join(dir, "acme.env");
         writeFileSync(
             envFile,

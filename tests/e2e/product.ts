@@ -55,6 +55,8 @@ export interface ProductSteps {
     container: StepCommand;
     tls?: StepCommand;
     config: StepCommand;
+    /** With tls.acme: the ACME step (before the config) and the issue step (after it). */
+    acme?: { setup: StepCommand; issue: StepCommand };
     /** With a pair: node b's container and TLS steps, and each node's keepalived step (a, b). */
     nodeB?: { container: StepCommand; tls?: StepCommand };
     keepalived?: StepCommand[];
@@ -113,7 +115,13 @@ export async function buildSteps(
     const lb = new HaproxyLoadBalancer(componentName, args);
     await registeredAll([
         lb.configCommand,
-        ...lb.nodeCommands.flatMap((n) => [n.container, ...(n.tls ? [n.tls] : []), ...(n.keepalived ? [n.keepalived] : [])]),
+        ...lb.nodeCommands.flatMap((n) => [
+            n.container,
+            ...(n.tls ? [n.tls] : []),
+            ...(n.acme ? [n.acme] : []),
+            ...(n.keepalived ? [n.keepalived] : []),
+        ]),
+        ...(lb.acmeIssueCommand ? [lb.acmeIssueCommand] : []),
     ]);
     const find = (suffix: string): Registered | undefined => {
         const found = reg.slice(start).filter((r) => r.name === `${componentName}-${suffix}`);
@@ -126,6 +134,9 @@ export async function buildSteps(
     const tls = find("tls");
     const steps: ProductSteps = { container: toStep(container), config: toStep(config) };
     if (tls) steps.tls = toStep(tls);
+    const acme = find("acme");
+    const acmeIssue = find("acme-issue");
+    if (acme && acmeIssue) steps.acme = { setup: toStep(acme), issue: toStep(acmeIssue) };
     const containerB = find("b-container");
     if (containerB) {
         const tlsB = find("b-tls");
@@ -135,7 +146,11 @@ export async function buildSteps(
         steps.keepalived = keepalived.map((k) => toStep(k as Registered));
     }
     const type = opts.type ?? "command:local:Command";
-    const all = [steps.container, steps.config, steps.tls, steps.nodeB?.container, steps.nodeB?.tls, ...(steps.keepalived ?? [])];
+    const all = [steps.container, steps.config, steps.tls, steps.acme?.setup, steps.acme?.issue].concat([
+        steps.nodeB?.container,
+        steps.nodeB?.tls,
+        ...(steps.keepalived ?? []),
+    ]);
     for (const s of all.filter((x): x is StepCommand => x !== undefined)) {
         if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
         if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {

@@ -69,7 +69,8 @@ LOCK_FILE="/var/lock/veza-lab-setup.lock"
 BACKPORTS_FILE="/etc/apt/sources.list.d/veza-lab-bookworm-backports.sources"
 # procps: without /bin/kill Debian's `systemctl reload haproxy` fails.
 # keepalived: what the component installs on the nodes of a pair.
-IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat,keepalived"
+# lego, openssl: what the ACME step installs (tls.acme).
+IMAGE_PACKAGES="systemd,systemd-sysv,ifupdown,isc-dhcp-client,iproute2,procps,haproxy,socat,keepalived,lego,openssl"
 BACKEND_PACKAGES="python3"
 
 PHASE="init"

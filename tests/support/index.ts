@@ -50,6 +50,10 @@ export type { EchoBody, HttpResponse, OpenWebSocket, RequestOpts, SetCookie } fr
 export { makeTestCert } from "./tls-cert";
 export type { TestCert } from "./tls-cert";
 
+// A real ACME CA (Pebble) for the certificate tests.
+export { startPebble } from "./pebble";
+export type { PebbleCa, PebbleOptions } from "./pebble";
+
 // Pulumi programs under setMocks (the SDK loads on first use).
 export { installMocks, isSecret, labStackConfig, registeredAll, setMockAddress, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";
 export type { Registered } from "./pulumi-mocks";

@@ -12,32 +12,24 @@ export interface TestCert {
 }
 
 /**
- * A throw-away self-signed certificate for CN=localhost (SAN localhost and
- * 127.0.0.1), valid one day, made with openssl into `dir`.
+ * A throw-away self-signed certificate for CN=localhost (SAN localhost,
+ * 127.0.0.1 and any `extraIps`), valid one day, made with openssl into `dir`.
  */
-export function makeTestCert(dir: string): TestCert {
+export function makeTestCert(dir: string, extraIps: string[] = []): TestCert {
     const keyPath = path.join(dir, "key.pem");
     const certPath = path.join(dir, "cert.pem");
     const pemPath = path.join(dir, "site.pem");
+    const san = ["DNS:localhost", "IP:127.0.0.1", ...extraIps.map((ip) => `IP:${ip}`)].join(",");
     execFileSync(
         "openssl",
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", `subjectAltName=${san}`].concat([
             "-days",
             "1",
             "-keyout",
             keyPath,
             "-out",
             certPath,
-        ],
+        ]),
         { stdio: ["ignore", "ignore", "pipe"] },
     );
     const cert = readFileSync(certPath);

@@ -1,0 +1,105 @@
+import { ChildProcess, spawn } from "child_process";
+import { writeFileSync } from "fs";
+import { request as httpsRequest } from "https";
+import * as path from "path";
+import { onCleanup } from "./cleanup";
+import { freePort } from "./ports";
+import { findBinary } from "./requirements";
+import { waitFor } from "./time";
+import { makeTestCert, TestCert } from "./tls-cert";
+
+/*
+ * Pebble, Let's Encrypt's test ACME server, and its DNS helper
+ * (pebble-challtestsrv), from Debian's pebble package: a real CA for the ACME
+ * tests. Pebble keeps its defaults but the random sleep before validating:
+ * it still rejects a share of nonces on purpose, which a client must retry.
+ */
+
+export interface PebbleCa {
+    /** The ACME directory URL. */
+    directory: string;
+    /** Pebble's own HTTPS certificate (made here), which the ACME client must trust. */
+    apiCert: TestCert;
+    /** The root Pebble signs certificates with, as PEM (a new one per Pebble run). */
+    rootPem(): Promise<string>;
+    /** Stops Pebble and its DNS helper now (also done at cleanup). */
+    stop(): void;
+}
+
+export interface PebbleOptions {
+    /** Where the CA's own files go. */
+    dir: string;
+    /** The address Pebble listens on: 127.0.0.1, or the lab bridge's host address for containers to reach it. */
+    host: string;
+    /** The port Pebble fetches HTTP-01 challenges from, on the address every name resolves to. */
+    httpPort: number;
+    /** The address every name resolves to (the load balancer). */
+    resolveTo: string;
+}
+
+function spawnKilledAtCleanup(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const path_ = findBinary(bin);
+    if (path_ === undefined) throw new Error(`${bin} not found: apt-get install -y pebble`);
+    const child = spawn(path_, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    onCleanup(() => void child.kill("SIGKILL"), `${bin} (last words: ${stderr.split("\n").slice(-3).join(" | ")})`);
+    return child;
+}
+
+/** GET over HTTPS from a Pebble port, trusting its own certificate. */
+function fetchFrom(host: string, port: number, urlPath: string, ca: Buffer): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+        const req = httpsRequest({ host, port, path: urlPath, ca, servername: "localhost", timeout: 5_000 }, (res) => {
+            let body = "";
+            res.on("data", (d: Buffer) => (body += d.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("timeout", () => req.destroy(new Error(`no answer from ${host}:${port}${urlPath}`)));
+        req.on("error", reject);
+        req.end();
+    });
+}
+
+/** Pebble and its DNS helper (every name resolves to `resolveTo`), ready when its directory answers. */
+export async function startPebble(o: PebbleOptions): Promise<PebbleCa> {
+    if (!/^127\.|^198\.18\.0\.\d+$/.test(o.host)) throw new Error(`Pebble listens on loopback or the lab bridge only, not ${o.host}`);
+    const apiCert = makeTestCert(o.dir, o.host.startsWith("127.") ? [] : [o.host]);
+    const [listen, management, dns, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const config = path.join(o.dir, "pebble.json");
+    writeFileSync(
+        config,
+        JSON.stringify({
+            pebble: {
+                listenAddress: `${o.host}:${listen}`,
+                managementListenAddress: `${o.host}:${management}`,
+                certificate: apiCert.certPath,
+                privateKey: apiCert.keyPath,
+                httpPort: o.httpPort,
+                tlsPort,
+                ocspResponderURL: "",
+                externalAccountBindingRequired: false,
+            },
+        }),
+    );
+    const helper = spawnKilledAtCleanup("pebble-challtestsrv", [
+        ...["-defaultIPv4", o.resolveTo, "-defaultIPv6", "", "-dns01", `127.0.0.1:${dns}`],
+        ...["-http01", "", "-https01", "", "-tlsalpn01", "", "-management", `127.0.0.1:${await freePort()}`],
+    ]);
+    // No random wait before validating (up to 15 s by default); nonce rejection stays on.
+    const pebble = spawnKilledAtCleanup("pebble", ["-config", config, "-dnsserver", `127.0.0.1:${dns}`], { PEBBLE_VA_NOSLEEP: "1" });
+    await waitFor(async () => (await fetchFrom(o.host, listen, "/dir", apiCert.cert)).status === 200, {
+        what: "Pebble's directory",
+        timeoutMs: 15_000,
+        intervalMs: 100,
+    });
+    return {
+        directory: `https://${o.host}:${listen}/dir`,
+        apiCert,
+        rootPem: async () => (await fetchFrom(o.host, management, "/roots/0", apiCert.cert)).body,
+        stop: () => {
+            pebble.kill("SIGKILL");
+            helper.kill("SIGKILL");
+        },
+    };
+}
