@@ -8,13 +8,12 @@
  * Pebble keeps its defaults, rejecting a share of nonces on purpose: lego
  * retries those, as it must with a real CA.
  */
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import { readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import { renderAcmeEnv } from "../../components/acme";
 import {
     cleanupAll,
-    findBinary,
     freePort,
     get,
     keepAliveHttpsAgent,
@@ -26,6 +25,7 @@ import {
     PebbleCa,
     request,
     requireBinary,
+    servedCertificate,
     sleep,
     startLab,
     startPebble,
@@ -37,38 +37,8 @@ const describeWithAcme = requireBinary("haproxy", "pebble", "pebble-challtestsrv
 const RENEW_SCRIPT = path.join(__dirname, "..", "..", "templates", "_acme-renew.sh");
 const DOMAIN = "veza.acme.test";
 
-interface Served {
-    serial: string;
-    issuer: string;
-    verify: string;
-}
-
-/** The certificate the HTTPS listener serves for DOMAIN, checked with openssl against `caFile`. */
-function served(port: number, caFile: string): Served {
-    const s = spawnSync(
-        findBinary("openssl") as string,
-        [
-            "s_client",
-            "-connect",
-            `127.0.0.1:${port}`,
-            "-servername",
-            DOMAIN,
-            "-verify_hostname",
-            DOMAIN,
-            "-verify_return_error",
-            "-CAfile",
-            caFile,
-        ],
-        { input: "", encoding: "utf8", timeout: 10_000 },
-    );
-    const pem = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(s.stdout)?.[0] ?? "";
-    const fields = pem ? execFileSync("openssl", ["x509", "-noout", "-serial", "-issuer"], { input: pem, encoding: "utf8" }) : "";
-    return {
-        serial: /serial=(\S+)/.exec(fields)?.[1] ?? "",
-        issuer: /issuer=(.*)/.exec(fields)?.[1]?.trim() ?? "",
-        verify: /Verify return code: .*/.exec(s.stdout)?.[0] ?? `no verdict: ${s.stderr.slice(-300)}`,
-    };
-}
+/** The certificate the HTTPS listener serves for DOMAIN, checked against `caFile`. */
+const served = (port: number, caFile: string) => servedCertificate("127.0.0.1", port, DOMAIN, caFile);
 
 /** The renew script as the timer runs it; resolves with its exit code, stderr and how long it took. */
 function renew(envFile: string, force = false): Promise<{ code: number; stderr: string; ms: number }> {

@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import { writeFileSync } from "fs";
 import { request as httpsRequest } from "https";
 import * as path from "path";
@@ -101,5 +101,33 @@ export async function startPebble(o: PebbleOptions): Promise<PebbleCa> {
             pebble.kill("SIGKILL");
             helper.kill("SIGKILL");
         },
+    };
+}
+
+export interface ServedCertificate {
+    serial: string;
+    issuer: string;
+    /** openssl's verdict: "Verify return code: 0 (ok)" when the chain, the name and the dates check out against the CA file. */
+    verify: string;
+}
+
+/** The certificate a TLS listener serves for `servername`, checked by `openssl s_client -verify_return_error` against `caFile`. */
+export function servedCertificate(host: string, port: number, servername: string, caFile: string): ServedCertificate {
+    if (!/^127\.|^198\.18\.0\.\d+$/.test(host)) throw new Error(`TLS checks go to loopback or the lab bridge only, not ${host}`);
+    const s = spawnSync(
+        findBinary("openssl") as string,
+        ["s_client", "-connect", `${host}:${port}`, "-servername", servername, "-verify_hostname", servername].concat([
+            "-verify_return_error",
+            "-CAfile",
+            caFile,
+        ]),
+        { input: "", encoding: "utf8", timeout: 10_000 },
+    );
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(s.stdout)?.[0] ?? "";
+    const fields = pem ? execFileSync("openssl", ["x509", "-noout", "-serial", "-issuer"], { input: pem, encoding: "utf8" }) : "";
+    return {
+        serial: /serial=(\S+)/.exec(fields)?.[1] ?? "",
+        issuer: /issuer=(.*)/.exec(fields)?.[1]?.trim() ?? "",
+        verify: /Verify return code: .*/.exec(s.stdout)?.[0] ?? `no verdict: ${s.stderr.slice(-300)}`,
     };
 }
