@@ -16,19 +16,17 @@ import {
     cleanupAll,
     freePort,
     get,
-    keepAliveHttpsAgent,
     Lab,
     makeTempDir,
     makeTestCert,
     onCleanup,
     openWebSocket,
     PebbleCa,
-    request,
     requireBinary,
     servedCertificate,
-    sleep,
     startLab,
     startPebble,
+    underLoad,
 } from "../support";
 
 jest.setTimeout(120_000);
@@ -121,32 +119,9 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         const workerBefore = await lab.hp.workerPid();
         const ws = await openWebSocket(lab.hp.httpsPort as number, "/ws", { tls });
         await ws.echo("before");
-        const agent = keepAliveHttpsAgent(2);
-        let running = true;
-        const counts = { fresh: 0, keepAlive: 0, failed: [] as string[] };
-        const loop = (async () => {
-            while (running) {
-                for (const [kind, extra] of [
-                    ["fresh", {}],
-                    ["keepAlive", { agent }],
-                ] as const) {
-                    try {
-                        const res = await request({ port: lab.hp.httpsPort as number, path: "/api/v1/me", tls, ...extra });
-                        if (res.status === 200) counts[kind]++;
-                        else counts.failed.push(`${kind}: ${res.status}`);
-                    } catch (error) {
-                        counts.failed.push(`${kind}: ${(error as Error).message}`);
-                    }
-                }
-                await sleep(20);
-            }
-        })();
-        await sleep(300);
-        const rotation = await renew(envFile, true);
-        await sleep(300);
-        running = false;
-        await loop;
-        agent.destroy();
+        const { result: rotation, counts } = await underLoad({ port: lab.hp.httpsPort as number, path: "/api/v1/me", tls }, () =>
+            renew(envFile, true),
+        );
         const after = served(lab.hp.httpsPort as number, rootFile);
         console.log(
             `acme: forced renewal in ${rotation.ms} ms; serial ${before.serial} -> ${after.serial}; ` +

@@ -12,7 +12,7 @@
 import { writeFileSync } from "fs";
 import * as path from "path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { keepAliveHttpsAgent, makeTempDir, PebbleCa, request, servedCertificate, sleep, startPebble, waitFor } from "../support";
+import { makeTempDir, PebbleCa, servedCertificate, startPebble, underLoad, waitFor } from "../support";
 import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
 import { showProc } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
@@ -94,34 +94,11 @@ describeLab("tls.acme on real Incus with Pebble", () => {
         const tls = { ca: ca.apiCert.cert, servername: DOMAIN };
         // Trust Pebble's root, which signs what HAProxy serves.
         tls.ca = Buffer.from(await ca.rootPem());
-        const agent = keepAliveHttpsAgent(2);
-        const counts = { fresh: 0, keepAlive: 0, failed: [] as string[] };
-        let running = true;
-        const loop = (async () => {
-            while (running) {
-                for (const [kind, extra] of [
-                    ["fresh", {}],
-                    ["keepAlive", { agent }],
-                ] as const) {
-                    try {
-                        const res = await request({ host: address, port: 443, path: "/api/v1/health", tls, timeoutMs: 3_000, ...extra });
-                        if (res.status === 200) counts[kind]++;
-                        else counts.failed.push(`${kind}: ${res.status}`);
-                    } catch (error) {
-                        counts.failed.push(`${kind}: ${(error as Error).message}`);
-                    }
-                }
-                await sleep(20);
-            }
-        })();
-        await sleep(300);
         const started = Date.now();
-        await execInOk(LB, RENEW);
-        const renewMs = Date.now() - started;
-        await sleep(300);
-        running = false;
-        await loop;
-        agent.destroy();
+        const { counts } = await underLoad({ host: address, port: 443, path: "/api/v1/health", tls, timeoutMs: 3_000 }, () =>
+            execInOk(LB, RENEW),
+        );
+        const renewMs = Date.now() - started - 600;
         const after = served();
         note(
             "renewed under load",

@@ -4,6 +4,7 @@ import { connect as netConnect } from "net";
 import { TLSSocket } from "tls";
 import { ClientOptions, WebSocket } from "ws";
 import { onCleanup } from "./cleanup";
+import { sleep } from "./time";
 
 /*
  * The one HTTP client of the kit (behaviour tests, e2e, bench). Each request
@@ -304,4 +305,49 @@ export function openWebSocket(
             });
         });
     });
+}
+
+/** Requests answered 200 over new connections and over one keep-alive pool, and every failure, while `during` ran. */
+export interface LoadCounts {
+    fresh: number;
+    keepAlive: number;
+    failed: string[];
+}
+
+/**
+ * Asks `target` (host, port, path, tls) in a loop, alternating a new
+ * connection and a keep-alive one, from 300 ms before `during` starts until
+ * 300 ms after it ends; resolves with `during`'s result and the counts.
+ */
+export async function underLoad<T>(
+    target: Omit<RequestOpts, "agent">,
+    during: () => Promise<T>,
+): Promise<{ result: T; counts: LoadCounts }> {
+    const agent = target.tls ? keepAliveHttpsAgent(2) : keepAliveAgent(2);
+    const counts: LoadCounts = { fresh: 0, keepAlive: 0, failed: [] };
+    let running = true;
+    const loop = (async () => {
+        while (running) {
+            for (const kind of ["fresh", "keepAlive"] as const) {
+                try {
+                    const res = await request({ ...target, agent: kind === "keepAlive" ? agent : false });
+                    if (res.status === 200) counts[kind]++;
+                    else counts.failed.push(`${kind}: ${res.status}`);
+                } catch (error) {
+                    counts.failed.push(`${kind}: ${(error as Error).message}`);
+                }
+            }
+            await sleep(20);
+        }
+    })();
+    try {
+        await sleep(300);
+        const result = await during();
+        await sleep(300);
+        return { result, counts };
+    } finally {
+        running = false;
+        await loop;
+        agent.destroy();
+    }
 }

@@ -43,8 +43,9 @@ export {
     request,
     setCookie,
     setCookies,
+    underLoad,
 } from "./http";
-export type { EchoBody, HttpResponse, OpenWebSocket, RequestOpts, SetCookie } from "./http";
+export type { EchoBody, HttpResponse, LoadCounts, OpenWebSocket, RequestOpts, SetCookie } from "./http";
 
 // The one test certificate.
 export { makeTestCert } from "./tls-cert";
