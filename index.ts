@@ -14,3 +14,5 @@ export const statsUrl = lb.statsUrl;
 export const metricsUrl = lb.metricsUrl;
 export const configFingerprint = lb.configFingerprint;
 export const statsPassword = lb.statsPassword;
+/** With haproxy:acme: the certificate's expiry and issuer when it was last obtained (not secret). */
+export const certificate = lb.certificate;

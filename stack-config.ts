@@ -2,7 +2,7 @@
 // component's args. Not part of the library: a larger stack passes args itself.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { DEFAULT_SETTINGS, HaproxyLoadBalancerArgs, SettingsError } from "./components";
+import { AcmeArgs, DEFAULT_SETTINGS, HaproxyLoadBalancerArgs, SettingsError } from "./components";
 import { COMPONENT_DEFAULTS } from "./components/component";
 import { Checker, shown } from "./components/checker";
 import { SETTINGS } from "./components/settings";
@@ -81,6 +81,12 @@ export const STACK_KEYS: readonly StackKey[] = [
     { key: "labTls", kind: "boolean", shownDefault: "`false`", doc: "make a self-signed lab certificate with `@pulumi/tls`" },
     { key: "tlsCertificatePem", kind: "secret", shownDefault: "none", doc: "certificate PEM (secret); needs `tlsPrivateKeyPem`" },
     { key: "tlsPrivateKeyPem", kind: "secret", shownDefault: "none", doc: "its private key (secret)" },
+    {
+        key: "acme",
+        kind: "object",
+        shownDefault: "none",
+        doc: '`{ domains: ["veza.example.com"], email, directoryUrl?, caBundlePem? }`: a certificate from Let\'s Encrypt (or another ACME CA), obtained and renewed in the container (README, "Certificates from Let\'s Encrypt"); not with `tlsCertificatePem` or `labTls`',
+    },
     {
         key: "incusHost",
         kind: "object",
@@ -166,7 +172,15 @@ export function readStackConfig(config: pulumi.Config, name: string, parent?: pu
             "haproxy:tlsCertificatePem and haproxy:tlsPrivateKeyPem go together: set both (`pulumi config set --secret`) or neither",
         ]);
     }
-    if (certificatePem && privateKeyPem) {
+    const acme = config.getObject<AcmeArgs>("acme");
+    if (acme !== undefined) {
+        if (certificatePem || labTls) {
+            throw new SettingsError([
+                "haproxy:acme cannot be set with haproxy:tlsCertificatePem or haproxy:labTls: choose where the certificate comes from",
+            ]);
+        }
+        args.tls = { acme };
+    } else if (certificatePem && privateKeyPem) {
         if (labTls) throw new SettingsError(["haproxy:labTls must be false when haproxy:tlsCertificatePem is set: choose one certificate"]);
         args.tls = { certificatePem, privateKeyPem };
     } else if (labTls) {

@@ -70,6 +70,24 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
         expect(isSecret(tlsStep.inputs.stdin)).toBe(true);
     });
 
+    test("haproxy:acme turns on certificates from an ACME CA: the ACME and issue steps, the challenge route, no pushed certificate", async () => {
+        const run = runStack({ "haproxy:acme": { domains: ["veza.example.com"], email: "ops@example.com" } });
+        const outputs = run.stack as Record<string, import("@pulumi/pulumi").Output<string>>;
+        expect(await valueOf(outputs.httpsUrl)).toBe("https://198.18.0.10/");
+        const registered = await registeredBy(run);
+        const names = registered.map((r) => r.name);
+        expect(names).toEqual(expect.arrayContaining(["haproxy-acme", "haproxy-acme-issue"]));
+        expect(names).not.toContain("haproxy-tls");
+        const config = registered.find((r) => r.name === "haproxy-config") as Registered;
+        expect(unwrap<string>(config.inputs.stdin)).toContain("use_backend veza_acme if veza_acme_challenge");
+    });
+
+    test("haproxy:acme with haproxy:labTls is refused: one source of certificates", () => {
+        expect(() =>
+            runStack({ "haproxy:acme": { domains: ["veza.example.com"], email: "ops@example.com" }, "haproxy:labTls": true }),
+        ).toThrow("haproxy:acme cannot be set with haproxy:tlsCertificatePem or haproxy:labTls: choose where the certificate comes from");
+    });
+
     test("an SSH connection to the Incus host turns the steps into remote commands with a secret key", async () => {
         const run = runStack({
             "haproxy:incusHost": { host: "incus.example", user: "deploy", hostKey: HOST_KEY },
