@@ -12,7 +12,7 @@
 import { writeFileSync } from "fs";
 import * as path from "path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { makeTempDir, PebbleCa, servedCertificate, startPebble, underLoad, waitFor } from "../support";
+import { makeTempDir, PebbleCa, requireBinary, scanTls, servedCertificate, startPebble, underLoad, waitFor } from "../support";
 import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
 import { showProc } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
@@ -21,7 +21,9 @@ import { cleanUpAfterSuite, noteBook } from "./suite";
 // Once per file, before the component module is loaded (buildSteps loads it).
 installProductMocks();
 
-const describeLab = requireIncusLab();
+// The CA, its DNS helper and the scanner run on the Incus host.
+const tools = requireBinary("pebble", "pebble-challtestsrv", "sslscan", "openssl");
+const describeLab = tools === describe ? requireIncusLab() : tools;
 const LB = "haproxy-acme";
 const API = "acme-api-1";
 const DOMAIN = "veza.acme.test";
@@ -87,6 +89,29 @@ describeLab("tls.acme on real Incus with Pebble", () => {
         expect(again.stderr).toContain("certificate still valid for more than 30 days: nothing to install");
         expect(served().serial).toBe(now.serial);
     }, 240_000);
+
+    test("a real TLS scanner (sslscan) on the HTTPS listener: nothing below TLS 1.2, only AEAD ciphers of 128 bits or more, forward secrecy", async () => {
+        const scan = scanTls(address, 443, DOMAIN);
+        expect(scan.protocols).toEqual({
+            SSLv2: "disabled",
+            SSLv3: "disabled",
+            "TLSv1.0": "disabled",
+            "TLSv1.1": "disabled",
+            "TLSv1.2": "enabled",
+            "TLSv1.3": "enabled",
+        });
+        expect(scan.ciphers.length).toBeGreaterThan(0);
+        const weak = scan.ciphers.filter(
+            (c) => c.bits < 128 || !/GCM|CHACHA20/.test(c.name) || (c.protocol === "TLSv1.2" && !/^(ECDHE|DHE)-/.test(c.name)),
+        );
+        expect(weak).toEqual([]);
+        note(
+            "sslscan",
+            `protocols ${Object.entries(scan.protocols)
+                .map(([p, v]) => `${p} ${v}`)
+                .join(", ")}; accepted: ${scan.ciphers.map((c) => `${c.protocol} ${c.name} (${c.bits})`).join(", ")}`,
+        );
+    }, 90_000);
 
     test("a forced renewal in the container under HTTPS load (new connections and keep-alive): the serial changes, 0 failed requests, the same worker (no reload)", async () => {
         const before = served();

@@ -131,3 +131,31 @@ export function servedCertificate(host: string, port: number, servername: string
         verify: /Verify return code: .*/.exec(s.stdout)?.[0] ?? `no verdict: ${s.stderr.slice(-300)}`,
     };
 }
+
+/** What a real TLS scanner (Debian's sslscan) found on a listener. */
+export interface TlsScan {
+    /** "SSLv3", "TLSv1.0", ... -> "enabled" | "disabled". */
+    protocols: Record<string, string>;
+    /** Every cipher the server accepted: protocol, key bits, OpenSSL name. */
+    ciphers: { protocol: string; bits: number; name: string }[];
+    /** sslscan's report, for a note. */
+    report: string;
+}
+
+/** Runs sslscan against host:port with SNI `servername`. */
+export function scanTls(host: string, port: number, servername: string): TlsScan {
+    if (!/^127\.|^198\.18\.0\.\d+$/.test(host)) throw new Error(`TLS scans go to loopback or the lab bridge only, not ${host}`);
+    const run = spawnSync(findBinary("sslscan") as string, ["--no-colour", `--sni-name=${servername}`, `${host}:${port}`], {
+        encoding: "utf8",
+        timeout: 60_000,
+    });
+    const report = run.stdout;
+    const protocols: Record<string, string> = {};
+    for (const m of report.matchAll(/^(SSLv[23]|TLSv1\.[0-3])\s+(enabled|disabled)$/gm)) protocols[m[1]] = m[2];
+    const ciphers = [...report.matchAll(/^(?:Preferred|Accepted)\s+(TLSv1\.[0-3]|SSLv[23])\s+(\d+) bits\s+(\S+)/gm)].map((m) => ({
+        protocol: m[1],
+        bits: Number(m[2]),
+        name: m[3],
+    }));
+    return { protocols, ciphers, report };
+}

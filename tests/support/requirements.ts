@@ -14,6 +14,11 @@ const INSTALL_HINTS: Record<string, string> = {
     sshd: "apt-get install -y openssh-server",
     ssh: "apt-get install -y openssh-client",
     "ssh-keygen": "apt-get install -y openssh-client",
+    slowhttptest: "apt-get install -y slowhttptest",
+    pebble: "apt-get install -y pebble",
+    "pebble-challtestsrv": "apt-get install -y pebble",
+    lego: "apt-get install -y lego",
+    sslscan: "apt-get install -y sslscan",
 };
 
 /** Absolute path of an executable named `name`, or undefined. */
