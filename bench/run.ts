@@ -16,6 +16,8 @@
  *               holder's container dies, and when its haproxy stops
  *   rate_limit_cost  proxy CPU per request with rateLimit off and on
  *               (limits out of reach), alternating run by run
+ *   tls         HTTPS through the product and nginx with the same
+ *               certificate: keep-alive requests/s and new TLS connections/s
  *
  * Writes bench/results.json, bench/results.md and bench/results.svg. Every
  * process it starts (haproxy, nginx, backends, wrk) runs in its own process
@@ -25,7 +27,7 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip,ratelimit)
+ *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip,ratelimit,tls)
  *   BENCH_STRICT=1: exit 1 when a target is missed.
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
@@ -47,6 +49,7 @@ import { measureReload, ReloadResult } from "./scenarios/reload";
 import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
+import { measureTls, TlsResult } from "./scenarios/tls";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
@@ -101,6 +104,7 @@ interface Results {
     change_to_serving?: object;
     vip_failover?: VipFailoverResult;
     rate_limit_cost?: RateLimitCostResult;
+    tls?: TlsResult;
     targets?: Target[];
     meta: Record<string, unknown>;
 }
@@ -254,6 +258,18 @@ function markdown(r: Results): string {
                 `(per-round median x${c.paired_on_vs_off}); ${c.on.rps} vs ${c.off.rps} requests/s |`,
         );
     }
+    if (r.tls) {
+        const t = r.tls;
+        for (const [what, m] of [
+            ["HTTPS keep-alive requests/s", t.keep_alive],
+            ["new TLS connections/s (a full handshake each)", t.handshakes],
+        ] as const) {
+            lines.push(
+                `| ${what}, product vs nginx (same certificate; ${t.wrk.runs_each} alternated runs each) | ${m.product_per_s} vs ${m.nginx_per_s} (x${m.product_vs_nginx}); ` +
+                    `proxy CPU ${m.proxy_cpu_us.product} vs ${m.proxy_cpu_us.nginx} µs each |`,
+            );
+        }
+    }
     lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
     for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
     return lines.join("\n") + "\n";
@@ -275,8 +291,8 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
-    const load = ["throughput", "reload", "failover", "ratelimit"].some(wants);
+    const loopback = ["render", "hash", "change", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
+    const load = ["throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
@@ -306,7 +322,7 @@ async function main(): Promise<number> {
             results.change_to_serving_ms = c.change_to_serving_ms;
             results.change_to_serving = c;
         }
-        if (wants("throughput") || wants("reload") || wants("failover") || wants("ratelimit")) {
+        if (["throughput", "reload", "failover", "ratelimit", "tls"].some(wants)) {
             const [a1, a2, a3, s1, s2] = await startBackendProcesses(BACKENDS_WITH_SPARE);
             if (wants("throughput")) {
                 const product = await startProduct(productSettings([a1, a2], [s1, s2]));
@@ -393,6 +409,15 @@ async function main(): Promise<number> {
                     warmupSeconds: 2,
                 });
             }
+            if (wants("tls")) {
+                results.tls = await measureTls([a1, a2], [s1, s2], {
+                    rounds: cfg.rounds,
+                    seconds: cfg.seconds,
+                    threads: cfg.threads,
+                    connections: cfg.connections,
+                    path: cfg.path,
+                });
+            }
             if (wants("failover")) {
                 results.failover = await measureFailover(
                     { api: [a1, a2], stream: [s1, s2] },
@@ -414,6 +439,7 @@ async function main(): Promise<number> {
         change_to_serving: results.change_to_serving,
         vip_failover: results.vip_failover,
         rate_limit_cost: results.rate_limit_cost,
+        tls: results.tls,
         targets: results.targets,
         meta: results.meta,
     };

@@ -1,3 +1,5 @@
+import { execFileSync } from "child_process";
+import { readFileSync, writeFileSync } from "fs";
 import * as path from "path";
 import { renderHaproxyConfig } from "../../components/render";
 import { HaproxySettings } from "../../components/settings";
@@ -76,13 +78,46 @@ export async function startSeedLiteral(api: Named[], stream: Named[], checkInter
 }
 
 export async function startNginx(api: Named[], stream: Named[]): Promise<NginxContender> {
+    const cert = benchCertificate();
     const n = await NginxContender.start({
         httpPort: await freePort(),
         api: [api[0].port, api[1].port],
         stream: [stream[0].port, stream[1].port],
+        https: { port: await freePort(), cert: cert.certPath, key: cert.keyPath },
     });
     onCleanup(() => n.stop());
     return n;
+}
+
+let certificate: { certPath: string; keyPath: string; pemPath: string } | undefined;
+
+/**
+ * The one certificate both contenders serve in the TLS scenario: ECDSA P-256
+ * (what the ACME client orders), self-signed for localhost, made once per run.
+ */
+export function benchCertificate(): { certPath: string; keyPath: string; pemPath: string } {
+    if (certificate) return certificate;
+    const dir = tempDir("tls");
+    const made = { certPath: path.join(dir, "cert.pem"), keyPath: path.join(dir, "key.pem"), pemPath: path.join(dir, "site.pem") };
+    execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"].concat([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            made.keyPath,
+            "-out",
+            made.certPath,
+        ]),
+        {
+            stdio: ["ignore", "ignore", "pipe"],
+        },
+    );
+    writeFileSync(made.pemPath, Buffer.concat([readFileSync(made.certPath), readFileSync(made.keyPath)]), { mode: 0o600 });
+    certificate = made;
+    return made;
 }
 
 /** The lab's backends plus a third api server that the reload scenarios add and remove. */

@@ -10,6 +10,8 @@ export interface NginxPorts {
     httpPort: number;
     api: [number, number];
     stream: [number, number];
+    /** The HTTPS server: its port and the certificate and key files (the product's, for the TLS scenario). */
+    https: { port: number; cert: string; key: string };
 }
 
 /** nginx from bench/nginx.conf in a temp dir, in the foreground, own process group. */
@@ -17,6 +19,7 @@ export class NginxContender {
     private constructor(
         readonly dir: string,
         readonly httpPort: number,
+        readonly httpsPort: number,
         private readonly proc: Spawned,
     ) {}
 
@@ -29,6 +32,9 @@ export class NginxContender {
             API_2_PORT: p.api[1],
             STREAM_1_PORT: p.stream[0],
             STREAM_2_PORT: p.stream[1],
+            HTTPS_PORT: p.https.port,
+            CERT: p.https.cert,
+            KEY: p.https.key,
         });
     }
 
@@ -48,7 +54,7 @@ export class NginxContender {
             await stopGroup(proc, 200);
             throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`, { cause: e });
         }
-        return new NginxContender(dir, p.httpPort, proc);
+        return new NginxContender(dir, p.httpPort, p.https.port, proc);
     }
 
     /** Process group id (the leader's pid): for CPU accounting. */

@@ -156,7 +156,7 @@ describeWithTools("slow-client attacks (slowhttptest)", () => {
                 rateLimit: { requests: 100000, periodSeconds: 10, maxConcurrentPerClient: cap },
             },
         });
-        const outcome = await underAttack(lab, 20);
+        const outcome = await underAttack(lab, 15);
         expect(outcome.failures).toEqual([]);
         expect(outcome.served).toBe(outcome.asked);
         expect(outcome.postsServed).toBe(0);

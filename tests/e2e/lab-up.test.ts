@@ -4,7 +4,10 @@
  * line that says where it serves, a second run that changes nothing, and a
  * teardown that leaves no lab container behind.
  */
-import { get, waitFor } from "../support";
+import { existsSync, readFileSync } from "fs";
+import * as path from "path";
+import { get, servedCertificate, waitFor } from "../support";
+import { LAB_ACME_DOMAIN, LAB_PEBBLE_DIR } from "./lab-up";
 import { showProc } from "./lb";
 import { deleteContainers, ExecResult, LAB_CONTAINERS, listContainers, REPO_ROOT, requireIncusLab, run } from "./lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
@@ -68,4 +71,33 @@ describeLab("npm run lab:up / lab:down", () => {
         const left = (await listContainers()).filter((name) => (LAB_CONTAINERS as readonly string[]).includes(name));
         expect(left).toEqual([]);
     }, 780_000);
+
+    test("lab:up -- --acme serves HTTPS with a certificate from the lab's Pebble (verified against the root it names); again, the same; lab:down stops Pebble", async () => {
+        const up = await run("npm", ["run", "--silent", "lab:up", "--", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
+        expect({ code: up.code, stderr: up.code === 0 ? "" : up.stderr }).toEqual({ code: 0, stderr: "" });
+        const last = up.stdout.trim().split("\n").pop() as string;
+        const result = JSON.parse(last) as { nodes: { address: string }[]; acme: { domain: string; caRootPem: string } };
+        expect(result).toEqual({
+            httpUrl: `http://${result.nodes[0].address}/`,
+            vip: null,
+            nodes: [{ name: "haproxy", address: expect.stringMatching(/^198\.18\.0\.\d+$/) }],
+            acme: { domain: LAB_ACME_DOMAIN, caRootPem: path.join(LAB_PEBBLE_DIR, "root.pem") },
+        });
+        notes.note("lab:up --acme", `${up.ms} ms: ${last}`);
+        const served = () => servedCertificate(result.nodes[0].address, 443, result.acme.domain, result.acme.caRootPem);
+        const first = served();
+        expect(first.verify).toBe("Verify return code: 0 (ok)");
+
+        const again = await run("npm", ["run", "--silent", "lab:up", "--", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
+        expect(again.code).toBe(0);
+        expect(again.stdout.trim().split("\n").pop()).toBe(last);
+        expect(served()).toEqual(first);
+
+        const pebblePid = Number(readFileSync(path.join(LAB_PEBBLE_DIR, "pebble.pid"), "utf8"));
+        expect(existsSync(`/proc/${pebblePid}`)).toBe(true);
+        const down = await npmRun("lab:down");
+        expect(down.code).toBe(0);
+        expect(down.stderr).toContain(`teardown-incus: stopped pebble (pid ${pebblePid})`);
+        await waitFor(() => !existsSync(`/proc/${pebblePid}`), { what: "Pebble gone", timeoutMs: 5_000, intervalMs: 50 });
+    }, 660_000);
 });

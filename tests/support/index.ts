@@ -52,8 +52,8 @@ export { makeTestCert } from "./tls-cert";
 export type { TestCert } from "./tls-cert";
 
 // A real ACME CA (Pebble) for the certificate tests.
-export { scanTls, servedCertificate, startPebble } from "./pebble";
-export type { PebbleCa, PebbleOptions, ServedCertificate, TlsScan } from "./pebble";
+export { pebblePrograms, pebbleReady, scanTls, servedCertificate, startPebble } from "./pebble";
+export type { PebbleCa, PebbleOptions, PebblePorts, ServedCertificate, TlsScan } from "./pebble";
 
 // Pulumi programs under setMocks (the SDK loads on first use).
 export { installMocks, isSecret, labStackConfig, registeredAll, setMockAddress, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";

@@ -61,47 +61,84 @@ function fetchFrom(host: string, port: number, urlPath: string, ca: Buffer): Pro
     });
 }
 
-/** Pebble and its DNS helper (every name resolves to `resolveTo`), ready when its directory answers. */
-export async function startPebble(o: PebbleOptions): Promise<PebbleCa> {
+/** Pebble's ports: its ACME API, its management API (roots), the DNS helper and its management API, and a TLS-ALPN port it is never asked on. */
+export interface PebblePorts {
+    listen: number;
+    management: number;
+    dns: number;
+    dnsManagement: number;
+    tls: number;
+}
+
+/**
+ * How Pebble runs with `apiCert` as its own HTTPS certificate (one with the
+ * listen address in its names: makeTestCert(dir, [host])): writes its config
+ * into `o.dir` and returns both programs' argv and environment, for a caller
+ * that starts them (the tests, killed at cleanup; `lab:up --acme`, as daemons).
+ */
+export function pebblePrograms(
+    o: PebbleOptions,
+    ports: PebblePorts,
+    apiCert: TestCert,
+): { bin: string; args: string[]; env: NodeJS.ProcessEnv }[] {
     if (!/^127\.|^198\.18\.0\.\d+$/.test(o.host)) throw new Error(`Pebble listens on loopback or the lab bridge only, not ${o.host}`);
-    const apiCert = makeTestCert(o.dir, o.host.startsWith("127.") ? [] : [o.host]);
-    const [listen, management, dns, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const config = path.join(o.dir, "pebble.json");
     writeFileSync(
         config,
         JSON.stringify({
             pebble: {
-                listenAddress: `${o.host}:${listen}`,
-                managementListenAddress: `${o.host}:${management}`,
+                listenAddress: `${o.host}:${ports.listen}`,
+                managementListenAddress: `${o.host}:${ports.management}`,
                 certificate: apiCert.certPath,
                 privateKey: apiCert.keyPath,
                 httpPort: o.httpPort,
-                tlsPort,
+                tlsPort: ports.tls,
                 ocspResponderURL: "",
                 externalAccountBindingRequired: false,
             },
         }),
     );
-    const helper = spawnKilledAtCleanup("pebble-challtestsrv", [
-        ...["-defaultIPv4", o.resolveTo, "-defaultIPv6", "", "-dns01", `127.0.0.1:${dns}`],
-        ...["-http01", "", "-https01", "", "-tlsalpn01", "", "-management", `127.0.0.1:${await freePort()}`],
-    ]);
-    // No random wait before validating (up to 15 s by default); nonce rejection stays on.
-    const pebble = spawnKilledAtCleanup("pebble", ["-config", config, "-dnsserver", `127.0.0.1:${dns}`], { PEBBLE_VA_NOSLEEP: "1" });
-    await waitFor(async () => (await fetchFrom(o.host, listen, "/dir", apiCert.cert)).status === 200, {
+    return [
+        {
+            bin: "pebble-challtestsrv",
+            args: [
+                ...["-defaultIPv4", o.resolveTo, "-defaultIPv6", "", "-dns01", `127.0.0.1:${ports.dns}`],
+                ...["-http01", "", "-https01", "", "-tlsalpn01", "", "-management", `127.0.0.1:${ports.dnsManagement}`],
+            ],
+            env: {},
+        },
+        // No random wait before validating (up to 15 s by default); nonce rejection stays on.
+        { bin: "pebble", args: ["-config", config, "-dnsserver", `127.0.0.1:${ports.dns}`], env: { PEBBLE_VA_NOSLEEP: "1" } },
+    ];
+}
+
+/** Waits for Pebble's directory; the handle to use it. */
+export async function pebbleReady(host: string, ports: PebblePorts, apiCert: TestCert, stop: () => void): Promise<PebbleCa> {
+    await waitFor(async () => (await fetchFrom(host, ports.listen, "/dir", apiCert.cert)).status === 200, {
         what: "Pebble's directory",
         timeoutMs: 15_000,
         intervalMs: 100,
     });
     return {
-        directory: `https://${o.host}:${listen}/dir`,
+        directory: `https://${host}:${ports.listen}/dir`,
         apiCert,
-        rootPem: async () => (await fetchFrom(o.host, management, "/roots/0", apiCert.cert)).body,
-        stop: () => {
-            pebble.kill("SIGKILL");
-            helper.kill("SIGKILL");
-        },
+        rootPem: async () => (await fetchFrom(host, ports.management, "/roots/0", apiCert.cert)).body,
+        stop,
     };
+}
+
+/** Pebble and its DNS helper (every name resolves to `resolveTo`) on free ports, killed at cleanup; ready when its directory answers. */
+export async function startPebble(o: PebbleOptions): Promise<PebbleCa> {
+    const ports = {
+        listen: await freePort(),
+        management: await freePort(),
+        dns: await freePort(),
+        dnsManagement: await freePort(),
+        tls: await freePort(),
+    };
+    const apiCert = makeTestCert(o.dir, o.host.startsWith("127.") ? [] : [o.host]);
+    const children = pebblePrograms(o, ports, apiCert).map((p) => spawnKilledAtCleanup(p.bin, p.args, p.env));
+    return pebbleReady(o.host, ports, apiCert, () => children.forEach((child) => child.kill("SIGKILL")));
 }
 
 export interface ServedCertificate {
