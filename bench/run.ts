@@ -399,25 +399,17 @@ async function main(): Promise<number> {
                     { api: [a1, a2, a3], stream: [s1, s2] },
                     { reloads: cfg.reloads, threads: 1, connections: 32 },
                 );
-            if (wants("ratelimit")) {
-                results.rate_limit_cost = await measureRateLimitCost([a1, a2], [s1, s2], {
-                    rounds: cfg.rounds,
-                    seconds: cfg.seconds,
-                    threads: cfg.threads,
-                    connections: cfg.connections,
-                    path: cfg.path,
-                    warmupSeconds: 2,
-                });
-            }
-            if (wants("tls")) {
-                results.tls = await measureTls([a1, a2], [s1, s2], {
-                    rounds: cfg.rounds,
-                    seconds: cfg.seconds,
-                    threads: cfg.threads,
-                    connections: cfg.connections,
-                    path: cfg.path,
-                });
-            }
+            // The main load's shape, for the side-by-side scenarios.
+            const sideBySide = {
+                rounds: cfg.rounds,
+                seconds: cfg.seconds,
+                threads: cfg.threads,
+                connections: cfg.connections,
+                path: cfg.path,
+            };
+            if (wants("ratelimit"))
+                results.rate_limit_cost = await measureRateLimitCost([a1, a2], [s1, s2], { ...sideBySide, warmupSeconds: 2 });
+            if (wants("tls")) results.tls = await measureTls([a1, a2], [s1, s2], sideBySide);
             if (wants("failover")) {
                 results.failover = await measureFailover(
                     { api: [a1, a2], stream: [s1, s2] },
