@@ -2,6 +2,8 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 import { AcmeArgs, checkAcme, renderAcmeEnv } from "../../components/acme";
 import { Checker } from "../../components/checker";
+import { loadTemplate } from "../../components/templates";
+import { stepScripts } from "../../components/scripts";
 import { findBinary, requireBinary } from "../support";
 
 const valid: AcmeArgs = { domains: ["veza.example.com", "www.veza.example.com"], email: "ops@example.com" };
@@ -129,5 +131,41 @@ describeWithShellcheck("the renew script (templates/_acme-renew.sh)", () => {
         const check = spawnSync(findBinary("shellcheck") as string, ["-s", "bash", file], { encoding: "utf8" });
         expect({ status: check.status, out: check.stdout }).toEqual({ status: 0, out: "" });
         expect(spawnSync("bash", ["-n", file]).status).toBe(0);
+    });
+});
+
+describe("the renewal timer and its service (installed by the ACME step)", () => {
+    const unit = (text: string) =>
+        Object.fromEntries(
+            text
+                .split("\n")
+                .filter((line) => /^[A-Za-z]+=/.test(line))
+                .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+        );
+
+    test("the timer fires twice a day with 3 hours of jitter, and catches up a run missed while the container was off", () => {
+        expect(unit(loadTemplate("_acme-renew.timer"))).toEqual({
+            Description: "veza-haproxy: renew the ACME certificate twice a day",
+            OnCalendar: "*-*-* 00,12:00:00",
+            RandomizedDelaySec: "3h",
+            Persistent: "true",
+            WantedBy: "timers.target",
+        });
+    });
+
+    test("the service runs the renew script the step installs, with the settings the step writes, logging under veza-acme", () => {
+        const service = unit(loadTemplate("_acme-renew.service"));
+        expect(service).toMatchObject({
+            Type: "oneshot",
+            ExecStart: "/usr/local/lib/veza-haproxy/acme-renew.sh /etc/veza-haproxy/acme.env",
+            SyslogIdentifier: "veza-acme",
+        });
+        const create = stepScripts("acme").create;
+        expect(create).toContain("renew=/usr/local/lib/veza-haproxy/acme-renew.sh\n");
+        expect(create).toContain("env_file=/etc/veza-haproxy/acme.env\n");
+        // Both unit files and the script are embedded whole, as constant text.
+        expect(create).toContain(loadTemplate("_acme-renew.timer"));
+        expect(create).toContain(loadTemplate("_acme-renew.service"));
+        expect(create).toContain(loadTemplate("_acme-renew.sh"));
     });
 });
