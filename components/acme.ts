@@ -90,14 +90,22 @@ export function checkAcme(c: Checker, field: string, value: unknown): void {
 /** The ACME client's settings as the renew script reads them (acme.env): plain KEY=value lines, every value checked by checkAcme. */
 export function renderAcmeEnv(
     acme: AcmeArgs,
-    paths: { certPath: string; adminSocket: string; stateDir: string; caBundlePath?: string; challengePort?: number },
+    paths: {
+        certPath: string;
+        adminSocket: string;
+        stateDir: string;
+        caBundlePath?: string;
+        challengePort?: number;
+        /** A pair node's responder listens on every address: the node holding the VIP passes it the CA's fetches. */
+        challengeOnAllAddresses?: boolean;
+    },
 ): string {
     const lines = [
         "# Managed by veza-haproxy (Pulumi): the ACME client's settings, read by veza-acme-renew.",
         `ACME_DOMAINS=${acme.domains.join(",")}`,
         `ACME_EMAIL=${acme.email}`,
         `ACME_DIRECTORY=${acme.directoryUrl ?? LETS_ENCRYPT_DIRECTORY}`,
-        `ACME_CHALLENGE_ADDRESS=127.0.0.1:${paths.challengePort ?? ACME_CHALLENGE_PORT}`,
+        `ACME_CHALLENGE_ADDRESS=${paths.challengeOnAllAddresses ? "" : "127.0.0.1"}:${paths.challengePort ?? ACME_CHALLENGE_PORT}`,
         `ACME_STATE_DIR=${paths.stateDir}`,
         `ACME_CERT_PATH=${paths.certPath}`,
         `ACME_ADMIN_SOCKET=${paths.adminSocket}`,

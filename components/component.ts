@@ -245,13 +245,6 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
     if (isAcmeTls(args.tls)) {
         c.knownKeys("tls", args.tls, ["acme"]);
         if (isPlain(args.tls.acme)) checkAcme(c, "tls.acme", args.tls.acme);
-        if (args.pair !== undefined) {
-            c.fail(
-                "tls.acme",
-                "cannot be combined with pair yet: the CA's challenge reaches whichever node holds the VIP, and only one node would hold the certificate. Give the pair a certificate (tls.certificatePem and tls.privateKeyPem)",
-                "pair",
-            );
-        }
     } else if (args.tls !== undefined) c.knownKeys("tls", args.tls, ["certificatePem", "privateKeyPem"]);
     if (args.pair !== undefined && isPlain(args.pair)) checkPairNames(c, args.pair, a.containerName);
     const settings: Record<string, unknown> = {};
@@ -432,7 +425,7 @@ interface Steps {
     nodeList: pulumi.Output<PeerNode[]>;
     keepalived: StepCommand[];
     config: StepCommand;
-    /** With tls.acme: obtains the certificate once HAProxy routes the challenges. */
+    /** With tls.acme: the last issue step (a pair's node b's, which runs after node a's). */
     acmeIssue?: StepCommand;
     /** What the config step sends (secret: it holds the stats password). */
     renderedConfig: pulumi.Output<string>;
@@ -496,12 +489,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly tlsCommand?: StepCommand;
     /** Every node's container step, TLS step (or ACME step) and (pair) keepalived step, in node order. */
     public readonly nodeCommands: { container: StepCommand; tls?: StepCommand; acme?: StepCommand; keepalived?: StepCommand }[];
-    /** With tls.acme: the step that obtained the certificate (after the config step); depend on it to run once HTTPS has the CA's certificate. */
+    /**
+     * With tls.acme: the step that obtained the certificate, after the config
+     * step (a pair's node b's, after node a's); depend on it to run once HTTPS
+     * serves the CA's certificate.
+     */
     public readonly acmeIssueCommand?: StepCommand;
     /**
      * With tls.acme: the served certificate's expiry and issuer when the issue
-     * step last ran (not secret); renewals since are in the container's
-     * journal (`journalctl -t veza-acme`).
+     * step last ran (not secret; a pair's node b's, node a's has its own);
+     * renewals since are in the container's journal (`journalctl -t veza-acme`).
      */
     public readonly certificate: pulumi.Output<{ notAfter: string; issuer: string } | undefined>;
 
@@ -703,22 +700,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 // A replaced container starts without our config: push it again.
                 [only.container.id],
             );
-            // Once HAProxy routes the challenges, the certificate is obtained now, not at the timer's next run.
-            const acmeIssue =
-                inputs.acme &&
-                this.step(
-                    `${name}-acme-issue`,
-                    "acmeIssue",
-                    connection,
-                    pulumi
-                        .all([provisioning.containerName, owner, inputs.acme, acmePaths(settings)])
-                        .apply(
-                            ([containerName, ownerToken, acme, paths]) =>
-                                acmeIssueStep({ containerName, owner: ownerToken, acme, ...paths }).stdin,
-                        ),
-                    { dependsOn: [config, ...(only.acme ? [only.acme] : [])] },
-                    [only.container.id],
-                );
+            const acmeIssue = this.acmeIssueSteps(plans, nodes, inputs, owner, config).pop();
             return { nodes, nodeList, keepalived: [], config, acmeIssue, renderedConfig };
         }
 
@@ -781,7 +763,45 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             // A replaced container starts without our config: push it again.
             nodes.map((n) => n.container.id),
         );
-        return { nodes, nodeList, keepalived, config, renderedConfig };
+        const acmeIssue = this.acmeIssueSteps(plans, nodes, inputs, owner, config).pop();
+        return { nodes, nodeList, keepalived, config, acmeIssue, renderedConfig };
+    }
+
+    /**
+     * With tls.acme, once HAProxy routes the challenges: each node's issue
+     * step, so its certificate is obtained now rather than at its timer's
+     * next run. A pair's nodes order one after the other (node b after node
+     * a): the CA's fetches reach the VIP holder, which passes them on to the
+     * responder that knows the token.
+     */
+    private acmeIssueSteps(
+        plans: NodePlan[],
+        nodes: NodeSteps[],
+        inputs: ResolvedInputs,
+        owner: pulumi.Output<string>,
+        config: StepCommand,
+    ): StepCommand[] {
+        const issues: StepCommand[] = [];
+        if (!inputs.acme) return issues;
+        const pairNode = inputs.pair !== undefined;
+        nodes.forEach((n, i) =>
+            issues.push(
+                this.step(
+                    `${plans[i].prefix}-acme-issue`,
+                    "acmeIssue",
+                    inputs.connection,
+                    pulumi
+                        .all([plans[i].containerName, owner, inputs.acme as pulumi.Output<AcmeArgs>, acmePaths(inputs.settings)])
+                        .apply(
+                            ([containerName, ownerToken, acme, paths]) =>
+                                acmeIssueStep({ containerName, owner: ownerToken, acme, pairNode, ...paths }).stdin,
+                        ),
+                    { dependsOn: [config, ...(n.acme ? [n.acme] : []), ...issues] },
+                    [n.container.id],
+                ),
+            ),
+        );
+        return issues;
     }
 
     /** One node's container step and, with a certificate, its TLS step. */
@@ -855,7 +875,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 pulumi
                     .all([plan.containerName, owner, inputs.acme, acmePaths(settings)])
                     .apply(
-                        ([containerName, ownerToken, acme, paths]) => acmeStep({ containerName, owner: ownerToken, acme, ...paths }).stdin,
+                        ([containerName, ownerToken, acme, paths]) =>
+                            acmeStep({ containerName, owner: ownerToken, acme, pairNode: pair !== undefined, ...paths }).stdin,
                     ),
                 { dependsOn: [container] },
                 // A replaced container needs the client and its timer again.

@@ -54,6 +54,11 @@ export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object 
         tls: s.tlsCertPath !== "",
         hsts: s.tlsCertPath !== "" && s.hstsMaxAgeSeconds > 0,
         acmeChallenge: s.acmeChallengePort > 0,
+        // One node: its own responder on loopback. A pair: both nodes' responders, on the bridge.
+        acmeServers:
+            peers.length > 0
+                ? peers.map((peer) => ({ name: peer.name, hostPort: `${peer.address}:${s.acmeChallengePort}` }))
+                : [{ name: "acme", hostPort: `127.0.0.1:${s.acmeChallengePort}` }],
         acmeChallengePrefix: ACME_CHALLENGE_PREFIX,
         httpsPortSuffix: s.listenHttps === 443 ? "" : `:${s.listenHttps}`,
         logEnabled: s.logTarget !== "none",

@@ -326,6 +326,8 @@ export interface AcmeStepInputs {
     certPath: string;
     adminSocketPath: string;
     acme: AcmeArgs;
+    /** A node of a pair: its responder listens on every address, for the node holding the VIP. */
+    pairNode?: boolean;
 }
 
 /** acme.env as the container's renew script reads it, for these inputs. */
@@ -335,6 +337,7 @@ export function acmeEnv(inputs: AcmeStepInputs): string {
         adminSocket: inputs.adminSocketPath,
         stateDir: ACME_STATE_DIR,
         caBundlePath: inputs.acme.caBundlePem === undefined ? undefined : ACME_CA_PATH,
+        challengeOnAllAddresses: inputs.pairNode === true,
     });
 }
 

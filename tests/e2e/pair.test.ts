@@ -22,16 +22,20 @@
  * Traffic goes only to the VIP and the nodes on the lab bridge.
  */
 import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
-import { get, sleep, waitFor } from "../support";
+import { writeFileSync } from "fs";
+import * as path from "path";
+import { get, makeTempDir, PebbleCa, requireBinary, servedCertificate, sleep, startPebble, waitFor } from "../support";
 import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
-import { execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
+import { containerIPv4, execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
 import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
 import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 installProductMocks();
 
-const describeLab = requireIncusLab();
+// Its HTTPS comes from Pebble, run on the Incus host.
+const tools = requireBinary("pebble", "pebble-challtestsrv", "openssl");
+const describeLab = tools === describe ? requireIncusLab() : tools;
 /** The component's name, and its container: node a. Node b is <name>-b. */
 const PAIR = "veza-pair";
 const NODE_A = PAIR;
@@ -60,8 +64,18 @@ function pairArgs(apiServers: BackendServer[]): HaproxyLoadBalancerArgs {
         pair: { vip: VIP_CIDR },
         // Far above what the failover clients send from the host's one address: counted, never refused.
         rateLimit: { requests: 1000000, periodSeconds: 60 },
+        // HTTPS from Pebble (started in beforeAll); plain HTTP keeps serving for the failover clients.
+        tls: {
+            acme: { domains: [PAIR_DOMAIN], email: "ops@example.com", directoryUrl: ca.directory, caBundlePem: ca.apiCert.cert.toString() },
+        },
+        httpsRedirect: false,
     };
 }
+
+/** tls.acme on the pair: Pebble on the Incus host at the lab bridge's address, every name resolving to the VIP. */
+const PAIR_DOMAIN = "veza-pair.acme.test";
+let ca: PebbleCa;
+let caRoot = "";
 
 const notes = noteBook("pair");
 const note = notes.note;
@@ -77,6 +91,10 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
 
     beforeAll(async () => {
         await Promise.all([launchBackend(BACKEND, 8080), launchBackend(BACKEND_2, 8080)]);
+        const dir = makeTempDir("veza-pair-acme-");
+        ca = await startPebble({ dir, host: "198.18.0.1", httpPort: 80, resolveTo: VIP });
+        caRoot = path.join(dir, "pebble-root.pem");
+        writeFileSync(caRoot, await ca.rootPem());
         const t0 = Date.now();
         const up = await upPair(PAIR, pairArgs(current.apiServers));
         current.sha = up.steps.config.header.config_sha256;
@@ -149,6 +167,22 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         expect(traffic.plainFailures).toBe(0);
         current = { sha: steps.config.header.config_sha256, apiServers };
     }, 120_000);
+
+    test("tls.acme on the pair: each node orders its own certificate through the VIP holder, and both serve it (verified against Pebble's root), so HTTPS survives a failover", async () => {
+        const certs = [NODE_A, NODE_B].map(async (node) => {
+            const address = (await containerIPv4(node)) as string;
+            return { node, served: servedCertificate(address, 443, PAIR_DOMAIN, caRoot) };
+        });
+        const both = await Promise.all(certs);
+        for (const { served } of both) {
+            expect(served.verify).toBe("Verify return code: 0 (ok)");
+            expect(served.issuer).toMatch(/Pebble Intermediate CA/);
+        }
+        // Two orders, two certificates: no key ever crossed between the nodes.
+        expect(both[0].served.serial).not.toBe(both[1].served.serial);
+        expect(servedCertificate(VIP, 443, PAIR_DOMAIN, caRoot).verify).toBe("Verify return code: 0 (ok)");
+        note("acme on the pair", both.map(({ node, served }) => `${node} serves serial ${served.serial} (${served.issuer})`).join("; "));
+    }, 60_000);
 
     test("the nodes share stick tables through the peers section: an entry set on one node appears on the other", async () => {
         const key = `probe-${Date.now()}`;

@@ -55,8 +55,10 @@ export interface ProductSteps {
     container: StepCommand;
     tls?: StepCommand;
     config: StepCommand;
-    /** With tls.acme: the ACME step (before the config) and the issue step (after it). */
+    /** With tls.acme: the ACME step (before the config) and the issue step (after it); with a pair, node a's. */
     acme?: { setup: StepCommand; issue: StepCommand };
+    /** With tls.acme on a pair: node b's. */
+    acmeB?: { setup: StepCommand; issue: StepCommand };
     /** With a pair: node b's container and TLS steps, and each node's keepalived step (a, b). */
     nodeB?: { container: StepCommand; tls?: StepCommand };
     keepalived?: StepCommand[];
@@ -137,6 +139,9 @@ export async function buildSteps(
     const acme = find("acme");
     const acmeIssue = find("acme-issue");
     if (acme && acmeIssue) steps.acme = { setup: toStep(acme), issue: toStep(acmeIssue) };
+    const acmeB = find("b-acme");
+    const acmeIssueB = find("b-acme-issue");
+    if (acmeB && acmeIssueB) steps.acmeB = { setup: toStep(acmeB), issue: toStep(acmeIssueB) };
     const containerB = find("b-container");
     if (containerB) {
         const tlsB = find("b-tls");
@@ -146,11 +151,15 @@ export async function buildSteps(
         steps.keepalived = keepalived.map((k) => toStep(k as Registered));
     }
     const type = opts.type ?? "command:local:Command";
-    const all = [steps.container, steps.config, steps.tls, steps.acme?.setup, steps.acme?.issue].concat([
-        steps.nodeB?.container,
-        steps.nodeB?.tls,
-        ...(steps.keepalived ?? []),
-    ]);
+    const all = [
+        steps.container,
+        steps.config,
+        steps.tls,
+        steps.acme?.setup,
+        steps.acme?.issue,
+        steps.acmeB?.setup,
+        steps.acmeB?.issue,
+    ].concat([steps.nodeB?.container, steps.nodeB?.tls, ...(steps.keepalived ?? [])]);
     for (const s of all.filter((x): x is StepCommand => x !== undefined)) {
         if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
         if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
@@ -250,10 +259,15 @@ export async function upPair(componentName: string, args: HaproxyLoadBalancerArg
     let log = a.stderr + b.stderr;
     const tls = [steps.tls, steps.nodeB?.tls].filter((step): step is StepCommand => step !== undefined);
     log += (await Promise.all(tls.map((step) => runStepOk(step, "create")))).map((r) => r.stderr).join("");
+    const acmeSetups = [steps.acme?.setup, steps.acmeB?.setup].filter((step): step is StepCommand => step !== undefined);
+    log += (await Promise.all(acmeSetups.map((step) => runStepOk(step, "create")))).map((r) => r.stderr).join("");
     // Node b's keepalived depends on node a's: one after the other.
     for (const step of steps.keepalived ?? []) log += (await runStepOk(step, "create")).stderr;
     const config = await runStepOk(steps.config, "create");
-    return { steps, nodes, log: log + config.stderr, configStdout: config.stdout };
+    log += config.stderr;
+    // With tls.acme, each node orders its certificate once the config routes the challenges: node a, then node b.
+    for (const step of [steps.acme?.issue, steps.acmeB?.issue]) if (step) log += (await runStepOk(step, "create")).stderr;
+    return { steps, nodes, log, configStdout: config.stdout };
 }
 
 /** Like runStep but throws with the step's stderr on a non-zero exit. */

@@ -63,6 +63,32 @@ describe("tls.acme under mocks", () => {
         expect(step(byName("acme-issue")).header).toMatchObject({ container: "carry", cert_path: "/etc/haproxy/certs/veza.pem" });
     });
 
+    test("on a pair each node gets its ACME step and orders its own certificate after the pair's config, node b after node a; the VIP holder passes the CA's fetches to either node's responder", async () => {
+        const { children, byName } = await build(labArgs({ tls: { acme: ACME }, pair: { vip: "198.18.0.250/24" } }), "pair");
+        const deps = Object.fromEntries(children.map((c) => [c.name, c.dependsOn.sort()]));
+        expect(deps["pair-acme"]).toEqual(["pair-container"]);
+        expect(deps["pair-b-acme"]).toEqual(["pair-b-container"]);
+        expect(deps["pair-config"]).toEqual(expect.arrayContaining(["pair-acme", "pair-b-acme"]));
+        expect(deps["pair-acme-issue"]).toEqual(["pair-acme", "pair-config"]);
+        expect(deps["pair-b-acme-issue"]).toEqual(["pair-acme-issue", "pair-b-acme", "pair-config"]);
+        // Each node's responder listens on its bridge address too, for the node holding the VIP.
+        for (const node of ["acme", "b-acme"]) {
+            const { header, payload } = step(byName(node));
+            expect(payload.slice(0, Number(header.env_bytes))).toContain("ACME_CHALLENGE_ADDRESS=:8402\n");
+        }
+        const config = step(byName("config")).payload;
+        expect(config).toContain(
+            "backend veza_acme\n" +
+                "    # A pair: each node orders its own certificate, and the CA's fetch\n" +
+                "    # reaches whichever node holds the VIP. A responder that is not running\n" +
+                "    # refuses the connection, one that runs for the other node's order\n" +
+                "    # answers 404: both send the fetch on to the other node's responder.\n" +
+                "    retry-on conn-failure empty-response 404\n" +
+                "    server pair 198.18.0.10:8402\n" +
+                "    server pair-b 198.18.0.11:8402\n",
+        );
+    });
+
     test("the certificate output reads the issue step's report", () => {
         expect(certificateReport("not_after=Feb 24 10:00:00 2027 GMT\nissuer=CN = Pebble Intermediate CA 19ff54\n")).toEqual({
             notAfter: "Feb 24 10:00:00 2027 GMT",
@@ -83,11 +109,6 @@ describe("tls.acme refused at preview", () => {
             "ACME and a pushed certificate at once",
             { tls: { acme: ACME, certificatePem: "x" } as never },
             "tls.certificatePem is not a known setting (known: acme)",
-        ],
-        [
-            "ACME on a pair",
-            { tls: { acme: ACME }, pair: { vip: "198.18.0.250/24" } },
-            "tls.acme cannot be combined with pair yet: the CA's challenge reaches whichever node holds the VIP, and only one node would hold the certificate. Give the pair a certificate (tls.certificatePem and tls.privateKeyPem)",
         ],
     ])("%s", (_case, extra, message) => {
         const before = registered.length;

@@ -76,16 +76,15 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         expect(warnings).toEqual([]);
     });
 
-    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared tables (the rate limit's too)", () => {
+    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared tables (the rate limit's too) and the ACME route to both nodes", () => {
         const cfg = path.join(dir, "pair.cfg");
         const peers = [
             { name: "haproxy", address: "127.0.0.31" },
             { name: "haproxy-b", address: "127.0.0.32" },
         ];
-        writeFileSync(
-            cfg,
-            renderHaproxyConfig(ipLab({ rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } }), peers),
-        );
+        const edge = { rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } };
+        // With the ACME route too: both nodes' responders, retried on 404.
+        writeFileSync(cfg, renderHaproxyConfig(ipLab({ ...edge, tlsCertPath: certPath, acmeChallengePort: 8402 }), peers));
         for (const node of ["haproxy", "haproxy-b"]) {
             const check = spawnSync(findBinary("haproxy") as string, ["-c", "-L", node, "-f", cfg], { encoding: "utf8" });
             expect({ status: check.status, alerts: check.stderr.match(/\[ALERT\].*/g) ?? [] }).toEqual({ status: 0, alerts: [] });
