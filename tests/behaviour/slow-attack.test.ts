@@ -32,7 +32,7 @@ const SLOW_BODY_RATE = 40;
 const SLOWLORIS_RATE = 15;
 /**
  * Above what both attacks hold while their connections close at the timeout ((40 + 15)/s x ~11 s = ~600),
- * below what slow bodies alone pile up to when they do not (40/s x 25 s).
+ * below what slow bodies alone pile up to when they do not (40/s x 20 s).
  */
 const MAX_CONNECTIONS = 700;
 /** A normal client's patience: a request waiting for a free slot longer than this failed. */
@@ -130,7 +130,7 @@ describeWithTools("slow-client attacks (slowhttptest)", () => {
             : "slow bodies and slowloris are cut at the request timeout, so a normal client is always served during the attack, and no slow body reaches a server",
         async () => {
             const lab = await startLab({ api: 2, stream: 1, settings: { healthCheckIntervalMs: 1000, maxConnections: MAX_CONNECTIONS } });
-            const outcome = await underAttack(lab, 25);
+            const outcome = await underAttack(lab, 20);
             expect(outcome.postsServed).toBe(0);
             if (drainsAfterAnswer()) {
                 // What the README says of 3.x: slow bodies outlive the 10 s timeout (40/s x 10 s would be the bound).

@@ -9,10 +9,10 @@
  * load swaps it without a reload; a failed renewal is in the journal while
  * the old certificate serves; the ACME step's delete leaves the certificate.
  */
-import { writeFileSync } from "fs";
+import { rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { makeTempDir, PebbleCa, requireBinary, scanTls, servedCertificate, startPebble, underLoad, waitFor } from "../support";
+import { makeTempDir, onCleanup, PebbleCa, requireBinary, scanTls, servedCertificate, startPebble, underLoad, waitFor } from "../support";
 import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
 import { showProc } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
@@ -64,6 +64,7 @@ describeLab("tls.acme on real Incus with Pebble", () => {
         );
         address = (await runStepOk(first.container, "create")).stdout.trim();
         const dir = makeTempDir("veza-e2e-acme-");
+        onCleanup(() => rmSync(dir, { recursive: true, force: true }), "Pebble's files");
         ca = await startPebble({ dir, host: BRIDGE_HOST, httpPort: 80, resolveTo: address });
         rootFile = path.join(dir, "pebble-root.pem");
         writeFileSync(rootFile, await ca.rootPem());

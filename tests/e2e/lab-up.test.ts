@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from "fs";
 import * as path from "path";
-import { get, servedCertificate, waitFor } from "../support";
+import { get, request, servedCertificate, waitFor } from "../support";
 import { LAB_ACME_DOMAIN, LAB_PEBBLE_DIR } from "./lab-up";
 import { showProc } from "./lb";
 import { deleteContainers, ExecResult, LAB_CONTAINERS, listContainers, REPO_ROOT, requireIncusLab, run } from "./lab";
@@ -24,7 +24,7 @@ describeLab("npm run lab:up / lab:down", () => {
     cleanUpAfterSuite(LAB_CONTAINERS, notes);
     beforeAll(() => deleteContainers(LAB_CONTAINERS), 120_000);
 
-    test("lab:up brings up the lab stack and ends with one JSON line; a second run changes nothing; --pair turns it into a pair behind a VIP, keeping the running container; lab:down removes it all", async () => {
+    test("lab:up brings up the lab stack and ends with one JSON line; a second run changes nothing; --acme adds HTTPS from the lab's Pebble; --pair --acme turns it into a pair behind a VIP, keeping the running container, each node with a certificate from the same CA; lab:down removes it all, Pebble included", async () => {
         const up = await npmRun("lab:up");
         expect({ code: up.code, stderr: up.code === 0 ? "" : up.stderr }).toEqual({ code: 0, stderr: "" });
         const last = up.stdout.trim().split("\n").pop() as string;
@@ -45,59 +45,59 @@ describeLab("npm run lab:up / lab:down", () => {
         expect(again.stdout.trim().split("\n").pop()).toBe(last);
         notes.note("lab:up again", `${again.ms} ms`);
 
-        // The same lab turned into a pair: the running haproxy becomes node a, nothing is replaced.
+        // HTTPS from the lab's Pebble, on the running container: the plain JSON plus where to check the certificate.
+        const acme = { domain: LAB_ACME_DOMAIN, caRootPem: path.join(LAB_PEBBLE_DIR, "root.pem") };
+        const withAcme = await run("npm", ["run", "--silent", "lab:up", "--", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
+        expect({ code: withAcme.code, stderr: withAcme.code === 0 ? "" : withAcme.stderr }).toEqual({ code: 0, stderr: "" });
+        const acmeLast = withAcme.stdout.trim().split("\n").pop() as string;
+        expect(JSON.parse(acmeLast)).toEqual({ ...result, acme });
+        notes.note("lab:up --acme", `${withAcme.ms} ms: ${acmeLast}`);
+        const certificate = (address: string) => servedCertificate(address, 443, acme.domain, acme.caRootPem);
+        const single = certificate(result.nodes[0].address);
+        expect(single.verify).toBe("Verify return code: 0 (ok)");
+        const pebblePid = Number(readFileSync(path.join(LAB_PEBBLE_DIR, "pebble.pid"), "utf8"));
+
+        // The same lab turned into a pair: the running haproxy becomes node a, nothing is replaced; Pebble (and its
+        // root) is kept, node a keeps its certificate, node b orders its own through the VIP.
         const masterBefore = (await showProc("haproxy")).master;
-        const paired = await run("npm", ["run", "--silent", "lab:up", "--", "--pair"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
+        const paired = await run("npm", ["run", "--silent", "lab:up", "--", "--pair", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
         expect({ code: paired.code, stderr: paired.code === 0 ? "" : paired.stderr }).toEqual({ code: 0, stderr: "" });
         const pairLast = paired.stdout.trim().split("\n").pop() as string;
-        expect(JSON.parse(pairLast)).toEqual({
+        const pair = JSON.parse(pairLast) as { nodes: { name: string; address: string }[] };
+        expect(pair).toEqual({
             httpUrl: "http://198.18.0.240/",
             vip: "198.18.0.240",
             nodes: [result.nodes[0], { name: "haproxy-b", address: expect.stringMatching(/^198\.18\.0\.\d+$/) }],
+            acme,
         });
         expect((await showProc("haproxy")).master).toBe(masterBefore);
-        notes.note("lab:up --pair", `${paired.ms} ms: ${pairLast}`);
+        notes.note("lab:up --pair --acme", `${paired.ms} ms: ${pairLast}`);
+        expect(Number(readFileSync(path.join(LAB_PEBBLE_DIR, "pebble.pid"), "utf8"))).toBe(pebblePid);
+        expect(certificate(pair.nodes[0].address)).toEqual(single);
+        expect(certificate(pair.nodes[1].address).verify).toBe("Verify return code: 0 (ok)");
+        // With TLS on, plain HTTP is redirected (httpsRedirect); over HTTPS the VIP serves, with the CA's certificate.
         const throughVip = await waitFor(
             async () => {
                 const r = await get("http://198.18.0.240", "/api/v1/health", undefined, { timeoutMs: 1_000 }).catch(() => undefined);
-                return r?.status === 200 ? r : undefined;
+                return r?.status === 301 ? r : undefined;
             },
-            { what: "200 through the lab VIP", timeoutMs: 30_000, intervalMs: 200 },
+            { what: "the HTTPS redirect through the lab VIP", timeoutMs: 30_000, intervalMs: 200 },
         );
-        expect(throughVip.status).toBe(200);
+        expect(throughVip.headers.location).toBe("https://198.18.0.240/api/v1/health");
+        expect(certificate("198.18.0.240").verify).toBe("Verify return code: 0 (ok)");
+        const overHttps = await request({
+            host: "198.18.0.240",
+            port: 443,
+            path: "/api/v1/health",
+            tls: { ca: readFileSync(acme.caRootPem), servername: acme.domain },
+        });
+        expect(overHttps.status).toBe(200);
 
         const down = await npmRun("lab:down");
         expect(down.code).toBe(0);
         const left = (await listContainers()).filter((name) => (LAB_CONTAINERS as readonly string[]).includes(name));
         expect(left).toEqual([]);
-    }, 780_000);
-
-    test("lab:up -- --acme serves HTTPS with a certificate from the lab's Pebble (verified against the root it names); again, the same; lab:down stops Pebble", async () => {
-        const up = await run("npm", ["run", "--silent", "lab:up", "--", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
-        expect({ code: up.code, stderr: up.code === 0 ? "" : up.stderr }).toEqual({ code: 0, stderr: "" });
-        const last = up.stdout.trim().split("\n").pop() as string;
-        const result = JSON.parse(last) as { nodes: { address: string }[]; acme: { domain: string; caRootPem: string } };
-        expect(result).toEqual({
-            httpUrl: `http://${result.nodes[0].address}/`,
-            vip: null,
-            nodes: [{ name: "haproxy", address: expect.stringMatching(/^198\.18\.0\.\d+$/) }],
-            acme: { domain: LAB_ACME_DOMAIN, caRootPem: path.join(LAB_PEBBLE_DIR, "root.pem") },
-        });
-        notes.note("lab:up --acme", `${up.ms} ms: ${last}`);
-        const served = () => servedCertificate(result.nodes[0].address, 443, result.acme.domain, result.acme.caRootPem);
-        const first = served();
-        expect(first.verify).toBe("Verify return code: 0 (ok)");
-
-        const again = await run("npm", ["run", "--silent", "lab:up", "--", "--acme"], { cwd: REPO_ROOT, timeoutMs: 300_000 });
-        expect(again.code).toBe(0);
-        expect(again.stdout.trim().split("\n").pop()).toBe(last);
-        expect(served()).toEqual(first);
-
-        const pebblePid = Number(readFileSync(path.join(LAB_PEBBLE_DIR, "pebble.pid"), "utf8"));
-        expect(existsSync(`/proc/${pebblePid}`)).toBe(true);
-        const down = await npmRun("lab:down");
-        expect(down.code).toBe(0);
         expect(down.stderr).toContain(`teardown-incus: stopped pebble (pid ${pebblePid})`);
         await waitFor(() => !existsSync(`/proc/${pebblePid}`), { what: "Pebble gone", timeoutMs: 5_000, intervalMs: 50 });
-    }, 660_000);
+    }, 900_000);
 });

@@ -22,7 +22,8 @@
  * through HAProxy. The JSON gains
  *   "acme": {"domain": "veza.lab.test", "caRootPem": "/var/lib/veza-lab/pebble/root.pem"}
  * (verify with `openssl s_client -connect <address>:443 -servername veza.lab.test -CAfile <caRootPem>`).
- * Pebble keeps running (its root with it) until `npm run lab:down`.
+ * Pebble keeps running (its root with it) until `npm run lab:down`. With
+ * `--pair` too, the domain points at the VIP and each node orders its own.
  * `npm run lab:down` removes everything it made.
  *
  * A `haproxy:labTls` certificate needs `pulumi up` (the mocks make no real
@@ -115,6 +116,24 @@ function labApiCert(): TestCert {
     };
 }
 
+/** The lab's Pebble, resolving LAB_ACME_DOMAIN to `resolveTo`; the tls.acme args pointing at it, and what the JSON reports. */
+async function labAcme(resolveTo: string): Promise<{ tls: HaproxyLoadBalancerArgs["tls"]; report: { domain: string; caRootPem: string } }> {
+    const ca = await startLabPebble(resolveTo);
+    const caRootPem = path.join(LAB_PEBBLE_DIR, "root.pem");
+    writeFileSync(caRootPem, await ca.rootPem());
+    return {
+        tls: {
+            acme: {
+                domains: [LAB_ACME_DOMAIN],
+                email: "ops@example.com",
+                directoryUrl: ca.directory,
+                caBundlePem: ca.apiCert.cert.toString(),
+            },
+        },
+        report: { domain: LAB_ACME_DOMAIN, caRootPem },
+    };
+}
+
 const BACKENDS: [string, number][] = [
     ["backend-api-1", API_PORT],
     ["backend-api-2", API_PORT],
@@ -141,10 +160,6 @@ async function main(): Promise<void> {
     const acme = process.argv.includes("--acme");
     const unknown = process.argv.slice(2).filter((arg) => arg !== "--pair" && arg !== "--acme");
     if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(" ")}: the options are --pair and --acme`);
-    if (pair && acme)
-        throw new Error(
-            "--acme with --pair is not supported yet: the component refuses tls.acme on a pair (README, Certificates from Let's Encrypt)",
-        );
     installProductMocks();
     const args = labArgs();
 
@@ -157,10 +172,12 @@ async function main(): Promise<void> {
     );
 
     if (pair) {
-        const up = await upPair("haproxy", { ...args, pair: { vip: LAB_VIP } });
-        process.stderr.write(up.log);
         const vip = LAB_VIP.split("/")[0];
-        console.log(JSON.stringify({ httpUrl: `http://${vip}/`, vip, nodes: up.nodes }));
+        // With --acme the CA's DNS points the domain at the VIP: known before any node exists.
+        const withAcme = acme ? await labAcme(vip) : undefined;
+        const up = await upPair("haproxy", { ...args, pair: { vip: LAB_VIP }, ...(withAcme ? { tls: withAcme.tls } : {}) });
+        process.stderr.write(up.log);
+        console.log(JSON.stringify({ httpUrl: `http://${vip}/`, vip, nodes: up.nodes, ...(withAcme ? { acme: withAcme.report } : {}) }));
         return;
     }
     let steps = await buildSteps("haproxy", args);
@@ -170,19 +187,9 @@ async function main(): Promise<void> {
     let acmeReport: { domain: string; caRootPem: string } | undefined;
     if (acme) {
         // The CA's DNS points the domain at the container: Pebble starts once its address is known.
-        const ca = await startLabPebble(address);
-        const caRootPem = path.join(LAB_PEBBLE_DIR, "root.pem");
-        writeFileSync(caRootPem, await ca.rootPem());
-        const tls = {
-            acme: {
-                domains: [LAB_ACME_DOMAIN],
-                email: "ops@example.com",
-                directoryUrl: ca.directory,
-                caBundlePem: ca.apiCert.cert.toString(),
-            },
-        };
-        steps = await buildSteps("haproxy", { ...args, tls });
-        acmeReport = { domain: LAB_ACME_DOMAIN, caRootPem };
+        const withAcme = await labAcme(address);
+        steps = await buildSteps("haproxy", { ...args, tls: withAcme.tls });
+        acmeReport = withAcme.report;
     }
     if (steps.tls) process.stderr.write((await runStepOk(steps.tls, "create")).stderr);
     if (steps.acme) process.stderr.write((await runStepOk(steps.acme.setup, "create")).stderr);

@@ -22,9 +22,9 @@
  * Traffic goes only to the VIP and the nodes on the lab bridge.
  */
 import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
-import { writeFileSync } from "fs";
+import { rmSync, writeFileSync } from "fs";
 import * as path from "path";
-import { get, makeTempDir, PebbleCa, requireBinary, servedCertificate, sleep, startPebble, waitFor } from "../support";
+import { get, makeTempDir, onCleanup, PebbleCa, requireBinary, servedCertificate, sleep, startPebble, waitFor } from "../support";
 import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
 import { containerIPv4, execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
 import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
@@ -92,6 +92,7 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
     beforeAll(async () => {
         await Promise.all([launchBackend(BACKEND, 8080), launchBackend(BACKEND_2, 8080)]);
         const dir = makeTempDir("veza-pair-acme-");
+        onCleanup(() => rmSync(dir, { recursive: true, force: true }), "the pair's Pebble files");
         ca = await startPebble({ dir, host: "198.18.0.1", httpPort: 80, resolveTo: VIP });
         caRoot = path.join(dir, "pebble-root.pem");
         writeFileSync(caRoot, await ca.rootPem());

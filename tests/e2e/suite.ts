@@ -2,6 +2,7 @@
  * What every e2e file needs around its tests: a note book for the measured
  * numbers, and cleanup that runs even when a test fails.
  */
+import { cleanupAll } from "../support";
 import { deleteContainers } from "./lab";
 import { abortAllTraffic } from "./lb";
 
@@ -45,6 +46,8 @@ export function cleanUpAfterSuite(containers: readonly string[], notes: NoteBook
             await abortAllTraffic();
             await deleteContainers(containers);
         } finally {
+            // What the test kit started for the file (Pebble, WebSockets, temp dirs): jest exits only once they are gone.
+            await cleanupAll();
             notes.note("total time of this file", `${((Date.now() - start) / 1000).toFixed(1)} s`);
             notes.summary();
         }
