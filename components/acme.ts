@@ -4,7 +4,8 @@ import { Checker, isRecord, shown } from "./checker";
  * Certificates from an ACME CA (Let's Encrypt, a private CA, Pebble in the
  * lab), obtained and renewed inside the load balancer with the HTTP-01
  * challenge: HAProxy hands /.well-known/acme-challenge/ on its HTTP listener
- * to the ACME client's responder on loopback. This module holds the
+ * to the ACME client's responder (on loopback; a pair's node listens on its
+ * bridge address too). This module holds the
  * settings' rules and the values the scripts and haproxy.cfg derive from
  * them.
  */
@@ -23,7 +24,7 @@ export interface AcmeArgs {
 
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 export const LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory";
-/** Where the ACME client's HTTP-01 responder listens inside the container (loopback only), and haproxy.cfg routes the challenges. */
+/** The port of the ACME client's HTTP-01 responder in the container (127.0.0.1, or every address on a pair node), where haproxy.cfg routes the challenges. */
 export const ACME_CHALLENGE_PORT = 8402;
 /** The challenge path the CA fetches over plain HTTP (RFC 8555 section 8.3). */
 export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";

@@ -25,7 +25,7 @@ function isSelfIPv4(octets: number[]): boolean {
 }
 
 /** The eight 16-bit groups of a valid IPv6 literal (an embedded dotted IPv4 tail allowed). */
-function ipv6Groups(address: string): number[] {
+export function ipv6Groups(address: string): number[] {
     // "::ffff:127.0.0.1" -> "::ffff:7f00:1"
     const text = address.replace(
         /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from "net";
+import { ipv6Groups } from "./address";
 import { Checker, isRecord, shown } from "./checker";
 
 /*
@@ -40,15 +41,9 @@ function bits(address: string): string {
             .split(".")
             .map((o) => Number(o).toString(2).padStart(8, "0"))
             .join("");
-    const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
-        [((+a << 8) | +b).toString(16), ((+c << 8) | +d).toString(16)].join(":"),
-    );
-    const [head, tail] = text.split("::");
-    const groups = (part: string | undefined) => (part ? part.split(":") : []);
-    const left = groups(head);
-    const right = groups(tail);
-    const all = tail === undefined ? left : [...left, ...new Array(8 - left.length - right.length).fill("0"), ...right];
-    return all.map((g) => parseInt(g, 16).toString(2).padStart(16, "0")).join("");
+    return ipv6Groups(address)
+        .map((g) => g.toString(2).padStart(16, "0"))
+        .join("");
 }
 
 /** The network an address/prefix names, written back: "10.1.2.3/8" -> "10.0.0.0/8". */

@@ -44,7 +44,8 @@ export interface RequestOpts {
 /** The e2e lab's bridge (tests/e2e/setup-incus.sh: 198.18.0.1/24, a benchmarking range, NAT off). */
 const LAB_BRIDGE = /^198\.18\.0\.\d{1,3}$/;
 
-function assertTestNetwork(host: string): void {
+/** Throws unless `host` is on loopback or the Incus lab bridge: where every test's traffic stays. */
+export function assertTestNetwork(host: string): void {
     if (!/^127\./.test(host) && host !== "localhost" && !LAB_BRIDGE.test(host)) {
         throw new Error(`test traffic must stay on loopback or the Incus lab bridge (198.18.0.0/24), not ${host}`);
     }

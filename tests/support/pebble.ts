@@ -3,6 +3,7 @@ import { writeFileSync } from "fs";
 import { request as httpsRequest } from "https";
 import * as path from "path";
 import { onCleanup } from "./cleanup";
+import { assertTestNetwork } from "./http";
 import { freePort } from "./ports";
 import { findBinary } from "./requirements";
 import { waitFor } from "./time";
@@ -81,7 +82,7 @@ export function pebblePrograms(
     ports: PebblePorts,
     apiCert: TestCert,
 ): { bin: string; args: string[]; env: NodeJS.ProcessEnv }[] {
-    if (!/^127\.|^198\.18\.0\.\d+$/.test(o.host)) throw new Error(`Pebble listens on loopback or the lab bridge only, not ${o.host}`);
+    assertTestNetwork(o.host);
     const config = path.join(o.dir, "pebble.json");
     writeFileSync(
         config,
@@ -150,7 +151,7 @@ export interface ServedCertificate {
 
 /** The certificate a TLS listener serves for `servername`, checked by `openssl s_client -verify_return_error` against `caFile`. */
 export function servedCertificate(host: string, port: number, servername: string, caFile: string): ServedCertificate {
-    if (!/^127\.|^198\.18\.0\.\d+$/.test(host)) throw new Error(`TLS checks go to loopback or the lab bridge only, not ${host}`);
+    assertTestNetwork(host);
     const s = spawnSync(
         findBinary("openssl") as string,
         ["s_client", "-connect", `${host}:${port}`, "-servername", servername, "-verify_hostname", servername].concat([
@@ -181,7 +182,7 @@ export interface TlsScan {
 
 /** Runs sslscan against host:port with SNI `servername`. */
 export function scanTls(host: string, port: number, servername: string): TlsScan {
-    if (!/^127\.|^198\.18\.0\.\d+$/.test(host)) throw new Error(`TLS scans go to loopback or the lab bridge only, not ${host}`);
+    assertTestNetwork(host);
     const run = spawnSync(findBinary("sslscan") as string, ["--no-colour", `--sni-name=${servername}`, `${host}:${port}`], {
         encoding: "utf8",
         timeout: 60_000,
