@@ -19,6 +19,10 @@
  *   tls         HTTPS through the product and nginx with the same
  *               certificate: keep-alive requests/s and new TLS connections/s
  *
+ *   cost        the headline: proxy CPU µs per request over HTTP/1.1,
+ *               HTTPS and HTTP/2 and per TLS handshake, proxy pinned to its
+ *               own core, lean fixed-cost backend; product, seed literal, nginx
+ *
  * Writes bench/results.json, bench/results.md and bench/results.svg. Every
  * process it starts (haproxy, nginx, backends, wrk) runs in its own process
  * group and is stopped at the end, on failure and on Ctrl-C; temp dirs are
@@ -27,7 +31,9 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: render,hash,change,throughput,reload,failover,vip,ratelimit,tls)
+ *   BENCH_ONLY (comma list of: cost,render,hash,change,throughput,reload,failover,vip,ratelimit,tls)
+ *   BENCH_COST_CONNECTIONS (32); BENCH_COST_VARIANTS=a,b: the proxy-cost
+ *   scenario also runs the product with these bench/lib/variants.ts edits
  *   BENCH_STRICT=1: exit 1 when a target is missed.
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
@@ -50,6 +56,7 @@ import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
 import { measureTls, TlsResult } from "./scenarios/tls";
+import { measureProxyCost, ProxyCostResult } from "./scenarios/proxy-cost";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
@@ -71,7 +78,9 @@ const cfg = {
     failoverInterMs: env("BENCH_FAILOVER_INTER_MS", 2000),
     vipKills: env("BENCH_VIP_KILLS", 5),
     path: "/api/v1/bench",
+    costConnections: env("BENCH_COST_CONNECTIONS", 32),
 };
+const COST_VARIANTS = (process.env.BENCH_COST_VARIANTS ?? "").split(",").filter(Boolean);
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 const wants = (s: string) => ONLY.length === 0 || ONLY.includes(s);
 
@@ -95,6 +104,12 @@ interface Throughput {
 }
 
 interface Results {
+    /** Headline: proxy CPU µs per request, from proxy_cost (this run's HAProxy). */
+    cpu_us_per_request?: ProxyCostResult["cpu_us_per_request"];
+    tls_handshake?: ProxyCostResult["tls_handshake"];
+    proxy_cost?: ProxyCostResult;
+    /** proxy_cost of each HAProxy version measured (a run on another release keeps the others'). */
+    proxy_cost_by_haproxy?: Record<string, ProxyCostResult>;
     throughput?: Throughput;
     reload?: ReloadResult;
     failover?: FailoverResult;
@@ -291,12 +306,14 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["render", "hash", "change", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
-    const load = ["throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
+    const loopback = ["cost", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
+    const load = ["cost", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
         ["nginx", "nginx-light", load],
+        ["h2load", "nghttp2-client", wants("cost")],
+        ["taskset", "util-linux", wants("cost")],
     ] as const) {
         if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
@@ -314,6 +331,20 @@ async function main(): Promise<number> {
         }
     }
     try {
+        if (wants("cost")) {
+            const cost = await measureProxyCost({
+                rounds: cfg.rounds,
+                seconds: cfg.seconds,
+                connections: cfg.costConnections,
+                h2: { connections: 4, streams: 8 },
+                path: cfg.path,
+                variants: COST_VARIANTS,
+            });
+            results.proxy_cost = cost;
+            results.cpu_us_per_request = cost.cpu_us_per_request;
+            results.tls_handshake = cost.tls_handshake;
+            results.proxy_cost_by_haproxy = { ...results.proxy_cost_by_haproxy, [cost.haproxy_version]: cost };
+        }
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);
         if (wants("vip")) results.vip_failover = await measureVipFailover(cfg.vipKills);
@@ -422,6 +453,10 @@ async function main(): Promise<number> {
     }
     results.targets = targets(results);
     const ordered: Results = {
+        cpu_us_per_request: results.cpu_us_per_request,
+        tls_handshake: results.tls_handshake,
+        proxy_cost: results.proxy_cost,
+        proxy_cost_by_haproxy: results.proxy_cost_by_haproxy,
         throughput: results.throughput,
         reload: results.reload,
         failover: results.failover,

@@ -59,11 +59,19 @@ export async function renderProductCopy(
 }
 
 /** The seed's literal haproxy.cfg (bench/seed-literal.cfg) with ports filled in. */
-export async function startSeedLiteral(api: Named[], stream: Named[], checkInterMs = 5000): Promise<LiteralHaproxy> {
+export async function startSeedLiteral(
+    api: Named[],
+    stream: Named[],
+    checkInterMs = 5000,
+    opts: { bin?: string } = {},
+): Promise<LiteralHaproxy> {
     const dir = tempDir("seed");
     const httpPort = await freePort();
+    const httpsPort = await freePort();
     const config = fillPlaceholders(readBenchFile("seed-literal.cfg"), {
         HTTP_PORT: httpPort,
+        HTTPS_PORT: httpsPort,
+        CERT_PEM: benchCertificate().pemPath,
         STATS_PORT: await freePort(),
         ADMIN_SOCKET: path.join(dir, "admin.sock"),
         API_1_PORT: api[0].port,
@@ -72,19 +80,22 @@ export async function startSeedLiteral(api: Named[], stream: Named[], checkInter
         STREAM_2_PORT: stream[1].port,
         CHECK_INTER_MS: checkInterMs,
     });
-    const h = await LiteralHaproxy.start(config, { httpPort, dir });
+    const h = await LiteralHaproxy.start(config, { httpPort, httpsPort, dir, bin: opts.bin });
     onCleanup(() => h.stop());
     return h;
 }
 
-export async function startNginx(api: Named[], stream: Named[]): Promise<NginxContender> {
+export async function startNginx(api: Named[], stream: Named[], opts: { bin?: string; workers?: number } = {}): Promise<NginxContender> {
     const cert = benchCertificate();
-    const n = await NginxContender.start({
-        httpPort: await freePort(),
-        api: [api[0].port, api[1].port],
-        stream: [stream[0].port, stream[1].port],
-        https: { port: await freePort(), cert: cert.certPath, key: cert.keyPath },
-    });
+    const n = await NginxContender.start(
+        {
+            httpPort: await freePort(),
+            api: [api[0].port, api[1].port],
+            stream: [stream[0].port, stream[1].port],
+            https: { port: await freePort(), cert: cert.certPath, key: cert.keyPath },
+        },
+        opts,
+    );
     onCleanup(() => n.stop());
     return n;
 }

@@ -61,18 +61,33 @@ export class LiteralHaproxy {
         readonly adminSocket: string,
         readonly masterSocket: string,
         private readonly proc: Spawned,
+        /** The HTTPS bind's port, when the config has one (the caller chose it). */
+        readonly httpsPort?: number,
     ) {}
 
-    static async start(config: string, opts: { httpPort: number; dir?: string; adminSocket?: string }): Promise<LiteralHaproxy> {
+    /** `bin`: the haproxy to run (default: the one on PATH), e.g. a pinned wrapper from lib/pin.ts. */
+    static async start(
+        config: string,
+        opts: { httpPort: number; httpsPort?: number; dir?: string; adminSocket?: string; bin?: string },
+    ): Promise<LiteralHaproxy> {
         const dir = opts.dir ?? tempDir("haproxy");
+        const bin = opts.bin ?? "haproxy";
         const cfgPath = path.join(dir, "haproxy.cfg");
         writeFileSync(cfgPath, config);
-        await execFileP("haproxy", ["-c", "-q", "-f", cfgPath]).catch((e) => {
+        await execFileP(bin, ["-c", "-q", "-f", cfgPath]).catch((e) => {
             throw new Error(`haproxy -c rejected ${cfgPath}:\n${e.stderr ?? e}`);
         });
         const masterSocket = path.join(dir, "master.sock");
-        const proc = spawnGroup("haproxy", ["-W", "-db", "-f", cfgPath, "-S", masterSocket], { cwd: dir });
-        const h = new LiteralHaproxy(dir, cfgPath, opts.httpPort, opts.adminSocket ?? path.join(dir, "admin.sock"), masterSocket, proc);
+        const proc = spawnGroup(bin, ["-W", "-db", "-f", cfgPath, "-S", masterSocket], { cwd: dir });
+        const h = new LiteralHaproxy(
+            dir,
+            cfgPath,
+            opts.httpPort,
+            opts.adminSocket ?? path.join(dir, "admin.sock"),
+            masterSocket,
+            proc,
+            opts.httpsPort,
+        );
         try {
             await waitForPort(opts.httpPort, 10000, () => proc.child.exitCode === null);
         } catch (e) {

@@ -38,16 +38,18 @@ export class NginxContender {
         });
     }
 
-    static async start(p: NginxPorts): Promise<NginxContender> {
+    /** `bin`: the nginx to run (default NGINX_BIN, or a pinned wrapper from lib/pin.ts); `workers`: default one per core. */
+    static async start(p: NginxPorts, opts: { bin?: string; workers?: number } = {}): Promise<NginxContender> {
         const dir = tempDir("nginx");
+        const bin = opts.bin ?? NGINX_BIN;
         const conf = path.join(dir, "nginx.conf");
-        writeFileSync(conf, NginxContender.render(dir, p));
+        writeFileSync(conf, NginxContender.render(dir, p, opts.workers));
         // -p: prefix for relative paths; -e: error log before the config is read.
         const base = ["-p", dir, "-e", path.join(dir, "error.log"), "-c", conf];
-        await execFileP(NGINX_BIN, [...base, "-t", "-q"]).catch((e) => {
+        await execFileP(bin, [...base, "-t", "-q"]).catch((e) => {
             throw new Error(`nginx -t rejected ${conf}:\n${e.stderr ?? e}`);
         });
-        const proc = spawnGroup(NGINX_BIN, base, { cwd: dir });
+        const proc = spawnGroup(bin, base, { cwd: dir });
         try {
             await waitForPort(p.httpPort, 10000, () => proc.child.exitCode === null);
         } catch (e) {

@@ -13,6 +13,8 @@ export interface WrkOptions {
     /** wrk's per-request timeout; a request slower than this counts as a timeout error. */
     timeoutSec?: number;
     headers?: string[];
+    /** Run wrk under `taskset -c cpus` (lib/pin.ts's cpuPlan().load). */
+    cpus?: string;
 }
 
 export interface WrkResult {
@@ -89,9 +91,11 @@ export function startWrk(o: WrkOptions): RunningWrk {
     const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, `--timeout`, `${o.timeoutSec ?? 5}s`, "-s", WRK_SCRIPT];
     for (const h of o.headers ?? []) args.push("-H", h);
     args.push(o.url);
-    const env = { ...process.env, WRK_COUNT_STATUS: o.countStatus ? "1" : "0" };
+    if (o.cpus !== undefined && !/^[0-9]+(-[0-9]+)?$/.test(o.cpus)) throw new Error(`cpus must be N or N-M, got ${o.cpus}`);
+    const env = { ...process.env, WRK_COUNT_STATUS: o.countStatus ? "1" : "0", WRK_CPUS: o.cpus ?? "" };
     // bash's `times` reports wrk's user+system CPU once it has exited.
-    const p = spawnGroup("bash", ["-c", 'wrk "$@"; rc=$?; echo WRK_TIMES; times; exit $rc', "wrk", ...args], { env });
+    const run = o.cpus === undefined ? 'wrk "$@"' : 'taskset -c "$WRK_CPUS" wrk "$@"';
+    const p = spawnGroup("bash", ["-c", `${run}; rc=$?; echo WRK_TIMES; times; exit $rc`, "wrk", ...args], { env });
     const guard = setTimeout(() => void stopGroup(p, 500), (o.durationSec + 30) * 1000);
     const done = (async () => {
         try {
