@@ -33,7 +33,8 @@
  *   BENCH_VIP_KILLS (5)
  *   BENCH_ONLY (comma list of: cost,render,hash,change,throughput,reload,failover,vip,ratelimit,tls)
  *   BENCH_COST_CONNECTIONS (32); BENCH_COST_VARIANTS=a,b: the proxy-cost
- *   scenario also runs the product with these bench/lib/variants.ts edits
+ *   scenario also runs the product with these bench/lib/variants.ts edits;
+ *   BENCH_COST_ROWS=https,handshake: only these rows
  *   BENCH_STRICT=1: exit 1 when a target is missed.
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
@@ -48,6 +49,7 @@ import { NGINX_BIN } from "./lib/nginx";
 import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, median, round } from "./lib/stats";
 import { renderPlot } from "./lib/plot";
+import { renderCostPlot } from "./lib/cost-plot";
 import { measureChangeToServing } from "./scenarios/change";
 import { FailoverResult, measureFailover } from "./scenarios/failover";
 import { HashResult, measureHash } from "./scenarios/hash";
@@ -56,12 +58,13 @@ import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
 import { measureTls, TlsResult } from "./scenarios/tls";
-import { measureProxyCost, ProxyCostResult } from "./scenarios/proxy-cost";
+import { measureProxyCost, ProxyCostResult, Row, ROWS } from "./scenarios/proxy-cost";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
 const RESULTS_MD = path.join(__dirname, "results.md");
 const RESULTS_SVG = path.join(__dirname, "results.svg");
+const COST_SVG = path.join(__dirname, "proxy-cost.svg");
 
 const env = (name: string, fallback: number) => {
     const v = Number(process.env[name] ?? fallback);
@@ -81,6 +84,9 @@ const cfg = {
     costConnections: env("BENCH_COST_CONNECTIONS", 32),
 };
 const COST_VARIANTS = (process.env.BENCH_COST_VARIANTS ?? "").split(",").filter(Boolean);
+const COST_ROWS = process.env.BENCH_COST_ROWS === undefined ? undefined : (process.env.BENCH_COST_ROWS.split(",").filter(Boolean) as Row[]);
+for (const row of COST_ROWS ?? [])
+    if (!ROWS.includes(row)) throw new Error(`BENCH_COST_ROWS: unknown row ${row}; known: ${ROWS.join(", ")}`);
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 const wants = (s: string) => ONLY.length === 0 || ONLY.includes(s);
 
@@ -164,6 +170,12 @@ function targets(r: Results): Target[] {
         if (value === undefined) return;
         t.push({ name, target, value: String(value), pass: pass(value) });
     };
+    // Issue 15's goal: the proxy's own CPU per request at or below nginx's on every row, within 5% of the seed's over HTTP.
+    const ratios = r.proxy_cost?.ratios ?? {};
+    for (const row of ["http", "https", "h2", "handshake"]) {
+        add(`proxy CPU ${row}: product / nginx`, "<= 1.00", ratios[`${row}.product_vs_nginx`], (v) => v <= 1);
+    }
+    add("proxy CPU http: product / seed literal", "<= 1.05", ratios["http.product_vs_seed_literal"], (v) => v <= 1.05);
     const tp = r.throughput;
     add("throughput.product_vs_direct", ">= 0.80", tp?.product_vs_direct, (v) => v >= 0.8);
     add("throughput.product_vs_nginx", ">= 1.10", tp?.product_vs_nginx, (v) => v >= 1.1);
@@ -184,6 +196,55 @@ function targets(r: Results): Target[] {
     return t;
 }
 
+const ROW_LABELS: [row: Row, label: string][] = [
+    ["http", "HTTP/1.1 keep-alive"],
+    ["https", "HTTPS keep-alive (HTTP/1.1, TLS 1.3)"],
+    ["h2", "HTTP/2 over TLS"],
+    ["handshake", "full TLS handshake (µs each)"],
+];
+
+/** The headline table of one HAProxy release's proxy-cost run, and its experiments. */
+function costMarkdown(c: ProxyCostResult): string[] {
+    const lines: string[] = [];
+    const cell = (key: string, row: Row) => {
+        const x = c.contenders[key]?.rows[row];
+        return x ? `${x.cpu_us.median} (${x.cpu_us.min}–${x.cpu_us.max})` : "—";
+    };
+    const ratio = (name: string) => (c.ratios[name] === undefined ? "—" : `x${c.ratios[name]}`);
+    lines.push(
+        `${c.haproxy_version.replace(/ \d{4}\/\d{2}\/\d{2}$/, "")}, ${c.nginx_version}: proxy pinned to core ${c.cpus.proxy}, load and backend on ${c.cpus.load}; ` +
+            `wrk -t1 -c${c.load.connections} (h2load -c${c.load.h2.connections} -m${c.load.h2.streams}), ${c.load.rounds} alternated runs of ${c.load.seconds} s, medians (min–max).`,
+        "",
+        "| proxy CPU µs per request | product | seed literal | nginx | product / nginx | product / seed |",
+        "|---|---:|---:|---:|---:|---:|",
+    );
+    for (const [row, label] of ROW_LABELS) {
+        lines.push(
+            `| ${label} | ${cell("product", row)} | ${cell("seed_literal", row)} | ${cell("nginx", row)} | ${ratio(`${row}.product_vs_nginx`)} | ${ratio(`${row}.product_vs_seed_literal`)} |`,
+        );
+    }
+    const hs = c.tls_handshake;
+    lines.push(
+        "",
+        `Full TLS handshakes per second on the proxy's one core: product ${hs.product_per_s}, seed literal ${hs.seed_literal_per_s ?? "—"}, nginx ${hs.nginx_per_s}. ` +
+            `Per-round ratios (runs of one round are adjacent in time).`,
+        "",
+    );
+    const variants = Object.keys(c.contenders).filter((k) => k.startsWith("product+"));
+    if (variants.length > 0) {
+        lines.push(
+            "| experiment (same run) | HTTP/1.1 | HTTPS | HTTP/2 | handshake |",
+            "|---|---:|---:|---:|---:|",
+            `| product | ${ROW_LABELS.map(([row]) => cell("product", row)).join(" | ")} |`,
+        );
+        for (const v of variants) {
+            lines.push(`| ${v} | ${ROW_LABELS.map(([row]) => `${cell(v, row)} ${ratio(`${row}.${v}_vs_product`)}`).join(" | ")} |`);
+        }
+        lines.push("");
+    }
+    return lines;
+}
+
 function markdown(r: Results): string {
     const lines: string[] = [];
     const m = r.meta;
@@ -191,6 +252,7 @@ function markdown(r: Results): string {
         `Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`,
         "",
     );
+    for (const c of Object.values(r.proxy_cost_by_haproxy ?? {})) lines.push(...costMarkdown(c));
     if (r.throughput) {
         const tp = r.throughput;
         lines.push(
@@ -300,6 +362,7 @@ async function main(): Promise<number> {
     if (process.argv.includes("--plot")) {
         const r = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
         writeFileSync(RESULTS_SVG, plotFor(r));
+        if (r.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(Object.values(r.proxy_cost_by_haproxy)));
         writeFileSync(RESULTS_MD, markdown(r));
         log(`redrew ${path.relative(process.cwd(), RESULTS_SVG)} and results.md from results.json`);
         return 0;
@@ -339,6 +402,7 @@ async function main(): Promise<number> {
                 h2: { connections: 4, streams: 8 },
                 path: cfg.path,
                 variants: COST_VARIANTS,
+                rows: COST_ROWS,
             });
             results.proxy_cost = cost;
             results.cpu_us_per_request = cost.cpu_us_per_request;
@@ -476,6 +540,7 @@ async function main(): Promise<number> {
     const md = markdown(results);
     writeFileSync(RESULTS_MD, md);
     if (results.throughput) writeFileSync(RESULTS_SVG, plotFor(results));
+    if (results.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(Object.values(results.proxy_cost_by_haproxy)));
     process.stdout.write("\n" + md);
     log(`done in ${results.meta.duration_s} s: ${path.relative(process.cwd(), RESULTS_JSON)}, results.md, results.svg`);
     const missed = results.targets.filter((x) => !x.pass);

@@ -11,6 +11,8 @@ export { CERT_DIR, DEFAULT_TLS_CERT_PATH } from "./container-paths";
 export type StreamHashMode = "track" | "uri-whole";
 /** The sticky cookie's SameSite attribute. */
 export type CookieSameSite = "Lax" | "Strict" | "None";
+/** Which requests may take an idle connection to a server (HAProxy's http-reuse). */
+export type ServerConnectionReuse = "always" | "safe";
 
 /**
  * One setting, defined once: its default, a one-line doc (the README's
@@ -105,6 +107,17 @@ export const SETTINGS = {
         doc: "idle timeout of an upgraded WebSocket",
         check: int(1, 86400000),
         stack: "number",
+    }),
+    serverConnectionReuse: setting<ServerConnectionReuse>({
+        default: "always",
+        doc:
+            "`always`: a new client connection's first request may take an idle connection to a server, so a new client costs no TCP connect to the backend " +
+            "(if the server closes that connection at the same instant, GET, HEAD and OPTIONS are retried; another method gets a 502); " +
+            "`safe`: HAProxy's default, every client connection's first request opens its own (README, Performance)",
+        check: (c, field, value) => {
+            if (value !== "always" && value !== "safe") c.fail(field, `must be "always" or "safe" (got ${shown(value)})`);
+        },
+        stack: "string",
     }),
     hardStopAfterSeconds: setting<number>({
         default: 600,

@@ -72,6 +72,33 @@ export const VARIANTS: Record<string, Edit[]> = {
         dropLines(/^\s+retry-on /),
         dropLines(/disable-l7-retry/),
     ],
+    // Proxy cost (issue 15; BENCH_ONLY=cost BENCH_COST_VARIANTS=...):
+    // one X-Forwarded-Proto rule for both binds instead of two conditional ones.
+    "one-xfp-rule": [
+        dropLines(/set-header X-Forwarded-Proto http unless/),
+        (cfg) =>
+            cfg.replace(
+                "http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+                "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
+            ),
+    ],
+    // The server's TLS order (AES-128-GCM first) instead of the client's;
+    // HAProxy sets SSL_OP_PRIORITIZE_CHACHA, so a client that prefers
+    // ChaCha20 (no AES hardware) still gets it.
+    "server-cipher-order": [(cfg) => cfg.replace(/(ssl-default-bind-options) prefer-client-ciphers /, "$1 ")],
+    // A new client connection may take an idle server connection that has
+    // already carried a request (HAProxy's default "safe" opens a new one for
+    // every session's first request: one connect per TLS handshake).
+    "reuse-aggressive": [addToSection(DEFAULTS, ["http-reuse aggressive"])],
+    // References, not proposals: what a feature costs.
+    "no-ctl-deny": [dropLines(/req\.hdrs -m reg/)],
+    "no-edge-rules": [
+        dropLines(/req\.hdrs -m reg/),
+        dropLines(/http-request del-header (X-Forwarded-For|Forwarded|X-Real-IP)$/),
+        dropLines(/http-request deny deny_status 400 if \{ req\.hdr\((upgrade|http2-settings)\)/),
+    ],
+    "ssl-cache-off": [addToSection(GLOBAL, ["tune.ssl.cachesize 0"])],
+    "bufsize-8k": [addToSection(GLOBAL, ["tune.bufsize 8192"])],
     // Failover behaviour (use with --failover):
     "no-shutdown-sessions": [(cfg) => cfg.replace(/ on-marked-down shutdown-sessions/g, "")],
     "observe-l4": [(cfg) => cfg.replace(/^(\s+default-server check .*)$/gm, "$1 observe layer4 error-limit 10 on-error mark-down")],

@@ -94,6 +94,8 @@ export interface ProxyCostOptions {
     path: string;
     /** Extra contenders: the product with these bench/lib/variants.ts edits (experiments). */
     variants: string[];
+    /** The rows to run (default all): experiments may run only the rows they change. */
+    rows?: Row[];
 }
 
 const stat = (xs: number[]): Stat => ({ median: round(median(xs), 2), min: round(Math.min(...xs), 2), max: round(Math.max(...xs), 2) });
@@ -242,7 +244,9 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
         perS = r.rps;
         errors = r.socketErrors + r.non2xx;
     }
-    const cpuUs = ((groupsCpuMs(c.pgids) - cpu0) * 1000) / Math.max(1, requests);
+    // A run that completed nothing measured nothing (e.g. HTTP/2 with tune.bufsize below its 16 KB frames).
+    if (requests === 0) throw new Error(`${row}: no request completed through port ${row === "http" ? c.httpPort : c.httpsPort}`);
+    const cpuUs = ((groupsCpuMs(c.pgids) - cpu0) * 1000) / requests;
     return { cpu_us: round(cpuUs, 2), per_s: Math.round(perS), requests, errors };
 }
 
@@ -259,7 +263,7 @@ export async function measureProxyCost(o: ProxyCostOptions): Promise<ProxyCostRe
             results[c.key] = { label: c.label, threads: r.threads, rows: {} };
             log(`proxy cost: ${c.key} started (${r.threads} thread(s) on core ${plan.proxy}, cookie ${r.cookie ?? "none"})`);
         }
-        for (const row of ROWS) {
+        for (const row of o.rows ?? ROWS) {
             const here = list.filter((c) => {
                 const why = unsupported(row, running.get(c.key) as Running);
                 if (why !== undefined) (results[c.key].not_run ??= {})[row] = why;
@@ -303,7 +307,7 @@ export async function measureProxyCost(o: ProxyCostOptions): Promise<ProxyCostRe
     const ratios: Record<string, number> = {};
     for (const key of Object.keys(results).filter((k) => k.startsWith("product"))) {
         for (const row of ROWS) {
-            for (const other of ["nginx", "seed_literal"]) {
+            for (const other of key === "product" ? ["nginx", "seed_literal"] : ["product", "nginx", "seed_literal"]) {
                 const r = paired(key, other, row, (x) => x.cpu_us);
                 if (r !== undefined) ratios[`${row}.${key}_vs_${other}`] = r;
             }

@@ -34,6 +34,24 @@ function cookiesOf(lab: Lab): Map<string, string> {
 describeWithHaproxy("api_pool", () => {
     afterEach(cleanupAll);
 
+    // serverConnectionReuse "always" (http-reuse always): with HAProxy's
+    // default "safe", every client connection's first request opens its own
+    // server connection, so a client per request (a new TLS handshake each)
+    // costs a backend connect each; "aggressive" only reuses connections that
+    // carried two requests, which one-request clients never make.
+    test.each([
+        ["always", (n: number) => expect(n).toBeLessThanOrEqual(2)],
+        ["safe", (n: number) => expect(n).toBe(20)],
+    ] as const)("serverConnectionReuse %s: 20 clients, each on its own connection, one after another", async (reuse, expectConnections) => {
+        const lab = await startLab({ api: 1, stream: 1, settings: { serverConnectionReuse: reuse } });
+        for (let i = 0; i < 20; i++) {
+            const res = await get(lab.hp.httpPort, `/api/v1/feed?i=${i}`, { connection: "close" }, { agent: false });
+            expect(res.status).toBe(200);
+        }
+        expect(lab.api[0].requests).toBe(20);
+        expectConnections(lab.api[0].requestConnections);
+    });
+
     test("without a cookie, requests alternate round-robin and each response sets the sticky cookie (HttpOnly, no Secure over HTTP)", async () => {
         const lab = await startLab({ api: 3, stream: 1, settings: { healthCheckIntervalMs: 200 } });
         const names = lab.api.map((b) => b.name).sort();

@@ -38,6 +38,8 @@ export interface FakeBackend {
     readonly requestsByMethod: Readonly<Record<string, number>>;
     /** Requests Node's HTTP parser refused (a control character in a header, ...): the socket was closed without an answer. */
     readonly rejected: number;
+    /** TCP connections that carried at least one non-health request so far (health checks open their own). */
+    readonly requestConnections: number;
     /** Health endpoint answers 200 (true) or 503 (false). Other paths keep working. */
     setHealthy(healthy: boolean): void;
     isHealthy(): boolean;
@@ -70,6 +72,8 @@ class Backend implements FakeBackend {
     requests = 0;
     readonly requestsByMethod: Record<string, number> = {};
     rejected = 0;
+    requestConnections = 0;
+    private readonly requestSockets = new WeakSet<Socket>();
     port = 0;
     private healthy = true;
     private readonly healthPaths: Set<string>;
@@ -150,6 +154,10 @@ class Backend implements FakeBackend {
             return;
         }
         this.requests++;
+        if (!this.requestSockets.has(req.socket)) {
+            this.requestSockets.add(req.socket);
+            this.requestConnections++;
+        }
         const method = req.method ?? "";
         this.requestsByMethod[method] = (this.requestsByMethod[method] ?? 0) + 1;
         const payload: Record<string, unknown> = { backend: this.name, method: req.method, path: url, headers: req.headers };

@@ -22,6 +22,11 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         'stickyCookieSameSite must be "Lax", "Strict" or "None" (got "lax")',
     ],
     [
+        'http-reuse "aggressive" (never reuses for one-request clients; not offered)',
+        { serverConnectionReuse: "aggressive" as never },
+        'serverConnectionReuse must be "always" or "safe" (got "aggressive")',
+    ],
+    [
         "SameSite=None without TLS",
         { stickyCookieSameSite: "None" },
         'stickyCookieSameSite may be "None" only with TLS (tlsCertPath or a pushed certificate): browsers drop SameSite=None cookies that are not Secure, and stickiness would be lost',
