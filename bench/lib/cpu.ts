@@ -40,3 +40,17 @@ export function machineCpuMs(): { busy: number; total: number } {
     const idle = v[3] + v[4];
     return { busy: ((total - idle) * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
 }
+
+/**
+ * Busy time (ms) of one core from /proc/stat: user, nice, system, irq and
+ * softirq, so also the network work the kernel accounts to no process.
+ */
+export function coreBusyMs(core: number): number {
+    const line = readFileSync("/proc/stat", "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(`cpu${core} `));
+    if (line === undefined) throw new Error(`/proc/stat has no cpu${core} line`);
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return ((v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 1000) / TICKS_PER_SECOND;
+}

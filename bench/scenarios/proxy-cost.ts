@@ -4,7 +4,7 @@ import { writeFileSync } from "fs";
 import * as path from "path";
 import { freePort, onCleanup } from "../../tests/support";
 import { benchCertificate, productSettings, renderProductCopy, startNginx, startSeedLiteral } from "../lib/contenders";
-import { groupsCpuMs } from "../lib/cpu";
+import { coreBusyMs, groupsCpuMs } from "../lib/cpu";
 import { runH2load } from "../lib/h2load";
 import { fillPlaceholders, LiteralHaproxy, readBenchFile, waitForPort } from "../lib/literal";
 import { CpuPlan, cpuPlan, pinnedBinary } from "../lib/pin";
@@ -41,9 +41,11 @@ export interface Stat {
 
 export interface RowResult {
     cpu_us: Stat;
+    /** The proxy core's busy time per request (/proc/stat, softirq included): a cross-check of cpu_us. */
+    core_us: Stat;
     per_s: Stat;
     errors: number;
-    runs: { cpu_us: number; per_s: number; requests: number }[];
+    runs: { cpu_us: number; core_us: number; per_s: number; requests: number }[];
 }
 
 export interface ContenderCost {
@@ -214,6 +216,7 @@ function unsupported(row: Row, c: Running): string | undefined {
 async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuPlan, seconds: number) {
     const headers = c.cookie === undefined ? [] : [`Cookie: ${c.cookie}`];
     const cpu0 = groupsCpuMs(c.pgids);
+    const core0 = coreBusyMs(Number(plan.proxy));
     let requests: number;
     let perS: number;
     let errors: number;
@@ -247,11 +250,30 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
     // A run that completed nothing measured nothing (e.g. HTTP/2 with tune.bufsize below its 16 KB frames).
     if (requests === 0) throw new Error(`${row}: no request completed through port ${row === "http" ? c.httpPort : c.httpsPort}`);
     const cpuUs = ((groupsCpuMs(c.pgids) - cpu0) * 1000) / requests;
-    return { cpu_us: round(cpuUs, 2), per_s: Math.round(perS), requests, errors };
+    const coreUs = ((coreBusyMs(Number(plan.proxy)) - core0) * 1000) / requests;
+    return { cpu_us: round(cpuUs, 2), core_us: round(coreUs, 2), per_s: Math.round(perS), requests, errors };
 }
 
 export async function measureProxyCost(o: ProxyCostOptions): Promise<ProxyCostResult> {
     const plan = cpuPlan();
+    // The bench's own Node process (all its threads) leaves the proxy's core
+    // too, and gets its CPU set back at the end: later scenarios' children
+    // would inherit it.
+    const mask = /: ([0-9a-f]+)\s*$/.exec(spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" }).stdout)?.[1];
+    if (mask === undefined) throw new Error("taskset -p printed no affinity mask");
+    const setAffinity = (args: string[]) => {
+        const r = spawnSync("taskset", ["-a", "-p", ...args, String(process.pid)], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`taskset ${args.join(" ")}: ${r.stderr}`);
+    };
+    setAffinity(["-c", plan.load]);
+    try {
+        return await measurePinned(o, plan);
+    } finally {
+        setAffinity([mask]);
+    }
+}
+
+async function measurePinned(o: ProxyCostOptions, plan: CpuPlan): Promise<ProxyCostResult> {
     const backend = await startLeanBackend(plan.load);
     const list = contenders(backend.ports, plan, o);
     const running = new Map<string, Running>();
@@ -277,15 +299,18 @@ export async function measureProxyCost(o: ProxyCostOptions): Promise<ProxyCostRe
                 for (let i = 0; i < here.length; i++) {
                     const c = here[(i + r) % here.length];
                     const m = await measureOnce(row, running.get(c.key) as Running, o, plan, o.seconds);
-                    runs.get(c.key)?.push({ cpu_us: m.cpu_us, per_s: m.per_s, requests: m.requests });
+                    runs.get(c.key)?.push({ cpu_us: m.cpu_us, core_us: m.core_us, per_s: m.per_s, requests: m.requests });
                     errors.set(c.key, (errors.get(c.key) ?? 0) + m.errors);
-                    log(`proxy cost ${row} round ${r + 1}/${o.rounds} ${c.key}: ${m.cpu_us} µs, ${m.per_s}/s, ${m.errors} errors`);
+                    log(
+                        `proxy cost ${row} round ${r + 1}/${o.rounds} ${c.key}: ${m.cpu_us} µs (core ${m.core_us}), ${m.per_s}/s, ${m.errors} errors`,
+                    );
                 }
             }
             for (const c of here) {
                 const rs = runs.get(c.key) ?? [];
                 results[c.key].rows[row] = {
                     cpu_us: stat(rs.map((x) => x.cpu_us)),
+                    core_us: stat(rs.map((x) => x.core_us)),
                     per_s: stat(rs.map((x) => x.per_s)),
                     errors: errors.get(c.key) ?? 0,
                     runs: rs,
