@@ -20,8 +20,9 @@
  *               certificate: keep-alive requests/s and new TLS connections/s
  *
  *   cost        the headline: proxy CPU µs per request over HTTP/1.1,
- *               HTTPS and HTTP/2 and per TLS handshake, proxy pinned to its
- *               own core, lean fixed-cost backend; product, seed literal, nginx
+ *               HTTPS and HTTP/2 and per new TLS connection (full and
+ *               resumed handshakes), proxy pinned to its own core, lean
+ *               fixed-cost backend; product, seed literal, nginx
  *
  * Writes bench/results.json, bench/results.md and bench/results.svg. Every
  * process it starts (haproxy, nginx, backends, wrk) runs in its own process
@@ -40,7 +41,7 @@
  * and results.md from results.json. bench/README.md describes the whole bench.
  */
 import { spawnSync } from "child_process";
-import { readFileSync, writeFileSync } from "fs";
+import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import * as os from "os";
 import * as path from "path";
 import { findBinary } from "../tests/support";
@@ -172,7 +173,7 @@ function targets(r: Results): Target[] {
     };
     // Issue 15's goal: the proxy's own CPU per request at or below nginx's on every row, within 5% of the seed's over HTTP.
     const ratios = r.proxy_cost?.ratios ?? {};
-    for (const row of ["http", "https", "h2", "handshake"]) {
+    for (const row of ["http", "https", "h2", "handshake", "resumed"]) {
         add(`proxy CPU ${row}: product / nginx`, "<= 1.00", ratios[`${row}.product_vs_nginx`], (v) => v <= 1);
     }
     add("proxy CPU http: product / seed literal", "<= 1.05", ratios["http.product_vs_seed_literal"], (v) => v <= 1.05);
@@ -200,7 +201,8 @@ const ROW_LABELS: [row: Row, label: string][] = [
     ["http", "HTTP/1.1 keep-alive"],
     ["https", "HTTPS keep-alive (HTTP/1.1, TLS 1.3)"],
     ["h2", "HTTP/2 over TLS"],
-    ["handshake", "full TLS handshake (µs each)"],
+    ["handshake", "new TLS connection, full handshake (µs each)"],
+    ["resumed", "new TLS connection, session resumed (µs each)"],
 ];
 
 /** The headline table of one HAProxy release's proxy-cost run, and its experiments. */
@@ -226,15 +228,15 @@ function costMarkdown(c: ProxyCostResult): string[] {
     const hs = c.tls_handshake;
     lines.push(
         "",
-        `Full TLS handshakes per second on the proxy's one core: product ${hs.product_per_s}, seed literal ${hs.seed_literal_per_s ?? "—"}, nginx ${hs.nginx_per_s}. ` +
-            `Per-round ratios (runs of one round are adjacent in time).`,
+        `Full TLS handshakes per second on the proxy's one core (8 s_time clients): product ${hs.product_per_s}, seed literal ${hs.seed_literal_per_s ?? "—"}, nginx ${hs.nginx_per_s}. ` +
+            `Ratios are medians of per-round ratios (runs of one round are adjacent in time).`,
         "",
     );
     const variants = Object.keys(c.contenders).filter((k) => k.startsWith("product+"));
     if (variants.length > 0) {
         lines.push(
-            "| experiment (same run) | HTTP/1.1 | HTTPS | HTTP/2 | handshake |",
-            "|---|---:|---:|---:|---:|",
+            "| experiment (same run) | HTTP/1.1 | HTTPS | HTTP/2 | full handshake | resumed |",
+            "|---|---:|---:|---:|---:|---:|",
             `| product | ${ROW_LABELS.map(([row]) => cell("product", row)).join(" | ")} |`,
         );
         for (const v of variants) {
@@ -245,6 +247,26 @@ function costMarkdown(c: ProxyCostResult): string[] {
     return lines;
 }
 
+/** proxy_cost_by_haproxy in release order (2.6 before 3.0). */
+function costsByRelease(r: Results): ProxyCostResult[] {
+    return Object.values(r.proxy_cost_by_haproxy ?? {}).sort((a, b) =>
+        a.haproxy_version.localeCompare(b.haproxy_version, "en", { numeric: true }),
+    );
+}
+
+const EXPERIMENTS_DIR = path.join(__dirname, "experiments");
+
+/** bench/experiments/<date>.json: one proxy-cost run with variants, as measured (see its README). */
+function writeExperiment(cost: ProxyCostResult, date: string): void {
+    mkdirSync(EXPERIMENTS_DIR, { recursive: true });
+    const env = ["BENCH_ONLY", "BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_COST_ROWS", "BENCH_COST_VARIANTS", "BENCH_COST_CONNECTIONS"]
+        .filter((k) => process.env[k] !== undefined)
+        .map((k) => `${k}=${process.env[k]}`);
+    const file = path.join(EXPERIMENTS_DIR, `${date.replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, JSON.stringify({ date, command: [...env, "npm run bench"].join(" "), proxy_cost: cost }, null, 2) + "\n");
+    log(`experiment kept in ${path.relative(process.cwd(), file)}`);
+}
+
 function markdown(r: Results): string {
     const lines: string[] = [];
     const m = r.meta;
@@ -252,7 +274,7 @@ function markdown(r: Results): string {
         `Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`,
         "",
     );
-    for (const c of Object.values(r.proxy_cost_by_haproxy ?? {})) lines.push(...costMarkdown(c));
+    for (const c of costsByRelease(r)) lines.push(...costMarkdown(c));
     if (r.throughput) {
         const tp = r.throughput;
         lines.push(
@@ -362,7 +384,7 @@ async function main(): Promise<number> {
     if (process.argv.includes("--plot")) {
         const r = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
         writeFileSync(RESULTS_SVG, plotFor(r));
-        if (r.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(Object.values(r.proxy_cost_by_haproxy)));
+        if (r.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(costsByRelease(r)));
         writeFileSync(RESULTS_MD, markdown(r));
         log(`redrew ${path.relative(process.cwd(), RESULTS_SVG)} and results.md from results.json`);
         return 0;
@@ -408,6 +430,8 @@ async function main(): Promise<number> {
             results.cpu_us_per_request = cost.cpu_us_per_request;
             results.tls_handshake = cost.tls_handshake;
             results.proxy_cost_by_haproxy = { ...results.proxy_cost_by_haproxy, [cost.haproxy_version]: cost };
+            // An experiment's before/after stays in the bench's history, kept or not.
+            if (COST_VARIANTS.length > 0) writeExperiment(cost, String(results.meta.date));
         }
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);
@@ -540,7 +564,7 @@ async function main(): Promise<number> {
     const md = markdown(results);
     writeFileSync(RESULTS_MD, md);
     if (results.throughput) writeFileSync(RESULTS_SVG, plotFor(results));
-    if (results.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(Object.values(results.proxy_cost_by_haproxy)));
+    if (results.proxy_cost_by_haproxy) writeFileSync(COST_SVG, renderCostPlot(costsByRelease(results)));
     process.stdout.write("\n" + md);
     log(`done in ${results.meta.duration_s} s: ${path.relative(process.cwd(), RESULTS_JSON)}, results.md, results.svg`);
     const missed = results.targets.filter((x) => !x.pass);

@@ -6,6 +6,7 @@ import { freePort, onCleanup } from "../../tests/support";
 import { benchCertificate, productSettings, renderProductCopy, startNginx, startSeedLiteral } from "../lib/contenders";
 import { coreBusyMs, groupsCpuMs } from "../lib/cpu";
 import { runH2load } from "../lib/h2load";
+import { runSTime } from "../lib/s-time";
 import { fillPlaceholders, LiteralHaproxy, readBenchFile, waitForPort } from "../lib/literal";
 import { CpuPlan, cpuPlan, pinnedBinary } from "../lib/pin";
 import { spawnGroup, stopGroup, tempDir, removeTempDir } from "../lib/procs";
@@ -22,16 +23,19 @@ import { runWrk } from "../lib/wrk";
  *   http       HTTP/1.1 keep-alive (wrk)
  *   https      HTTP/1.1 keep-alive over TLS (wrk)
  *   h2         HTTP/2 over TLS (h2load, ALPN h2)
- *   handshake  a new TLS connection per request ("Connection: close"; no
- *              session resumption): CPU per full handshake and handshakes/s
+ *   handshake  a new TLS connection per request with a full handshake
+ *              (openssl s_time -new, 8 at once): CPU per handshake, handshakes/s
+ *   resumed    a new TLS connection per request, the session resumed (wrk
+ *              with "Connection: close": its SSL_clear keeps the session and
+ *              both servers keep a session cache)
  * Contenders: the product's rendered config, the seed's literal config and
  * nginx with the same pools, forwarded headers, keep-alive upstreams,
  * certificate and TLS versions. Clients send the sticky cookie back, as
  * browsers do. Rounds alternate the contenders' order; medians and ranges.
  */
 
-export type Row = "http" | "https" | "h2" | "handshake";
-export const ROWS: Row[] = ["http", "https", "h2", "handshake"];
+export type Row = "http" | "https" | "h2" | "handshake" | "resumed";
+export const ROWS: Row[] = ["http", "https", "h2", "handshake", "resumed"];
 
 export interface Stat {
     median: number;
@@ -220,7 +224,13 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
     let requests: number;
     let perS: number;
     let errors: number;
-    if (row === "h2") {
+    if (row === "handshake") {
+        const r = await runSTime({ port: c.httpsPort as number, path: o.path, seconds, clients: 8, cpus: plan.load });
+        requests = r.connections;
+        perS = r.perS;
+        // s_time checks no status: an answer shorter than a 200's headers is counted as an error run.
+        errors = r.bytesPerConnection < 100 ? r.connections : 0;
+    } else if (row === "h2") {
         const r = await runH2load({
             url: `https://127.0.0.1:${c.httpsPort}${o.path}`,
             connections: o.h2.connections,
@@ -240,7 +250,7 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
             threads: 1,
             connections: o.connections,
             durationSec: seconds,
-            headers: row === "handshake" ? [...headers, "Connection: close"] : headers,
+            headers: row === "resumed" ? [...headers, "Connection: close"] : headers,
             cpus: plan.load,
         });
         requests = r.requests;
