@@ -2,7 +2,8 @@ import { spawnGroup, stopGroup } from "./procs";
 
 /*
  * Full TLS handshakes: `openssl s_time -new` opens a connection, does a full
- * handshake (never resuming: wrk would, as its SSL_clear keeps the session),
+ * handshake (never resuming: wrk would, as its ssl_close calls SSL_shutdown
+ * then SSL_clear, which keeps the session: wg/wrk src/ssl.c),
  * sends "GET <path> HTTP/1.0", reads the answer and closes, again and again
  * for `seconds`. `clients` of them run at once, so the server always has
  * handshakes waiting.
