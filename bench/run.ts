@@ -361,7 +361,7 @@ function markdown(r: Results): string {
         const t = r.tls;
         for (const [what, m] of [
             ["HTTPS keep-alive requests/s", t.keep_alive],
-            ["new TLS connections/s (a full handshake each)", t.handshakes],
+            ["new TLS connections/s (wrk: resumed where the server caches sessions)", t.handshakes],
         ] as const) {
             lines.push(
                 `| ${what}, product vs nginx (same certificate; ${t.wrk.runs_each} alternated runs each) | ${m.product_per_s} vs ${m.nginx_per_s} (x${m.product_vs_nginx}); ` +

@@ -8,9 +8,12 @@ import { runWrk } from "../lib/wrk";
  * HTTPS through the product and through nginx with the same certificate
  * (ECDSA P-256) and the same TLS settings, alternated run by run: keep-alive
  * requests per second, and new TLS connections per second (wrk sends
- * "Connection: close", so every request is a full handshake: the product
- * sets no-tls-tickets, nginx ssl_session_tickets off, and wrk resumes no
- * session). Proxy CPU per handshake from /proc.
+ * "Connection: close", so every request is a new connection). These are
+ * resumed handshakes wherever the server keeps a session cache (HAProxy by
+ * default, and nginx since it has one): wrk's ssl_close calls SSL_shutdown
+ * then SSL_clear, which keeps the session (wg/wrk src/ssl.c). The
+ * proxy-cost scenario measures full handshakes with openssl s_time -new.
+ * Proxy CPU per connection from /proc.
  */
 export interface TlsModeResult {
     product_per_s: number;
