@@ -40,7 +40,6 @@
  * `npm run bench:plot` (same as `npm run bench -- --plot`) redraws results.svg
  * and results.md from results.json. bench/README.md describes the whole bench.
  */
-import { spawnSync } from "child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -51,6 +50,7 @@ import { cleanupAll, installExitHandlers } from "./lib/procs";
 import { log, median, round } from "./lib/stats";
 import { renderPlot } from "./lib/plot";
 import { renderCostPlot } from "./lib/cost-plot";
+import { toolVersion } from "./lib/versions";
 import { measureChangeToServing } from "./scenarios/change";
 import { FailoverResult, measureFailover } from "./scenarios/failover";
 import { HashResult, measureHash } from "./scenarios/hash";
@@ -138,16 +138,6 @@ interface Target {
     pass: boolean;
 }
 
-/** First line a tool prints about its version (nginx and wrk print it on stderr; wrk -v exits 1). */
-function version(cmd: string, args: string[]): string {
-    const r = spawnSync(cmd, args, { encoding: "utf8" });
-    return `${r.stdout ?? ""}${r.stderr ?? ""}`
-        .split("\n")[0]
-        .replace(/ - https?:\/\/\S+$/, "")
-        .replace(/ Copyright.*$/, "")
-        .trim();
-}
-
 function meta(): Record<string, unknown> {
     return {
         date: new Date().toISOString(),
@@ -158,9 +148,9 @@ function meta(): Record<string, unknown> {
         memory_gb: round(os.totalmem() / 2 ** 30, 1),
         loadavg_at_start: os.loadavg().map((l) => round(l, 2)),
         node: process.version,
-        haproxy: version("haproxy", ["-v"]),
-        nginx: version(NGINX_BIN, ["-v"]),
-        wrk: version("wrk", ["-v"]),
+        haproxy: toolVersion("haproxy", ["-v"]),
+        nginx: toolVersion(NGINX_BIN, ["-v"]),
+        wrk: toolVersion("wrk", ["-v"]),
         settings: cfg,
     };
 }
@@ -398,12 +388,15 @@ async function main(): Promise<number> {
         ["wrk", "wrk", load],
         ["nginx", "nginx-light", load],
         ["h2load", "nghttp2-client", wants("cost")],
+        ["openssl", "openssl", wants("cost") || wants("tls")],
         ["taskset", "util-linux", wants("cost")],
     ] as const) {
         if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
     const started = Date.now();
     const results: Results = { meta: meta() };
+    // This run's start: a partial run's meta below becomes the previous run's.
+    const runDate = String(results.meta.date);
     // A partial run (BENCH_ONLY) keeps the other sections of the previous results.json.
     if (ONLY.length > 0) {
         try {
@@ -431,7 +424,7 @@ async function main(): Promise<number> {
             results.tls_handshake = cost.tls_handshake;
             results.proxy_cost_by_haproxy = { ...results.proxy_cost_by_haproxy, [cost.haproxy_version]: cost };
             // An experiment's before/after stays in the bench's history, kept or not.
-            if (COST_VARIANTS.length > 0) writeExperiment(cost, String(results.meta.date));
+            if (COST_VARIANTS.length > 0) writeExperiment(cost, runDate);
         }
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);

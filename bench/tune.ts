@@ -22,7 +22,7 @@ import { log, round } from "./lib/stats";
 import { oneFailover } from "./scenarios/failover";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { startWrk } from "./lib/wrk";
-import { VARIANTS } from "./lib/variants";
+import { applyVariant, VARIANTS } from "./lib/variants";
 
 /**
  * --reload: for each variant, steady wrk load while the variant's config is
@@ -41,7 +41,7 @@ async function reloadMode(names: string[]): Promise<void> {
         mkdirSync(dir, { recursive: true });
         const two = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2]));
         const three = await renderProductCopy(dir, productSettings([a1, a2, a3], [s1, s2]), two);
-        const edit = (cfg: string) => VARIANTS[name].reduce((text, e) => e(text), cfg);
+        const edit = (cfg: string) => applyVariant(name, cfg);
         const h = await LiteralHaproxy.start(edit(two.config), { httpPort: two.httpPort, dir, adminSocket: two.adminSocket });
         onCleanup(() => h.stop(false));
         const wrk = startWrk({
@@ -86,7 +86,7 @@ async function failoverMode(names: string[]): Promise<void> {
             const dir = path.join(tmp, `${name}-${rep}`);
             mkdirSync(dir, { recursive: true });
             const copy = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2], { healthCheckIntervalMs: 2000 }));
-            const cfg = VARIANTS[name].reduce((text, e) => e(text), copy.config);
+            const cfg = applyVariant(name, copy.config);
             const h = await LiteralHaproxy.start(cfg, { httpPort: copy.httpPort, dir, adminSocket: copy.adminSocket });
             onCleanup(() => h.stop(false));
             try {
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
             const dir = path.join(tmp, name);
             mkdirSync(dir, { recursive: true });
             const copy = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2]));
-            const cfg = VARIANTS[name].reduce((text, edit) => edit(text), copy.config);
+            const cfg = applyVariant(name, copy.config);
             writeFileSync(path.join(dir, "haproxy.cfg"), cfg);
             const h = await LiteralHaproxy.start(cfg, { httpPort: copy.httpPort, dir, adminSocket: copy.adminSocket });
             onCleanup(() => h.stop(false));

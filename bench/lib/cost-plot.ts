@@ -8,12 +8,10 @@
  */
 import * as echarts from "echarts";
 import type { ProxyCostResult, Row } from "../scenarios/proxy-cost";
+import { CONTENDERS as THROUGHPUT_CONTENDERS } from "./plot";
 
-const CONTENDERS: [key: string, label: string, color: string][] = [
-    ["product", "product", "#1f77b4"],
-    ["seed_literal", "seed literal", "#ff7f0e"],
-    ["nginx", "nginx", "#2ca02c"],
-];
+/** The throughput plot's contenders and colours, without "direct" (no proxy, no proxy cost). */
+const CONTENDERS = THROUGHPUT_CONTENDERS.filter(([key]) => key !== "direct");
 
 const REQUEST_ROWS: [row: Row, label: string][] = [
     ["http", "HTTP/1.1"],

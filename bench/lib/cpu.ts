@@ -32,10 +32,18 @@ export function groupsCpuMs(pgids: number[]): number {
     return pgids.reduce((sum, pgid) => sum + groupCpuMs(pgid), 0);
 }
 
+/** The tick counters of /proc/stat's `cpu` (whole machine) or `cpuN` line: user nice system idle iowait irq softirq steal ... */
+function procStatTicks(name: string): number[] {
+    const line = readFileSync("/proc/stat", "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`/proc/stat has no ${name} line`);
+    return line.trim().split(/\s+/).slice(1).map(Number);
+}
+
 /** Busy and total CPU time (ms) of the whole machine, from /proc/stat. */
 export function machineCpuMs(): { busy: number; total: number } {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const v = procStatTicks("cpu");
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = v[3] + v[4];
     return { busy: ((total - idle) * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
@@ -46,11 +54,6 @@ export function machineCpuMs(): { busy: number; total: number } {
  * softirq, so also the network work the kernel accounts to no process.
  */
 export function coreBusyMs(core: number): number {
-    const line = readFileSync("/proc/stat", "utf8")
-        .split("\n")
-        .find((l) => l.startsWith(`cpu${core} `));
-    if (line === undefined) throw new Error(`/proc/stat has no cpu${core} line`);
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal
+    const v = procStatTicks(`cpu${core}`);
     return ((v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 1000) / TICKS_PER_SECOND;
 }

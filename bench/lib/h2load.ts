@@ -1,3 +1,4 @@
+import { onCpus } from "./pin";
 import { spawnGroup, stopGroup } from "./procs";
 
 /*
@@ -52,11 +53,10 @@ export function parseH2loadOutput(out: string): H2loadResult {
 export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
     const url = new URL(o.url);
     if (url.hostname !== "127.0.0.1") throw new Error(`bench traffic goes to 127.0.0.1 only, not ${url.hostname}`);
-    if (o.cpus !== undefined && !/^[0-9]+(-[0-9]+)?$/.test(o.cpus)) throw new Error(`cpus must be N or N-M, got ${o.cpus}`);
     const args = ["-t1", `-c${o.connections}`, `-m${o.streams}`, `-D${o.durationSec}`, "--warm-up-time=1"];
     for (const h of o.headers ?? []) args.push("-H", h);
     args.push(o.url);
-    const p = o.cpus === undefined ? spawnGroup("h2load", args) : spawnGroup("taskset", ["-c", o.cpus, "h2load", ...args]);
+    const p = spawnGroup(...onCpus(o.cpus, "h2load", args));
     const guard = setTimeout(() => void stopGroup(p, 500), (o.durationSec + 30) * 1000);
     try {
         const code = await p.exited;

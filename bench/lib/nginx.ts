@@ -14,6 +14,30 @@ export interface NginxPorts {
     https: { port: number; cert: string; key: string };
 }
 
+/**
+ * nginx from a config text (made for `dir`, where it is written) in the
+ * foreground, own process group, once `nginx -t` accepts it; resolves when
+ * every port in `ports` accepts connections. The contender and the
+ * proxy-cost scenario's lean backend both start this way.
+ */
+export async function startNginxProcess(dir: string, config: string, ports: number[], bin = NGINX_BIN): Promise<Spawned> {
+    const conf = path.join(dir, "nginx.conf");
+    writeFileSync(conf, config);
+    // -p: prefix for relative paths; -e: error log before the config is read.
+    const base = ["-p", dir, "-e", path.join(dir, "error.log"), "-c", conf];
+    await execFileP(bin, [...base, "-t", "-q"]).catch((e) => {
+        throw new Error(`nginx -t rejected ${conf}:\n${e.stderr ?? e}`);
+    });
+    const proc = spawnGroup(bin, base, { cwd: dir });
+    try {
+        for (const port of ports) await waitForPort(port, 10000, () => proc.child.exitCode === null);
+    } catch (e) {
+        await stopGroup(proc, 200);
+        throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`, { cause: e });
+    }
+    return proc;
+}
+
 /** nginx from bench/nginx.conf in a temp dir, in the foreground, own process group. */
 export class NginxContender {
     private constructor(
@@ -41,21 +65,7 @@ export class NginxContender {
     /** `bin`: the nginx to run (default NGINX_BIN, or a pinned wrapper from lib/pin.ts); `workers`: default one per core. */
     static async start(p: NginxPorts, opts: { bin?: string; workers?: number } = {}): Promise<NginxContender> {
         const dir = tempDir("nginx");
-        const bin = opts.bin ?? NGINX_BIN;
-        const conf = path.join(dir, "nginx.conf");
-        writeFileSync(conf, NginxContender.render(dir, p, opts.workers));
-        // -p: prefix for relative paths; -e: error log before the config is read.
-        const base = ["-p", dir, "-e", path.join(dir, "error.log"), "-c", conf];
-        await execFileP(bin, [...base, "-t", "-q"]).catch((e) => {
-            throw new Error(`nginx -t rejected ${conf}:\n${e.stderr ?? e}`);
-        });
-        const proc = spawnGroup(bin, base, { cwd: dir });
-        try {
-            await waitForPort(p.httpPort, 10000, () => proc.child.exitCode === null);
-        } catch (e) {
-            await stopGroup(proc, 200);
-            throw new Error(`${e}\nnginx stderr:\n${proc.stderr()}`, { cause: e });
-        }
+        const proc = await startNginxProcess(dir, NginxContender.render(dir, p, opts.workers), [p.httpPort], opts.bin);
         return new NginxContender(dir, p.httpPort, p.https.port, proc);
     }
 

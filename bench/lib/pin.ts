@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import { chmodSync, writeFileSync } from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -19,6 +20,37 @@ export interface CpuPlan {
     load: string;
 }
 
+/** A taskset CPU list as the bench writes them ("1", "1-3"); anything else is refused before it reaches a command. */
+export function checkCpuList(cpus: string): string {
+    if (!/^[0-9]+(-[0-9]+)?$/.test(cpus)) throw new Error(`cpu list must be N or N-M, got ${JSON.stringify(cpus)}`);
+    return cpus;
+}
+
+/** `cmd args` to spawn, under `taskset -c cpus` when cpus is given. */
+export function onCpus(cpus: string | undefined, cmd: string, args: string[]): [string, string[]] {
+    return cpus === undefined ? [cmd, args] : ["taskset", ["-c", checkCpuList(cpus), cmd, ...args]];
+}
+
+/**
+ * Runs `fn` with this (bench) process's threads on `cpus`, then gives them
+ * their CPU set back: children spawned meanwhile inherit it, later ones must
+ * not.
+ */
+export async function withOwnCpus<T>(cpus: string, fn: () => Promise<T>): Promise<T> {
+    const mask = /: ([0-9a-f]+)\s*$/.exec(spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" }).stdout)?.[1];
+    if (mask === undefined) throw new Error("taskset -p printed no affinity mask");
+    const setAffinity = (args: string[]) => {
+        const r = spawnSync("taskset", ["-a", "-p", ...args, String(process.pid)], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`taskset ${args.join(" ")}: ${r.stderr}`);
+    };
+    setAffinity(["-c", checkCpuList(cpus)]);
+    try {
+        return await fn();
+    } finally {
+        setAffinity([mask]);
+    }
+}
+
 export function cpuPlan(cpus = os.cpus().length): CpuPlan {
     if (cpus < 2)
         throw new Error(`the proxy-cost scenario needs 2 cores (the proxy on one, load and backend on the rest); this machine has ${cpus}`);
@@ -32,7 +64,7 @@ export function cpuPlan(cpus = os.cpus().length): CpuPlan {
  * process, which inherits the CPU set, as its workers and threads do.
  */
 export function pinnedBinary(name: string, cpus: string): string {
-    if (!/^[0-9]+(-[0-9]+)?$/.test(cpus)) throw new Error(`cpu list must be N or N-M, got ${JSON.stringify(cpus)}`);
+    checkCpuList(cpus);
     const taskset = findBinary("taskset");
     if (taskset === undefined) throw new Error("taskset not found: apt-get install -y util-linux");
     const bin = findBinary(name);

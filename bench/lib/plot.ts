@@ -8,7 +8,7 @@ import * as echarts from "echarts";
 import type { ContenderSummary } from "../scenarios/throughput";
 
 /** Keys of results.json's throughput.contenders, in plot order, with a short label and a colour each. */
-const CONTENDERS: [key: string, label: string, color: string][] = [
+export const CONTENDERS: [key: string, label: string, color: string][] = [
     ["direct", "direct", "#7f7f7f"],
     ["product", "product", "#1f77b4"],
     ["seed_literal", "seed literal", "#ff7f0e"],

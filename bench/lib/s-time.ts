@@ -1,3 +1,4 @@
+import { onCpus } from "./pin";
 import { spawnGroup, stopGroup } from "./procs";
 
 /*
@@ -18,13 +19,10 @@ export interface STimeResult {
 }
 
 export async function runSTime(o: { port: number; path: string; seconds: number; clients: number; cpus?: string }): Promise<STimeResult> {
-    if (o.cpus !== undefined && !/^[0-9]+(-[0-9]+)?$/.test(o.cpus)) throw new Error(`cpus must be N or N-M, got ${o.cpus}`);
     if (!/^\/[A-Za-z0-9._~/-]*$/.test(o.path)) throw new Error(`path must be a plain URL path, got ${o.path}`);
     const args = ["s_time", "-connect", `127.0.0.1:${o.port}`, "-new", "-time", String(o.seconds), "-www", o.path];
     const started = Date.now();
-    const runs = Array.from({ length: o.clients }, () =>
-        o.cpus === undefined ? spawnGroup("openssl", args) : spawnGroup("taskset", ["-c", o.cpus, "openssl", ...args]),
-    );
+    const runs = Array.from({ length: o.clients }, () => spawnGroup(...onCpus(o.cpus, "openssl", args)));
     try {
         const codes = await Promise.all(runs.map((p) => p.exited));
         const seconds = (Date.now() - started) / 1000;

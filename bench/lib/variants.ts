@@ -50,13 +50,24 @@ export function splitWebSockets(cfg: string): string {
 const GLOBAL = /^global$/m;
 const DEFAULTS = /^defaults$/m;
 
+/** The product's http-reuse line (serverConnectionReuse) set to `mode`: an added line would lose to it, the last in defaults wins. */
+const reuse =
+    (mode: string): Edit =>
+    (cfg) => {
+        const line = /^(\s+)http-reuse \S+$/m;
+        if (!line.test(cfg)) throw new Error("no http-reuse line in the config");
+        return cfg.replace(line, `$1http-reuse ${mode}`);
+    };
+
 export const VARIANTS: Record<string, Edit[]> = {
     product: [],
     nbthread1: [addToSection(GLOBAL, ["nbthread 1"])],
     "cpu-map": [addToSection(GLOBAL, ["nbthread 2", "cpu-map auto:1/1-2 0-1"])],
     "no-httplog": [dropLines(/^\s+option httplog$/)],
     "no-l7-retries": [dropLines(/^\s+retry-on /), dropLines(/disable-l7-retry/)],
-    "reuse-always": [addToSection(DEFAULTS, ["http-reuse always"])],
+    "reuse-always": [reuse("always")],
+    // HAProxy's default, the product's before serverConnectionReuse.
+    "reuse-safe": [reuse("safe")],
     "no-forwardfor": [dropLines(/^\s+option forwardfor$/)],
     "bufsize-32k": [addToSection(GLOBAL, ["tune.bufsize 32768"])],
     "maxconn-8000": [(cfg) => cfg.replace(/^(\s+)maxconn \d+$/m, "$1maxconn 8000")],
@@ -89,7 +100,7 @@ export const VARIANTS: Record<string, Edit[]> = {
     // A new client connection may take an idle server connection that has
     // already carried a request (HAProxy's default "safe" opens a new one for
     // every session's first request: one connect per TLS handshake).
-    "reuse-aggressive": [addToSection(DEFAULTS, ["http-reuse aggressive"])],
+    "reuse-aggressive": [reuse("aggressive")],
     // HAProxy 2.9+ only (3.0's HTTP/2 costs more than 2.6's: strace shows 2
     // sendto and 3.1 recvfrom per request against 1.13 and 1.38). Tried:
     // the same 2 sendto per request with zero-copy forwarding off.

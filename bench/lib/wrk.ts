@@ -1,4 +1,5 @@
 import * as path from "path";
+import { checkCpuList } from "./pin";
 import { spawnGroup, stopGroup } from "./procs";
 
 export const WRK_SCRIPT = path.join(__dirname, "..", "wrk-report.lua");
@@ -91,7 +92,7 @@ export function startWrk(o: WrkOptions): RunningWrk {
     const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, `--timeout`, `${o.timeoutSec ?? 5}s`, "-s", WRK_SCRIPT];
     for (const h of o.headers ?? []) args.push("-H", h);
     args.push(o.url);
-    if (o.cpus !== undefined && !/^[0-9]+(-[0-9]+)?$/.test(o.cpus)) throw new Error(`cpus must be N or N-M, got ${o.cpus}`);
+    if (o.cpus !== undefined) checkCpuList(o.cpus);
     const env = { ...process.env, WRK_COUNT_STATUS: o.countStatus ? "1" : "0", WRK_CPUS: o.cpus ?? "" };
     // bash's `times` reports wrk's user+system CPU once it has exited.
     const run = o.cpus === undefined ? 'wrk "$@"' : 'taskset -c "$WRK_CPUS" wrk "$@"';

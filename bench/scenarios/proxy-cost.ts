@@ -1,17 +1,15 @@
-import * as http from "http";
-import { spawnSync } from "child_process";
-import { writeFileSync } from "fs";
-import * as path from "path";
-import { freePort, onCleanup } from "../../tests/support";
+import { freePort, get, onCleanup, setCookies } from "../../tests/support";
 import { benchCertificate, productSettings, renderProductCopy, startNginx, startSeedLiteral } from "../lib/contenders";
 import { coreBusyMs, groupsCpuMs } from "../lib/cpu";
 import { runH2load } from "../lib/h2load";
 import { runSTime } from "../lib/s-time";
-import { fillPlaceholders, LiteralHaproxy, readBenchFile, waitForPort } from "../lib/literal";
-import { CpuPlan, cpuPlan, pinnedBinary } from "../lib/pin";
-import { spawnGroup, stopGroup, tempDir, removeTempDir } from "../lib/procs";
+import { fillPlaceholders, LiteralHaproxy, readBenchFile } from "../lib/literal";
+import { startNginxProcess } from "../lib/nginx";
+import { CpuPlan, cpuPlan, pinnedBinary, withOwnCpus } from "../lib/pin";
+import { stopGroup, tempDir, removeTempDir } from "../lib/procs";
 import { log, median, round } from "../lib/stats";
 import { applyVariant } from "../lib/variants";
+import { toolVersion } from "../lib/versions";
 import { runWrk } from "../lib/wrk";
 
 /*
@@ -106,49 +104,30 @@ export interface ProxyCostOptions {
 
 const stat = (xs: number[]): Stat => ({ median: round(median(xs), 2), min: round(Math.min(...xs), 2), max: round(Math.max(...xs), 2) });
 
-function firstLine(cmd: string, args: string[]): string {
-    const r = spawnSync(cmd, args, { encoding: "utf8" });
-    return `${r.stdout ?? ""}${r.stderr ?? ""}`
-        .split("\n")[0]
-        .replace(/ - https?:\/\/\S+$/, "")
-        .trim();
-}
-
 /** The lean backend: one pinned nginx worker on the four pool ports. */
 async function startLeanBackend(cpus: string): Promise<{ ports: number[]; stop(): Promise<void> }> {
     const dir = tempDir("lean");
     const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const conf = path.join(dir, "nginx.conf");
-    writeFileSync(
-        conf,
-        fillPlaceholders(readBenchFile("lean-backend.conf"), {
-            DIR: dir,
-            API_1_PORT: ports[0],
-            API_2_PORT: ports[1],
-            STREAM_1_PORT: ports[2],
-            STREAM_2_PORT: ports[3],
-        }),
-    );
-    const proc = spawnGroup(pinnedBinary("nginx", cpus), ["-p", dir, "-e", path.join(dir, "error.log"), "-c", conf], { cwd: dir });
+    const config = fillPlaceholders(readBenchFile("lean-backend.conf"), {
+        DIR: dir,
+        API_1_PORT: ports[0],
+        API_2_PORT: ports[1],
+        STREAM_1_PORT: ports[2],
+        STREAM_2_PORT: ports[3],
+    });
+    const proc = await startNginxProcess(dir, config, ports, pinnedBinary("nginx", cpus));
     const stop = async () => {
         await stopGroup(proc, 2000);
         removeTempDir(dir);
     };
     onCleanup(stop);
-    for (const p of ports) await waitForPort(p, 10000, () => proc.child.exitCode === null);
     return { ports, stop };
 }
 
 /** The sticky cookie a contender sets on a first request ("name=value"), if any. */
-function stickyCookie(port: number, urlPath: string): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-        const req = http.get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
-            res.resume();
-            const set = res.headers["set-cookie"]?.[0];
-            res.on("end", () => resolve(set === undefined ? undefined : set.split(";")[0]));
-        });
-        req.on("error", reject);
-    });
+async function stickyCookie(port: number, urlPath: string): Promise<string | undefined> {
+    const first = setCookies((await get(port, urlPath, undefined, { agent: false })).headers)[0];
+    return first === undefined ? undefined : `${first.name}=${first.value}`;
 }
 
 /** HAProxy's thread count from its admin socket ("show info" Nbthread). */
@@ -163,7 +142,7 @@ function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOptions):
     const api = [named("backend-api-1", 0), named("backend-api-2", 1)];
     const stream = [named("stream-srv-1", 2), named("stream-srv-2", 3)];
     const cert = benchCertificate();
-    const haproxyBin = () => pinnedBinary("haproxy", plan.proxy);
+    const haproxyBin = pinnedBinary("haproxy", plan.proxy);
     const literal = async (h: LiteralHaproxy): Promise<Running> => ({
         httpPort: h.httpPort,
         httpsPort: h.httpsPort,
@@ -186,7 +165,7 @@ function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOptions):
             httpsPort,
             dir,
             adminSocket: copy.adminSocket,
-            bin: haproxyBin(),
+            bin: haproxyBin,
         });
         onCleanup(() => h.stop());
         return { ...(await literal(h)), h2: true };
@@ -197,7 +176,7 @@ function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOptions):
         {
             key: "seed_literal",
             label: "seed literal haproxy.cfg",
-            start: async () => literal(await startSeedLiteral(api, stream, 5000, { bin: haproxyBin() })),
+            start: async () => literal(await startSeedLiteral(api, stream, 5000, { bin: haproxyBin })),
         },
         {
             key: "nginx",
@@ -218,7 +197,8 @@ function unsupported(row: Row, c: Running): string | undefined {
 }
 
 async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuPlan, seconds: number) {
-    const headers = c.cookie === undefined ? [] : [`Cookie: ${c.cookie}`];
+    // Lower case: HTTP/2 (h2load) wants it so, HTTP/1.1 does not mind.
+    const headers = c.cookie === undefined ? [] : [`cookie: ${c.cookie}`];
     const cpu0 = groupsCpuMs(c.pgids);
     const core0 = coreBusyMs(Number(plan.proxy));
     let requests: number;
@@ -236,7 +216,7 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
             connections: o.h2.connections,
             streams: o.h2.streams,
             durationSec: seconds,
-            headers: headers.map((h) => h.replace(/^Cookie:/, "cookie:")),
+            headers,
             cpus: plan.load,
         });
         requests = r.requests;
@@ -266,21 +246,8 @@ async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuP
 
 export async function measureProxyCost(o: ProxyCostOptions): Promise<ProxyCostResult> {
     const plan = cpuPlan();
-    // The bench's own Node process (all its threads) leaves the proxy's core
-    // too, and gets its CPU set back at the end: later scenarios' children
-    // would inherit it.
-    const mask = /: ([0-9a-f]+)\s*$/.exec(spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" }).stdout)?.[1];
-    if (mask === undefined) throw new Error("taskset -p printed no affinity mask");
-    const setAffinity = (args: string[]) => {
-        const r = spawnSync("taskset", ["-a", "-p", ...args, String(process.pid)], { encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`taskset ${args.join(" ")}: ${r.stderr}`);
-    };
-    setAffinity(["-c", plan.load]);
-    try {
-        return await measurePinned(o, plan);
-    } finally {
-        setAffinity([mask]);
-    }
+    // The bench's own Node threads leave the proxy's core too.
+    return withOwnCpus(plan.load, () => measurePinned(o, plan));
 }
 
 async function measurePinned(o: ProxyCostOptions, plan: CpuPlan): Promise<ProxyCostResult> {
@@ -349,8 +316,8 @@ async function measurePinned(o: ProxyCostOptions, plan: CpuPlan): Promise<ProxyC
         }
     }
     return {
-        haproxy_version: firstLine("haproxy", ["-v"]),
-        nginx_version: firstLine("nginx", ["-v"]),
+        haproxy_version: toolVersion("haproxy", ["-v"]),
+        nginx_version: toolVersion("nginx", ["-v"]),
         cpus: plan,
         load: { seconds: o.seconds, rounds: o.rounds, connections: o.connections, h2: o.h2, path: o.path },
         backend: "nginx, 1 worker, return 200 (bench/lean-backend.conf), on the load cores",
