@@ -16,5 +16,7 @@ module.exports = {
         { ...common, displayName: "unit", testMatch: ["<rootDir>/tests/unit/**/*.test.ts"] },
         { ...common, displayName: "behaviour", testMatch: ["<rootDir>/tests/behaviour/**/*.test.ts"] },
         { ...common, displayName: "e2e", testMatch: ["<rootDir>/tests/e2e/**/*.test.ts"] },
+        // The real Pulumi CLI and engine on real Incus (tests/engine/README.md).
+        { ...common, displayName: "engine", testMatch: ["<rootDir>/tests/engine/**/*.test.ts"] },
     ],
 };

@@ -1,0 +1,161 @@
+/**
+ * The lab stack (index.ts + Pulumi.lab.yaml) through the real Pulumi CLI and
+ * engine on real Incus, one stack's life in order: preview, a refused bad
+ * input, up, no secret in the state, nothing to do on a second run, a pool
+ * change under traffic, refresh, destroy. Every claim is read from the
+ * engine's own output (preview --json, stack export, stack output) and from
+ * the containers. Which command provider ran is printed (stand-in unless
+ * VEZA_COMMAND_PROVIDER names the real one).
+ */
+import { cleanupAll, get, waitFor } from "../support";
+import { API_PORT, deleteContainers, launchBackend, listContainers, requireIncusLab, STREAM_PORT } from "../e2e/lab";
+import { abortAllTraffic, configSha, startTrafficPair, trafficSummary } from "../e2e/lb";
+import { noteBook } from "../e2e/suite";
+import { EngineProject, requireEngine, stepSummary } from "./engine";
+
+const { describe: describeEngine, toolchain } = requireEngine("incus");
+const describeLab = describeEngine === describe ? requireIncusLab() : describeEngine;
+const notes = noteBook("engine");
+
+const BACKENDS: [string, number][] = [
+    ["backend-api-1", API_PORT],
+    ["backend-api-2", API_PORT],
+    ["backend-api-3", API_PORT],
+    ["stream-srv-1", STREAM_PORT],
+    ["stream-srv-2", STREAM_PORT],
+];
+/** The lab stack's container (the component's name: Pulumi.lab.yaml sets no containerName). */
+const LB = "haproxy";
+
+jest.setTimeout(15 * 60_000);
+
+describeLab("the lab stack through the real Pulumi engine", () => {
+    let project: EngineProject;
+    let launched: string[] = [];
+    let destroyed = false;
+
+    beforeAll(async () => {
+        notes.note("command provider", toolchain!.commandProvider);
+        const existing = new Set(await listContainers());
+        if (existing.has(LB)) throw new Error(`container ${LB} exists before the test: remove it (npm run lab:down) so the stack starts fresh`);
+        for (const [name, port] of BACKENDS) {
+            if (existing.has(name)) continue;
+            await launchBackend(name, port);
+            launched.push(name);
+        }
+        project = new EngineProject(toolchain!);
+        await project.init();
+    }, 10 * 60_000);
+
+    afterEach(async () => {
+        await abortAllTraffic();
+    });
+
+    afterAll(async () => {
+        try {
+            if (project && !destroyed) await project.destroy();
+            await deleteContainers([LB, ...launched]);
+            launched = [];
+        } finally {
+            await cleanupAll();
+            notes.summary();
+        }
+    }, 10 * 60_000);
+
+    test("a fresh stack's preview plans the component's creates and runs nothing", async () => {
+        const preview = await project.previewJson();
+        expect(preview.code).toBe(0);
+        expect(stepSummary(preview.steps)).toEqual([
+            "create haproxy",
+            "create haproxy-config",
+            "create haproxy-container",
+            "create haproxy-cookie-secret",
+            "create haproxy-fingerprint-key",
+            "create haproxy-stats-password",
+        ]);
+        expect(await listContainers()).not.toContain(LB);
+    });
+
+    test("a bad pool entry fails preview naming the field, and nothing runs", async () => {
+        await project.setConfig("haproxy:apiServers[0].address", "not an address!");
+        const preview = await project.previewJson();
+        await project.setConfig("haproxy:apiServers[0].address", "backend-api-1.lxd");
+        expect(preview.code).not.toBe(0);
+        expect(preview.raw.stdout + preview.raw.stderr).toContain("apiServers[0].address");
+        expect(await listContainers()).not.toContain(LB);
+    });
+
+    test("up creates a serving load balancer with the documented outputs", async () => {
+        const started = Date.now();
+        await project.ok(project.up(), "pulumi up");
+        notes.note("first up", `${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const out = await project.outputs();
+        expect(out.containerName).toBe(LB);
+        expect(out.statsPassword).toBe("[secret]");
+        expect(String(out.httpUrl)).toMatch(/^http:\/\/198\.18\.0\.\d+\/$/);
+        expect(out.address).toBe(new URL(String(out.httpUrl)).hostname);
+        const r = await get(String(out.httpUrl), "/api/v1/health", undefined, { timeoutMs: 5_000 });
+        expect(r.status).toBe(200);
+    });
+
+    test("the state holds no secret in clear", async () => {
+        const plain = await project.exportText();
+        const revealed = JSON.parse(await project.exportText(true)) as { deployment: { resources: { urn: string; outputs?: Record<string, unknown> }[] } };
+        const secrets = revealed.deployment.resources
+            .filter((r) => r.urn.includes("random:index/randomPassword:RandomPassword"))
+            .map((r) => String(r.outputs?.result ?? ""));
+        expect(secrets).toHaveLength(3);
+        for (const s of secrets) expect(s).toMatch(/^[A-Za-z0-9]{32}$/);
+        for (const s of secrets) expect(plain).not.toContain(s);
+        const password = String((await project.outputs(true)).statsPassword);
+        expect(secrets).toContain(password);
+        // The rendered config (stats password, cookie secret inside) travels on the config step's stdin: secret.
+        expect(plain).not.toContain("stats auth");
+    });
+
+    test("a second run changes nothing: preview and up --expect-no-changes pass", async () => {
+        const preview = await project.program(["preview", "--expect-no-changes"]);
+        expect(preview.code).toBe(0);
+        const up = await project.up(["--expect-no-changes"]);
+        expect(up.code).toBe(0);
+    });
+
+    test("adding a backend updates only the config step, with no failed request", async () => {
+        const before = await configSha(LB);
+        await project.setConfig("haproxy:apiServers[2].name", "backend-api-3");
+        await project.setConfig("haproxy:apiServers[2].address", "backend-api-3.lxd");
+        const preview = await project.previewJson();
+        expect(preview.code).toBe(0);
+        expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual(["update haproxy-config"]);
+        const url = String((await project.outputs()).httpUrl);
+        const { fresh, keepAlive } = await startTrafficPair(url, 300);
+        await project.ok(project.up(), "pulumi up (third api server)");
+        const [f, k] = [await fresh.stop(), await keepAlive.stop()];
+        notes.note("add a backend under load (new connections)", trafficSummary(f));
+        notes.note("add a backend under load (keep-alive)", trafficSummary(k));
+        expect(f.failures + k.failures).toBe(0);
+        expect(await configSha(LB)).not.toBe(before);
+        await waitFor(async () => (await get(url, "/api/v1/items", undefined, { timeoutMs: 5_000 })).headers["x-backend"] === "backend-api-3", {
+            what: "backend-api-3 answering through the load balancer",
+            timeoutMs: 30_000,
+            intervalMs: 100,
+        });
+    });
+
+    test("refresh reads nothing back from the command steps, and up after it changes nothing", async () => {
+        const refresh = await project.ok(project.cli(["refresh", "--yes", "--skip-preview", "--stack", "lab"]), "pulumi refresh");
+        notes.note("refresh", refresh.stdout.split("\n").filter((l) => /Resources:|unchanged|updated/.test(l)).join(" | "));
+        const up = await project.up(["--expect-no-changes"]);
+        expect(up.code).toBe(0);
+    });
+
+    test("destroy removes the container and leaves the backends", async () => {
+        await project.ok(project.destroy(), "pulumi destroy");
+        destroyed = true;
+        const left = await listContainers();
+        expect(left).not.toContain(LB);
+        for (const [name] of BACKENDS) expect(left).toContain(name);
+        const state = JSON.parse(await project.exportText()) as { deployment: { resources?: unknown[] } };
+        expect(state.deployment.resources ?? []).toHaveLength(0);
+    });
+});
