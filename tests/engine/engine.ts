@@ -32,7 +32,11 @@ export interface Toolchain {
 export function findToolchain(): Toolchain | string {
     let cliDir: string;
     try {
-        cliDir = execFileSync("bash", [path.join(REPO_ROOT, "scripts/pulumi-toolchain.sh"), "--find"], { encoding: "utf8" }).trim().split("\n").pop() ?? "";
+        cliDir =
+            execFileSync("bash", [path.join(REPO_ROOT, "scripts/pulumi-toolchain.sh"), "--find"], { encoding: "utf8" })
+                .trim()
+                .split("\n")
+                .pop() ?? "";
     } catch (e) {
         return `the Pulumi CLI is not built: run npm run pulumi:toolchain (${(e as { stderr?: string }).stderr?.trim() ?? (e as Error).message})`;
     }
@@ -43,7 +47,10 @@ export function findToolchain(): Toolchain | string {
 /** `describe` when the toolchain and the binaries are there; under CI=true a missing one fails loudly, else SKIPPED. */
 export function requireEngine(...binaries: string[]): { describe: jest.Describe; toolchain?: Toolchain } {
     const toolchain = findToolchain();
-    const missing = [...(typeof toolchain === "string" ? [toolchain] : []), ...binaries.filter((b) => !findBinary(b)).map((b) => `${b} not found`)];
+    const missing = [
+        ...(typeof toolchain === "string" ? [toolchain] : []),
+        ...binaries.filter((b) => !findBinary(b)).map((b) => `${b} not found`),
+    ];
     if (missing.length === 0) return { describe, toolchain: toolchain as Toolchain };
     if (isCI()) throw new Error(`CI=true and the engine tests cannot run: ${missing.join("; ")}`);
     console.warn(`SKIPPED: engine tests: ${missing.join("; ")}`);
@@ -78,7 +85,10 @@ export class EngineProject {
         const home = path.join(root, "pulumi-home");
         const plugins = path.join(root, "plugins");
         for (const d of [this.dir, state, home, plugins]) mkdirSync(d, { recursive: true });
-        const project = readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8").replace(/^main: index\.ts$/m, `main: ${path.join(REPO_ROOT, "index.ts")}`);
+        const project = readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8").replace(
+            /^main: index\.ts$/m,
+            `main: ${path.join(REPO_ROOT, "index.ts")}`,
+        );
         writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
         copyFileSync(stackConfig, path.join(this.dir, `Pulumi.${stack}.yaml`));
         const real = process.env.VEZA_COMMAND_PROVIDER;
@@ -109,7 +119,17 @@ export class EngineProject {
     program(args: string[], timeoutMs = 600_000): Promise<CliResult> {
         return this.spawn(
             process.execPath,
-            ["-r", require.resolve("ts-node/register"), INLINE_HOST, path.join(REPO_ROOT, "index.ts"), "--", ...args, "--stack", this.stack, "--non-interactive"],
+            [
+                "-r",
+                require.resolve("ts-node/register"),
+                INLINE_HOST,
+                path.join(REPO_ROOT, "index.ts"),
+                "--",
+                ...args,
+                "--stack",
+                this.stack,
+                "--non-interactive",
+            ],
             timeoutMs,
         );
     }
@@ -158,7 +178,12 @@ export class EngineProject {
         } catch {
             // preview --json prints JSON even on failure; anything else is in raw.
         }
-        return { code: r.code, steps: parsed.steps ?? [], diagnostics: (parsed.diagnostics ?? []).map((d) => d.message).join("\n"), raw: r };
+        return {
+            code: r.code,
+            steps: parsed.steps ?? [],
+            diagnostics: (parsed.diagnostics ?? []).map((d) => d.message).join("\n"),
+            raw: r,
+        };
     }
 
     up(extra: string[] = []): Promise<CliResult> {
@@ -167,11 +192,19 @@ export class EngineProject {
 
     /** The stack's state as `pulumi stack export` gives it (secrets encrypted), as text. */
     async exportText(showSecrets = false): Promise<string> {
-        return (await this.ok(this.cli(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]), "pulumi stack export")).stdout;
+        return (
+            await this.ok(
+                this.cli(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]),
+                "pulumi stack export",
+            )
+        ).stdout;
     }
 
     async outputs(showSecrets = false): Promise<Record<string, unknown>> {
-        const r = await this.ok(this.cli(["stack", "output", "--json", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]), "pulumi stack output");
+        const r = await this.ok(
+            this.cli(["stack", "output", "--json", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]),
+            "pulumi stack output",
+        );
         return JSON.parse(r.stdout) as Record<string, unknown>;
     }
 

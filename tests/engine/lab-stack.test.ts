@@ -29,6 +29,13 @@ const LB = "haproxy";
 
 jest.setTimeout(15 * 60_000);
 
+/** A secret in `stack export --show-secrets`: the SDK's secret signature with the value as JSON in `plaintext`. */
+function plaintext(value: unknown): string {
+    const text = (value as { plaintext?: unknown } | undefined)?.plaintext;
+    if (typeof text !== "string") throw new Error(`not a revealed secret: ${JSON.stringify(value)}`);
+    return String(JSON.parse(text));
+}
+
 describeLab("the lab stack through the real Pulumi engine", () => {
     let project: EngineProject;
     let launched: string[] = [];
@@ -37,7 +44,8 @@ describeLab("the lab stack through the real Pulumi engine", () => {
     beforeAll(async () => {
         notes.note("command provider", toolchain!.commandProvider);
         const existing = new Set(await listContainers());
-        if (existing.has(LB)) throw new Error(`container ${LB} exists before the test: remove it (npm run lab:down) so the stack starts fresh`);
+        if (existing.has(LB))
+            throw new Error(`container ${LB} exists before the test: remove it (npm run lab:down) so the stack starts fresh`);
         for (const [name, port] of BACKENDS) {
             if (existing.has(name)) continue;
             await launchBackend(name, port);
@@ -100,10 +108,12 @@ describeLab("the lab stack through the real Pulumi engine", () => {
 
     test("the state holds no secret in clear", async () => {
         const plain = await project.exportText();
-        const revealed = JSON.parse(await project.exportText(true)) as { deployment: { resources: { urn: string; outputs?: Record<string, unknown> }[] } };
+        const revealed = JSON.parse(await project.exportText(true)) as {
+            deployment: { resources: { urn: string; outputs?: Record<string, unknown> }[] };
+        };
         const secrets = revealed.deployment.resources
             .filter((r) => r.urn.includes("random:index/randomPassword:RandomPassword"))
-            .map((r) => String(r.outputs?.result ?? ""));
+            .map((r) => plaintext(r.outputs?.result));
         expect(secrets).toHaveLength(3);
         for (const s of secrets) expect(s).toMatch(/^[A-Za-z0-9]{32}$/);
         for (const s of secrets) expect(plain).not.toContain(s);
@@ -135,16 +145,25 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         notes.note("add a backend under load (keep-alive)", trafficSummary(k));
         expect(f.failures + k.failures).toBe(0);
         expect(await configSha(LB)).not.toBe(before);
-        await waitFor(async () => (await get(url, "/api/v1/items", undefined, { timeoutMs: 5_000 })).headers["x-backend"] === "backend-api-3", {
-            what: "backend-api-3 answering through the load balancer",
-            timeoutMs: 30_000,
-            intervalMs: 100,
-        });
+        await waitFor(
+            async () => (await get(url, "/api/v1/items", undefined, { timeoutMs: 5_000 })).headers["x-backend"] === "backend-api-3",
+            {
+                what: "backend-api-3 answering through the load balancer",
+                timeoutMs: 30_000,
+                intervalMs: 100,
+            },
+        );
     });
 
     test("refresh reads nothing back from the command steps, and up after it changes nothing", async () => {
         const refresh = await project.ok(project.cli(["refresh", "--yes", "--skip-preview", "--stack", "lab"]), "pulumi refresh");
-        notes.note("refresh", refresh.stdout.split("\n").filter((l) => /Resources:|unchanged|updated/.test(l)).join(" | "));
+        notes.note(
+            "refresh",
+            refresh.stdout
+                .split("\n")
+                .filter((l) => /Resources:|unchanged|updated/.test(l))
+                .join(" | "),
+        );
         const up = await project.up(["--expect-no-changes"]);
         expect(up.code).toBe(0);
     });

@@ -35,7 +35,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { unwrapSecrets } from "./secrets";
+import { unwrapSecrets, urnType } from "./secrets";
 
 const LOCAL = "command:local:Command";
 const REMOTE = "command:remote:Command";
@@ -65,8 +65,8 @@ interface Ran {
 }
 
 function typeOf(urn: string): typeof LOCAL | typeof REMOTE {
-    if (urn.includes(`::${LOCAL}::`)) return LOCAL;
-    if (urn.includes(`::${REMOTE}::`)) return REMOTE;
+    const type = urnType(urn);
+    if (type === LOCAL || type === REMOTE) return type;
     throw new Error(`command stand-in: unsupported resource ${urn}`);
 }
 
@@ -145,7 +145,8 @@ async function runStep(type: string, inputs: Props, command: string | undefined)
     }
     const stdin = typeof inputs.stdin === "string" ? inputs.stdin : undefined;
     if (type === LOCAL) {
-        const interpreter = Array.isArray(inputs.interpreter) && inputs.interpreter.length > 0 ? inputs.interpreter.map(String) : ["/bin/sh", "-c"];
+        const interpreter =
+            Array.isArray(inputs.interpreter) && inputs.interpreter.length > 0 ? inputs.interpreter.map(String) : ["/bin/sh", "-c"];
         return exec([...interpreter, command], stdin, command);
     }
     const { argv, dir } = sshArgv((inputs.connection ?? {}) as Props, command);

@@ -14,7 +14,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { randomInt } from "node:crypto";
-import { wrapSecret } from "./secrets";
+import { urnType, wrapSecret } from "./secrets";
 
 const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -25,7 +25,8 @@ const INPUTS = ["length", "special", "upper", "lower", "numeric", "number", "ove
 
 function password(inputs: Record<string, unknown>): string {
     const length = Number(inputs.length);
-    if (!Number.isInteger(length) || length < 1) throw new Error(`RandomPassword: length must be a positive integer, got ${String(inputs.length)}`);
+    if (!Number.isInteger(length) || length < 1)
+        throw new Error(`RandomPassword: length must be a positive integer, got ${String(inputs.length)}`);
     const on = (key: string) => inputs[key] !== false;
     const alphabet =
         (on("upper") ? UPPER : "") +
@@ -45,7 +46,7 @@ const provider: pulumi.provider.Provider = {
         return { changes: changed.length > 0, replaces: changed, deleteBeforeReplace: false };
     },
     async create(urn, inputs) {
-        if (!urn.includes(`::${RANDOM_PASSWORD}::`)) {
+        if (urnType(urn) !== RANDOM_PASSWORD) {
             throw new Error(`random stand-in: unsupported resource ${urn}`);
         }
         const result = password(inputs);

@@ -23,3 +23,8 @@ export function unwrapSecrets(value: unknown): { value: unknown; secret: boolean
     }
     return { value, secret: false };
 }
+
+/** The resource type in a URN (`urn:pulumi:stack::project::parent$type::name`): the last type after any parents. */
+export function urnType(urn: string): string {
+    return (urn.split("::")[2] ?? "").split("$").pop() ?? "";
+}
