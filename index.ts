@@ -14,5 +14,9 @@ export const statsUrl = lb.statsUrl;
 export const metricsUrl = lb.metricsUrl;
 export const configFingerprint = lb.configFingerprint;
 export const statsPassword = lb.statsPassword;
-/** With haproxy:acme: the certificate's expiry and issuer when it was last obtained (not secret). */
-export const certificate = lb.certificate;
+/**
+ * With haproxy:acme: the certificate's expiry and issuer when it was last
+ * obtained (not secret); null without it (an undefined output makes the
+ * engine warn on every run).
+ */
+export const certificate = lb.certificate.apply((c) => c ?? null);

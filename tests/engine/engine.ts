@@ -225,3 +225,13 @@ export function stepSummary(steps: PreviewStep[]): string[] {
         .map((s) => `${s.op} ${s.urn.split("::").pop()}`)
         .sort();
 }
+
+/**
+ * The warnings of a CLI run, without the engine's notes about plugins found
+ * on PATH (the toolchain puts them there on purpose) and the stand-in's version.
+ */
+export function programWarnings(r: CliResult): string[] {
+    const lines = `${r.stdout}\n${r.stderr}`.split("\n").filter((l) => /\bwarning: /.test(l));
+    const plugin = /using pulumi-resource-\w+ from \$PATH|resource plugin \w+ is expected to have version/;
+    return [...new Set(lines.filter((l) => !plugin.test(l)).map((l) => l.replace(/^.*\bwarning: /, "")))];
+}
