@@ -332,21 +332,28 @@ describeWithShellcheck("shellcheck", () => {
     });
 });
 
-/** The repository's own shell scripts (drills, lab setup, the HAProxy-root runner), as files. */
+/** The repository's own shell scripts (drills, lab setup, the HAProxy-root runner, the Pulumi toolchain, the stand-in plugins), as files. */
 const REPO = path.join(__dirname, "..", "..");
-const REPO_SCRIPTS = ["scripts", "tests/e2e", "tests/support"].flatMap((dir) =>
-    readdirSync(path.join(REPO, dir))
-        .filter((f) => f.endsWith(".sh"))
-        .map((f) => path.join(dir, f)),
-);
+const PLUGIN_WRAPPERS = "tests/engine/stand-ins/bin";
+const REPO_SCRIPTS = [
+    ...["scripts", "tests/e2e", "tests/support"].flatMap((dir) =>
+        readdirSync(path.join(REPO, dir))
+            .filter((f) => f.endsWith(".sh"))
+            .map((f) => path.join(dir, f)),
+    ),
+    ...readdirSync(path.join(REPO, PLUGIN_WRAPPERS)).map((f) => path.join(PLUGIN_WRAPPERS, f)),
+];
 describeWithShellcheck("the repository's shell scripts", () => {
-    test("are found (drills, lab setup and teardown, the HAProxy-root runner)", () => {
+    test("are found (drills, lab setup and teardown, the HAProxy-root runner, the Pulumi toolchain, the stand-in plugins)", () => {
         expect(REPO_SCRIPTS.sort()).toEqual([
             "scripts/_drill-lib.sh",
             "scripts/failover-drill.sh",
+            "scripts/pulumi-toolchain.sh",
             "scripts/vip-failover-drill.sh",
             "tests/e2e/setup-incus.sh",
             "tests/e2e/teardown-incus.sh",
+            "tests/engine/stand-ins/bin/pulumi-resource-command",
+            "tests/engine/stand-ins/bin/pulumi-resource-random",
             "tests/support/run-with-haproxy-root.sh",
         ]);
     });
