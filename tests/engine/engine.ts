@@ -115,15 +115,19 @@ export class EngineProject {
         return this.spawn("pulumi", [...args, "--non-interactive"], timeoutMs);
     }
 
-    /** A CLI command that runs the stack program (preview, up): through the in-process language host. */
-    program(args: string[], timeoutMs = 600_000): Promise<CliResult> {
+    /**
+     * A CLI command that runs the stack program (preview, up): through the
+     * in-process language host. `programPath`: another program in place of
+     * index.ts, as a user would edit it (tests/engine/programs/).
+     */
+    program(args: string[], programPath = path.join(REPO_ROOT, "index.ts"), timeoutMs = 600_000): Promise<CliResult> {
         return this.spawn(
             process.execPath,
             [
                 "-r",
                 require.resolve("ts-node/register"),
                 INLINE_HOST,
-                path.join(REPO_ROOT, "index.ts"),
+                programPath,
                 "--",
                 ...args,
                 "--stack",
@@ -170,8 +174,11 @@ export class EngineProject {
     }
 
     /** `pulumi preview --json`: the engine's plan, step by step. */
-    async previewJson(extra: string[] = []): Promise<{ code: number; steps: PreviewStep[]; diagnostics: string; raw: CliResult }> {
-        const r = await this.program(["preview", "--json", ...extra]);
+    async previewJson(
+        extra: string[] = [],
+        programPath?: string,
+    ): Promise<{ code: number; steps: PreviewStep[]; diagnostics: string; raw: CliResult }> {
+        const r = await this.program(["preview", "--json", ...extra], programPath);
         let parsed: { steps?: PreviewStep[]; diagnostics?: { message: string }[] } = {};
         try {
             parsed = JSON.parse(r.stdout);
@@ -186,8 +193,8 @@ export class EngineProject {
         };
     }
 
-    up(extra: string[] = []): Promise<CliResult> {
-        return this.program(["up", "--yes", "--skip-preview", ...extra]);
+    up(extra: string[] = [], programPath?: string): Promise<CliResult> {
+        return this.program(["up", "--yes", "--skip-preview", ...extra], programPath);
     }
 
     /** The stack's state as `pulumi stack export` gives it (secrets encrypted), as text. */

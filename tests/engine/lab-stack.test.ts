@@ -8,8 +8,18 @@
  * VEZA_COMMAND_PROVIDER names the real one).
  */
 import { cleanupAll, get, waitFor } from "../support";
-import { API_PORT, deleteContainers, launchBackend, listContainers, requireIncusLab, STREAM_PORT } from "../e2e/lab";
-import { abortAllTraffic, configSha, startTrafficPair, trafficSummary } from "../e2e/lb";
+import {
+    API_PORT,
+    deleteContainers,
+    incus,
+    incusOk,
+    LAB_IMAGE,
+    launchBackend,
+    listContainers,
+    requireIncusLab,
+    STREAM_PORT,
+} from "../e2e/lab";
+import { abortAllTraffic, configSha, instanceIdentity, startTrafficPair, trafficSummary } from "../e2e/lb";
 import { noteBook } from "../e2e/suite";
 import { EngineProject, programWarnings, requireEngine, stepSummary } from "./engine";
 
@@ -26,6 +36,18 @@ const BACKENDS: [string, number][] = [
 ];
 /** The lab stack's container (the component's name: Pulumi.lab.yaml sets no containerName). */
 const LB = "haproxy";
+/** A second alias of the lab image: a new `haproxy:image` value, the same bits. */
+const OTHER_IMAGE = "veza-engine-test-image";
+
+async function imageFingerprint(alias: string): Promise<string> {
+    const images = JSON.parse(await incusOk(["image", "list", "--format", "json"])) as {
+        fingerprint: string;
+        aliases: { name: string }[];
+    }[];
+    const image = images.find((i) => i.aliases.some((a) => a.name === alias));
+    if (!image) throw new Error(`no image with alias ${alias}`);
+    return image.fingerprint;
+}
 
 jest.setTimeout(15 * 60_000);
 
@@ -63,6 +85,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         try {
             if (project && !destroyed) await project.destroy();
             await deleteContainers([LB, ...launched]);
+            await incus(["image", "alias", "delete", OTHER_IMAGE]);
             launched = [];
         } finally {
             await cleanupAll();
@@ -169,6 +192,28 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         );
         const up = await project.up(["--expect-no-changes"]);
         expect(up.code).toBe(0);
+    });
+
+    test("a new image replaces the container step, the old container first, and the new one serves", async () => {
+        const before = await instanceIdentity(LB);
+        await incusOk(["image", "alias", "create", OTHER_IMAGE, await imageFingerprint(LAB_IMAGE)]);
+        await project.setConfig("haproxy:image", OTHER_IMAGE);
+        const preview = await project.previewJson();
+        expect(preview.code).toBe(0);
+        // The container step is replaced (its triggers) and so is the config step (its trigger is the container's id).
+        expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual([
+            "replace haproxy-config",
+            "replace haproxy-container",
+        ]);
+        const up = await project.ok(project.up(), "pulumi up (new image)");
+        // deleteBeforeReplace: the engine deletes the old container before it creates the new one.
+        const deleted = up.stdout.indexOf("haproxy-container deleted");
+        expect(deleted).toBeGreaterThan(-1);
+        expect(deleted).toBeLessThan(up.stdout.indexOf("haproxy-container created"));
+        expect((await instanceIdentity(LB)).uuid).not.toBe(before.uuid);
+        const url = String((await project.outputs()).httpUrl);
+        expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (nothing more to do)");
     });
 
     test("destroy removes the container and leaves the backends", async () => {

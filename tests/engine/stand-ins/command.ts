@@ -20,8 +20,9 @@
  * - Update runs `update`, else `create`, with the new inputs, keeping the
  *   previous stdout/stderr on failure; Delete runs `delete` with the stored inputs.
  * - Diff: the changed input keys (pulumi-go-provider v1.3.0 infer/resource.go
- *   diff); `triggers` replaces through the SDK's replaceOnChanges
- *   ("triggers[*]", @pulumi/command local/command.js, remote/command.js).
+ *   diff); a `triggers` change is a replacement: the schema marks it
+ *   replaceOnChanges (cmd/pulumi-resource-command/schema.json), and so does
+ *   the SDK ("triggers[*]", @pulumi/command local/command.js, remote/command.js).
  * - stdout and stderr are never secret, whatever the inputs (infer's
  *   default secret flow: input to same-named output only).
  * - remote: SSH as connection.user (root) to host:port (22) with the private
@@ -177,7 +178,9 @@ const provider: pulumi.provider.Provider = {
         const o = plain(olds).values;
         const n = plain(news).values;
         const changed = INPUT_KEYS.filter((k) => JSON.stringify(o[k] ?? null) !== JSON.stringify(n[k] ?? null));
-        return { changes: changed.length > 0 };
+        // The schema marks triggers replaceOnChanges (v1.2.1 cmd/pulumi-resource-command/schema.json),
+        // so infer's diff reports a triggers change as a replacement, whatever the SDK asks.
+        return { changes: changed.length > 0, replaces: changed.filter((k) => k === "triggers") };
     },
     async create(urn, inputs) {
         const type = typeOf(urn);
