@@ -7,10 +7,13 @@
  * the containers. Which command provider ran is printed (stand-in unless
  * VEZA_COMMAND_PROVIDER names the real one).
  */
+import * as path from "node:path";
 import { cleanupAll, get, waitFor } from "../support";
 import {
     API_PORT,
     deleteContainers,
+    execIn,
+    execInOk,
     incus,
     incusOk,
     LAB_IMAGE,
@@ -36,6 +39,23 @@ const BACKENDS: [string, number][] = [
 ];
 /** The lab stack's container (the component's name: Pulumi.lab.yaml sets no containerName). */
 const LB = "haproxy";
+/** index.ts with the component renamed (tests/engine/programs/renamed.ts). */
+const RENAMED = path.join(__dirname, "programs", "renamed.ts");
+/** The port a failing config listens on, held by another program in the container. */
+const TAKEN_PORT = 8099;
+const SQUATTER = "veza-engine-squatter";
+
+/** The three random secrets' values, sorted, from the revealed state. */
+async function randomResults(project: EngineProject): Promise<string[]> {
+    const state = JSON.parse(await project.exportText(true)) as {
+        deployment: { resources: { urn: string; outputs?: Record<string, unknown> }[] };
+    };
+    return state.deployment.resources
+        .filter((r) => r.urn.includes("random:index/randomPassword:RandomPassword"))
+        .map((r) => plaintext(r.outputs?.result))
+        .sort();
+}
+
 /** A second alias of the lab image: a new `haproxy:image` value, the same bits. */
 const OTHER_IMAGE = "veza-engine-test-image";
 
@@ -192,6 +212,81 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         );
         const up = await project.up(["--expect-no-changes"]);
         expect(up.code).toBe(0);
+    });
+
+    test("renaming the component with an alias keeps its secrets and the container, serving throughout", async () => {
+        const before = { uuid: (await instanceIdentity(LB)).uuid, secrets: await randomResults(project) };
+        await project.setConfig("engineTest:alias", "true");
+        const preview = await project.previewJson([], RENAMED);
+        expect(preview.code).toBe(0);
+        const plan = stepSummary(preview.steps);
+        // Only the container step re-runs (its owner token is derived from the component's URN, which
+        // the alias changes): nothing is created, deleted or replaced, the secrets and config stay.
+        expect(plan.filter((s) => !s.startsWith("same "))).toEqual(["update edge-container"]);
+        const url = String((await project.outputs()).httpUrl);
+        const { fresh, keepAlive } = await startTrafficPair(url, 300);
+        await project.ok(project.up([], RENAMED), "pulumi up (renamed, with alias)");
+        const [f, k] = [await fresh.stop(), await keepAlive.stop()];
+        notes.note("rename with alias under load", `${trafficSummary(f)}; keep-alive ${trafficSummary(k)}`);
+        expect(f.failures + k.failures).toBe(0);
+        expect({ uuid: (await instanceIdentity(LB)).uuid, secrets: await randomResults(project) }).toEqual(before);
+        await project.ok(project.up(["--expect-no-changes"], RENAMED), "pulumi up (renamed, again)");
+    });
+
+    test("renaming without an alias keeps the same container serving through the whole up", async () => {
+        // From the renamed program (component "edge", containerName haproxy) back to index.ts
+        // (component "haproxy", no alias): new steps adopt the container, the old ones' deletes leave it.
+        const before = (await instanceIdentity(LB)).uuid;
+        const url = String((await project.outputs()).httpUrl);
+        const preview = await project.previewJson();
+        const plan = stepSummary(preview.steps).filter((s) => !s.startsWith("same "));
+        notes.note("rename without alias: plan", plan.join(", "));
+        expect(plan).toEqual(
+            expect.arrayContaining(["create haproxy-container", "create haproxy-config", "delete edge-container", "delete edge-config"]),
+        );
+        const { fresh, keepAlive } = await startTrafficPair(url, 300);
+        await project.ok(project.up(), "pulumi up (renamed back, no alias)");
+        const [f, k] = [await fresh.stop(), await keepAlive.stop()];
+        notes.note("rename without alias under load", `${trafficSummary(f)}; keep-alive ${trafficSummary(k)}`);
+        expect(f.failures + k.failures).toBe(0);
+        expect((await instanceIdentity(LB)).uuid).toBe(before);
+        expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (after the rename)");
+    });
+
+    test("a config step that fails in the container: the engine reports why, the old config serves, the fixed value converges", async () => {
+        const url = String((await project.outputs()).httpUrl);
+        const servingConfig = await configSha(LB);
+        // Another program holds the port the new config listens on: HAProxy cannot bind it at reload.
+        await execInOk(LB, [
+            "systemd-run",
+            "--unit",
+            SQUATTER,
+            "--collect",
+            "socat",
+            `TCP-LISTEN:${TAKEN_PORT},bind=0.0.0.0,reuseaddr,fork`,
+            "SYSTEM:true",
+        ]);
+        try {
+            await waitFor(async () => (await execInOk(LB, ["ss", "-Hltn", `sport = :${TAKEN_PORT}`])).trim() !== "", {
+                what: `a listener on :${TAKEN_PORT}`,
+                timeoutMs: 10_000,
+                intervalMs: 100,
+            });
+            await project.setConfig("haproxy:listenHttp", String(TAKEN_PORT));
+            const failed = await project.up();
+            expect(failed.code).not.toBe(0);
+            expect(failed.stdout).toContain("the new config listens on a port another program holds");
+            expect(failed.stdout).toContain("running config and process untouched");
+            expect(await configSha(LB)).toBe(servingConfig);
+            expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        } finally {
+            await execIn(LB, ["systemctl", "stop", SQUATTER]);
+        }
+        await project.setConfig("haproxy:listenHttp", "80");
+        await project.ok(project.up(), "pulumi up (listenHttp fixed)");
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (converged)");
+        expect(await configSha(LB)).toBe(servingConfig);
     });
 
     test("a new image replaces the container step, the old container first, and the new one serves", async () => {
