@@ -147,7 +147,8 @@ receive_config() {
     got_bytes=$(wc -c < "$new")
     got=$(sha256sum "$new" | cut -d' ' -f1)
     if [ "$got_bytes" -ne "$bytes" ] || [ "$got" != "$want" ]; then
-        drop_new_and_exit "$EXIT_DAMAGED" "config arrived damaged ($got_bytes of $bytes bytes, sha256 $got, expected $want); running config untouched"
+        # No digest in the message: the config holds secrets and stderr lands in the state in clear.
+        drop_new_and_exit "$EXIT_DAMAGED" "config arrived damaged ($got_bytes of $bytes bytes, its sha256 not the header's); running config untouched"
     fi
     chgrp haproxy "$new" 2>/dev/null || true
 }
@@ -202,16 +203,19 @@ learn_master() {
 }
 
 # A config edited on the box since the last apply (its sha256 is not the one
-# the stamp recorded) is about to be replaced: say so, and keep it.
+# the stamp recorded) is about to be replaced: say so, and keep it. Never
+# print either digest: the config holds the stats password and cookie
+# secret, a step's stderr is stored in the state in clear, and an unsalted
+# digest lets anyone holding the state test guesses offline.
 keep_local_edit() {
     [ -f "$stamp" ] && [ -f "$cfg" ] || return 0
     applied=$(cut -d' ' -f1 "$stamp" 2>/dev/null) || applied=""
     live=$(sha256sum "$cfg" | cut -d' ' -f1)
     [ -n "$applied" ] && [ "$live" != "$applied" ] || return 0
     if cp -p "$cfg" "$cfg.veza-local-edit"; then
-        say "warning: $cfg was changed on the box since the last apply (sha256 $live, applied $applied); this apply replaces it, the edited file is kept as $cfg.veza-local-edit"
+        say "warning: $cfg was changed on the box since the last apply; this apply replaces it, the edited file is kept as $cfg.veza-local-edit"
     else
-        say "warning: $cfg was changed on the box since the last apply (sha256 $live, applied $applied); this apply replaces it and could not keep a copy"
+        say "warning: $cfg was changed on the box since the last apply; this apply replaces it and could not keep a copy"
     fi
 }
 

@@ -308,7 +308,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         expect(await configSha(LB)).toBe(lab3.config.header.config_sha256);
         // The rollback is drift: the re-apply says so and keeps the rolled-back file.
         expect(again.stderr).toContain(
-            `warning: /etc/haproxy/haproxy.cfg was changed on the box since the last apply (sha256 ${lab2.config.header.config_sha256}, applied ${lab3.config.header.config_sha256})`,
+            "warning: /etc/haproxy/haproxy.cfg was changed on the box since the last apply; this apply replaces it",
         );
         expect((await execInOk(LB, ["sha256sum", "/etc/haproxy/haproxy.cfg.veza-local-edit"])).split(" ")[0]).toBe(
             lab2.config.header.config_sha256,

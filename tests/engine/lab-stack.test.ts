@@ -167,6 +167,8 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         expect(secrets).toContain(password);
         // The rendered config (stats password, cookie secret inside) travels on the config step's stdin: secret.
         expect(plain).not.toContain("stats auth");
+        // Nor the config's digest (it holds the password): an offline oracle for it.
+        expect(plain).not.toContain(await configSha(LB));
     });
 
     test("a second run changes nothing: preview and up --expect-no-changes pass", async () => {

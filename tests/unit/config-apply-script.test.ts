@@ -152,10 +152,26 @@ describeWithHaproxy.each([
         const r = await apply(box, `${CONFIG_A}# C\n`);
         expect(r.code).toBe(0);
         expect(r.stderr).toContain(
-            `warning: ${box.cfg} was changed on the box since the last apply (sha256 ${sha(edited)}, applied ${sha(CONFIG_B)}); this apply replaces it, the edited file is kept as ${box.cfg}.veza-local-edit`,
+            `warning: ${box.cfg} was changed on the box since the last apply; this apply replaces it, the edited file is kept as ${box.cfg}.veza-local-edit`,
         );
         expect(readFileSync(`${box.cfg}.veza-local-edit`, "utf8")).toBe(edited);
         expect(readFileSync(box.cfg, "utf8")).toBe(`${CONFIG_A}# C\n`);
+    });
+
+    // The config holds the stats password and the cookie secret, and a step's
+    // stderr lands in the state in clear: an unsalted digest of it would let
+    // anyone holding the state test password guesses offline.
+    test("no digest of a config, applied, edited or arriving, is ever printed", async () => {
+        expect((await apply(box, CONFIG_B)).code).toBe(0);
+        const edited = `${CONFIG_B}# an operator's 3 a.m. change\n`;
+        writeFileSync(box.cfg, edited);
+        const next = `${CONFIG_A}# C\n`;
+        const replaced = await apply(box, next);
+        const damaged = await apply(box, CONFIG_B, { stdin: CONFIG_B.slice(0, 20) });
+        const printed = replaced.stderr + damaged.stderr;
+        expect(printed).toContain("changed on the box");
+        expect(printed).toContain("config arrived damaged");
+        for (const text of [CONFIG_B, edited, next, CONFIG_B.slice(0, 20)]) expect(printed).not.toContain(sha(text));
     });
 
     test("an apply over the config it applied itself warns of nothing", async () => {
