@@ -70,6 +70,13 @@ export const STACK_KEYS: readonly StackKey[] = [
         shownDefault: code(COMPONENT_DEFAULTS.image),
         doc: "Incus image (the lab uses `veza-debian13`)",
     },
+    {
+        key: "adoptContainer",
+        arg: true,
+        kind: "boolean",
+        shownDefault: "`false`",
+        doc: "take over the container even when another stack recorded it as its own (refused otherwise, naming both stacks); warned on every run while true",
+    },
     { key: "profiles", arg: true, kind: "object", shownDefault: code(COMPONENT_DEFAULTS.profiles), doc: "Incus profiles" },
     {
         key: "pair",

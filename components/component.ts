@@ -25,6 +25,7 @@ import {
     containerStep,
     keepalivedStep,
     ownerToken,
+    stackIdentity,
     pairConfigStep,
     stepScripts,
     StepKind,
@@ -94,6 +95,14 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
     insecureSkipHostKeyCheck?: boolean;
     /** Incus instance name. Default: the component's name. */
     containerName?: pulumi.Input<string>;
+    /**
+     * Take over the container even when another stack recorded it as its own
+     * (Incus key user.veza.stack). Default: false: refused, naming both stacks,
+     * since every stack defaults to the same container name and the second
+     * would reconfigure the first one's load balancer, and delete it on its
+     * own destroy. A warning on every run while true.
+     */
+    adoptContainer?: boolean;
     /** Incus image. Default: "images:debian/13" (Debian 12, "images:debian/12", works as well). */
     image?: pulumi.Input<string>;
     /** Incus profiles. Default: ["default"]. */
@@ -139,6 +148,7 @@ const PROVISIONING_KEYS = [
     "connection",
     "insecureSkipHostKeyCheck",
     "containerName",
+    "adoptContainer",
     "image",
     "profiles",
     "tls",
@@ -400,6 +410,9 @@ interface ResolvedInputs {
     settings: pulumi.Output<ResolvedSettings>;
     statsPassword: pulumi.Output<string>;
     fingerprintKey: pulumi.Output<string>;
+    /** This stack, `<project>/<stack>`: recorded in the container beside the owner token. */
+    stack: string;
+    adoptContainer: boolean;
 }
 
 /** One node to build: node a is the component's container, node b its pair partner. */
@@ -647,6 +660,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             settings,
             statsPassword,
             fingerprintKey: this.randomKey(`${name}-fingerprint-key`),
+            stack: stackIdentity(pulumi.getProject(), pulumi.getStack()),
+            adoptContainer: this.adoptContainer(a.adoptContainer, a.containerName),
         };
     }
 
@@ -806,7 +821,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
     /** One node's container step and, with a certificate, its TLS step. */
     private nodeSteps(plan: NodePlan, inputs: ResolvedInputs, owner: pulumi.Output<string>): NodeSteps {
-        const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings, pair } = inputs;
+        const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings, pair, stack, adoptContainer } = inputs;
         const tlsReady = tlsPair ? pulumi.unsecret(tlsPair.apply(() => true)) : pulumi.output(true);
         const target = pair ? pair.apply((p) => p.targets?.[PAIR_NODES.indexOf(plan.node)]) : pulumi.output(undefined);
         // Only provisioning inputs reach the container step (never the pools),
@@ -822,6 +837,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                         ...p,
                         containerName,
                         owner: ownerToken,
+                        stack,
+                        adopt: adoptContainer,
                         adminSocketPath: DEFAULT_SETTINGS.adminSocketPath,
                         serverStateFile: DEFAULT_SETTINGS.serverStateFile,
                         ...(t === undefined ? {} : { target: t }),
@@ -895,6 +912,24 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      */
     private randomKey(name: string): pulumi.Output<string> {
         return new random.RandomPassword(name, { length: 32, special: false }, { parent: this }).result;
+    }
+
+    /** adoptContainer, checked, with its warning on every run while it is true. */
+    private adoptContainer(adopt: unknown, containerName: pulumi.Input<string>): boolean {
+        if (adopt === undefined || adopt === false) return false;
+        if (adopt !== true) {
+            throw new pulumi.ResourceError(`adoptContainer must be true or false (got ${JSON.stringify(adopt)})`, this);
+        }
+        pulumi
+            .output(containerName)
+            .apply((c) =>
+                pulumi.log.warn(
+                    `adoptContainer is set: if container ${c} belongs to another stack, this run takes it over, and this stack's destroy will delete it. ` +
+                        "Unset it once the container is this stack's.",
+                    this,
+                ),
+            );
+        return true;
     }
 
     /**

@@ -26,6 +26,7 @@ export {
     acmeStep,
     acmeIssueStep,
     ownerToken,
+    stackIdentity,
     ScriptStep,
 } from "./scripts";
 // Certificates from an ACME CA: tls.acme's input and the renew script's settings.

@@ -134,6 +134,13 @@ export interface ContainerStepInputs {
     profiles: string[];
     /** This step's owner token (see `ownerToken`). */
     owner: string;
+    /**
+     * The stack this step belongs to, `<project>/<stack>` (see `stackIdentity`),
+     * recorded in the container (user.veza.stack) beside the owner token.
+     */
+    stack: string;
+    /** Take over a container another stack recorded as its own (adoptContainer). Default: false, refused. */
+    adopt?: boolean;
     adminSocketPath: string;
     serverStateFile: string;
     /** Seconds to wait for the container's network and systemd. Default: 60. */
@@ -148,11 +155,19 @@ function checked(check: (c: Checker) => void): void {
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
 
+/** A stack's identity as the container records it: `<project>/<stack>` (Pulumi's names: letters, digits, . _ -). */
+export function stackIdentity(project: string, stack: string): string {
+    return `${project}/${stack}`;
+}
+
+const STACK_IDENTITY = /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/;
+
 export function containerStep(inputs: ContainerStepInputs): ScriptStep {
     validateProvisioning(inputs);
     const waitSeconds = inputs.waitSeconds ?? 60;
     checked((c) => {
         c.matches("owner", inputs.owner, OWNER_TOKEN, "must be an owner token from ownerToken()");
+        c.matches("stack", inputs.stack, STACK_IDENTITY, "must be <project>/<stack> from stackIdentity()");
         c.absolutePath("adminSocketPath", inputs.adminSocketPath);
         c.absolutePath("serverStateFile", inputs.serverStateFile);
         c.integer("waitSeconds", waitSeconds, 1, 3600);
@@ -166,10 +181,12 @@ export function containerStep(inputs: ContainerStepInputs): ScriptStep {
             image: inputs.image,
             profiles: inputs.profiles.join(","),
             owner: inputs.owner,
+            stack: inputs.stack,
             admin_socket: inputs.adminSocketPath,
             state_file: inputs.serverStateFile,
             wait_seconds: String(waitSeconds),
             ...(inputs.target === undefined ? {} : { target: inputs.target }),
+            ...(inputs.adopt === true ? { adopt: "yes" } : {}),
         }),
     };
 }

@@ -36,3 +36,5 @@ read_header() {
 command -v incus >/dev/null 2>&1 || fail "the incus CLI is not on the PATH of the Incus host"
 # The container's owner token, "" when none was recorded.
 owner_of() { incus config get "$1" user.veza.owner </dev/null 2>/dev/null || true; }
+# The stack that owns the container, <project>/<stack>; "" when none was recorded.
+stack_of() { incus config get "$1" user.veza.stack </dev/null 2>/dev/null || true; }

@@ -178,6 +178,22 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         expect(up.code).toBe(0);
     });
 
+    test("a second stack with the same default container is refused, naming both stacks; the first keeps serving, and the second's destroy leaves it", async () => {
+        const before = await instanceIdentity(LB);
+        const url = String((await project.outputs()).httpUrl);
+        const other = new EngineProject(toolchain!, "lab2");
+        await other.init();
+        const refused = await other.up();
+        expect(refused.code).not.toBe(0);
+        expect(refused.stdout).toContain(
+            "haproxy belongs to stack veza-haproxy/lab, not to this stack (veza-haproxy/lab2): not taking it over, nothing changed",
+        );
+        await other.ok(other.destroy(), "pulumi destroy (the second stack)");
+        expect(await instanceIdentity(LB)).toEqual(before);
+        expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (the first stack, untouched)");
+    });
+
     test("adding a backend updates only the config step, with no failed request", async () => {
         const before = await configSha(LB);
         await project.setConfig("haproxy:apiServers[2].name", "backend-api-3");

@@ -373,6 +373,28 @@ describe("lifecycle rules (issue 8)", () => {
         }
     });
 
+    test("the container step carries this stack and adoptContainer; adopting warns on every run, a non-boolean is refused", async () => {
+        const plain = await build(labArgs(), "own-stack");
+        const header = (step: { inputs: Record<string, unknown> }) => String(unwrap(step.inputs.stdin)).split("\n\n")[0].split("\n");
+        expect(header(plain.byName("container"))).toContain("stack=veza-haproxy/test");
+        expect(header(plain.byName("container")).some((l) => l.startsWith("adopt="))).toBe(false);
+        const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
+        try {
+            const adopting = await build({ ...labArgs(), containerName: "taken", adoptContainer: true }, "adopting");
+            expect(header(adopting.byName("container"))).toContain("adopt=yes");
+            expect(warn).toHaveBeenCalledWith(
+                "adoptContainer is set: if container taken belongs to another stack, this run takes it over, and this stack's destroy will delete it. " +
+                    "Unset it once the container is this stack's.",
+                adopting.lb,
+            );
+        } finally {
+            warn.mockRestore();
+        }
+        expect(() => new HaproxyLoadBalancer("adopt-yes", { ...labArgs(), adoptContainer: "yes" as unknown as boolean })).toThrow(
+            'adoptContainer must be true or false (got "yes")',
+        );
+    });
+
     test("the container step never waits for the pools: it registers while they are still unknown", async () => {
         const never = pulumi.output(new Promise<{ name: string; address: string }[]>(() => undefined));
         const lb = new HaproxyLoadBalancer("pools-later", { apiServers: never, streamServers: labArgs().streamServers });

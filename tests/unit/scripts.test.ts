@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
-import { configStep, containerStep, ownerToken, SettingsError, tlsStep } from "../../components";
+import { configStep, containerStep, ownerToken, SettingsError, stackIdentity, tlsStep } from "../../components";
 import { keepalivedStep, stepScripts, stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
@@ -10,6 +10,7 @@ import { findBinary, requireBinary } from "../support";
 import { labSettings } from "./lab-settings";
 
 const OWNER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
+const STACK = stackIdentity("veza-haproxy", "test");
 const CERT = "-----BEGIN CERTIFICATE-----\ncert-marker-7f3a\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nkey-marker-91bc\n-----END PRIVATE KEY-----\n";
 const steps = {
@@ -18,6 +19,7 @@ const steps = {
         image: "images:debian/12",
         profiles: ["default", "veza"],
         owner: OWNER,
+        stack: STACK,
         adminSocketPath: "/run/haproxy/admin.sock",
         serverStateFile: "/var/lib/haproxy/server-state",
     }),
@@ -77,7 +79,7 @@ describe("provisioning scripts", () => {
 
     test("each step's stdin is the veza-step/1 header, a blank line, then the payload", () => {
         expect(steps.container.stdin).toBe(
-            `veza-step/1\ncontainer=haproxy\nimage=images:debian/12\nprofiles=default,veza\nowner=${OWNER}\n` +
+            `veza-step/1\ncontainer=haproxy\nimage=images:debian/12\nprofiles=default,veza\nowner=${OWNER}\nstack=veza-haproxy/test\n` +
                 "admin_socket=/run/haproxy/admin.sock\nstate_file=/var/lib/haproxy/server-state\nwait_seconds=60\n\n",
         );
         expect(steps.config.stdin.endsWith("\n\n# config-marker-55e1\n")).toBe(true);
@@ -96,6 +98,7 @@ describe("provisioning scripts", () => {
                 image: "x",
                 profiles: ["default"],
                 owner: OWNER,
+                stack: STACK,
                 adminSocketPath: "/run/$(reboot)",
                 serverStateFile: "/var/lib/s",
             }),
@@ -123,6 +126,7 @@ describe("provisioning scripts", () => {
                     image: "x",
                     profiles: ["default"],
                     owner: OWNER,
+                    stack: STACK,
                     adminSocketPath: "/run/$(id)",
                     serverStateFile: "/var/lib/s",
                 }),
@@ -136,6 +140,7 @@ describe("provisioning scripts", () => {
                     image: "x",
                     profiles: ["*"],
                     owner: OWNER,
+                    stack: STACK,
                     adminSocketPath: "/run/a",
                     serverStateFile: "/var/lib/s",
                 }),
@@ -234,7 +239,7 @@ describe("provisioning scripts", () => {
             const absent = runWithFakeIncus(create, stdin(""));
             // The fake says the container is absent: it is launched, with no --target.
             expect(absent.calls).toMatch(
-                /^launch images:debian\/12 haproxy --profile default --profile veza --config user\.veza\.owner=veza1-[0-9a-f]+$/m,
+                /^launch images:debian\/12 haproxy --profile default --profile veza --config user\.veza\.owner=veza1-[0-9a-f]+ --config user\.veza\.stack=veza-haproxy\/test$/m,
             );
             const placed = runWithFakeIncus(create, stdin("target=member-2\n"));
             expect(placed.calls).toMatch(/^launch images:debian\/12 haproxy --profile default --profile veza --target member-2 --config /m);
@@ -250,6 +255,84 @@ describe("provisioning scripts", () => {
             expect(run.status).toBe(0);
             expect(run.calls).toBe("info haproxy\n");
         });
+    });
+});
+
+describe("the container step and a container that already exists", () => {
+    const OTHER_OWNER = ownerToken("urn:pulumi:other::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
+    /** Runs the container step with a fake incus: the container exists, with `owner` and `stack` recorded (empty: none). */
+    function runOver(recorded: { owner: string; stack: string }, adopt = false): { status: number | null; stderr: string; calls: string } {
+        const dir = mkdtempSync(path.join(tmpdir(), "veza-own-"));
+        try {
+            writeFileSync(
+                path.join(dir, "incus"),
+                [
+                    "#!/bin/sh",
+                    `printf '%s\\n' "$*" >> "${dir}/calls"`,
+                    'case "$*" in',
+                    "    info*) exit 0 ;;",
+                    `    "config get haproxy user.veza.owner") echo "${recorded.owner}" ;;`,
+                    `    "config get haproxy user.veza.stack") echo "${recorded.stack}" ;;`,
+                    '    "config set "*) exit 0 ;;',
+                    // Nothing else answers: the step stops at its next check, after the calls that matter here.
+                    "    *) exit 1 ;;",
+                    "esac",
+                    "",
+                ].join("\n"),
+                { mode: 0o755 },
+            );
+            const step = containerStep({
+                containerName: "haproxy",
+                image: "images:debian/12",
+                profiles: ["default"],
+                owner: OWNER,
+                stack: STACK,
+                adopt,
+                adminSocketPath: "/run/haproxy/admin.sock",
+                serverStateFile: "/var/lib/haproxy/server-state",
+                waitSeconds: 1,
+            });
+            const run = spawnSync("/bin/sh", ["-c", step.create], {
+                encoding: "utf8",
+                env: { PATH: `${dir}:/usr/bin:/bin` },
+                input: step.stdin,
+            });
+            return { status: run.status, stderr: run.stderr, calls: readFileSync(path.join(dir, "calls"), "utf8") };
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+    const setOwner = `config set haproxy user.veza.owner=${OWNER} user.veza.stack=veza-haproxy/test`;
+
+    test("another stack's container is refused, naming both stacks, and nothing is changed", () => {
+        const run = runOver({ owner: OTHER_OWNER, stack: "veza-haproxy/other" });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toContain(
+            "veza-haproxy[container]: ERROR: haproxy belongs to stack veza-haproxy/other, not to this stack (veza-haproxy/test): not taking it over, nothing changed",
+        );
+        expect(run.stderr).toContain("set adoptContainer (haproxy:adoptContainer) to take it over on purpose");
+        expect(run.calls).not.toContain("config set");
+    });
+
+    test("with adoptContainer another stack's container is taken over, with a warning", () => {
+        const run = runOver({ owner: OTHER_OWNER, stack: "veza-haproxy/other" }, true);
+        expect(run.stderr).toContain("warning: taking over haproxy from stack veza-haproxy/other (adoptContainer)");
+        expect(run.calls).toContain(setOwner);
+    });
+
+    test.each<[string, { owner: string; stack: string }]>([
+        ["a step of this stack under another name (a rename, a local/SSH switch)", { owner: OTHER_OWNER, stack: "veza-haproxy/test" }],
+        ["a container recorded before stacks were (no stack key)", { owner: OTHER_OWNER, stack: "" }],
+        ["a container with no owner at all", { owner: "", stack: "" }],
+    ])("%s is adopted, and the stack recorded", (_case, recorded) => {
+        const run = runOver(recorded);
+        expect(run.stderr).not.toContain("ERROR: haproxy belongs to stack");
+        expect(run.calls).toContain(setOwner);
+    });
+
+    test("its own container is left as it is", () => {
+        const run = runOver({ owner: OWNER, stack: "veza-haproxy/test" });
+        expect(run.calls).not.toContain("config set");
     });
 });
 
