@@ -193,25 +193,9 @@ describe("provisioning scripts", () => {
         ["sh (dash)", "/bin/sh"],
         ["bash", "/bin/bash"],
     ])("the header reader under %s", (_shell, shell) => {
-        /** Runs a step script with a fake incus that records its arguments; returns exit, stderr and the calls. */
+        /** Runs a step script with a fake incus that records its arguments and says every container is absent. */
         function runWithFakeIncus(script: string, stdin: string): { status: number | null; stderr: string; calls: string } {
-            const dir = mkdtempSync(path.join(tmpdir(), "veza-hdr-"));
-            try {
-                const fake = path.join(dir, "incus");
-                writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$*" >> "${dir}/calls"\ncase "$1" in info) exit 1 ;; esac\n`, {
-                    mode: 0o755,
-                });
-                const run = spawnSync(shell, ["-c", script], { encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` }, input: stdin });
-                let calls = "";
-                try {
-                    calls = readFileSync(path.join(dir, "calls"), "utf8");
-                } catch {
-                    /* none */
-                }
-                return { status: run.status, stderr: run.stderr, calls };
-            } finally {
-                rmSync(dir, { recursive: true, force: true });
-            }
+            return runStepWithFakeIncus({ create: script, stdin }, ["info*) exit 1 ;;"], {}, shell);
         }
 
         test.each<[string, string, string]>([
@@ -258,49 +242,74 @@ describe("provisioning scripts", () => {
     });
 });
 
+/**
+ * Runs a step's create script with a fake `incus` on PATH that records its
+ * arguments and answers through `cases` (lines of a shell `case "$*" in`;
+ * `$DIR` is the fake's directory, where `files` are written). Returns exit,
+ * stderr and the calls.
+ */
+function runStepWithFakeIncus(
+    step: { create: string; stdin: string },
+    cases: string[],
+    files: Record<string, string> = {},
+    shell = "/bin/sh",
+): { status: number | null; stderr: string; calls: string } {
+    const dir = mkdtempSync(path.join(tmpdir(), "veza-fake-incus-"));
+    try {
+        for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+        writeFileSync(
+            path.join(dir, "incus"),
+            [
+                "#!/bin/sh",
+                `DIR="${dir}"`,
+                'printf \'%s\\n\' "$*" >> "$DIR/calls"',
+                'case "$*" in',
+                ...cases.map((c) => `    ${c}`),
+                "esac",
+                "",
+            ].join("\n"),
+            { mode: 0o755 },
+        );
+        const run = spawnSync(shell, ["-c", step.create], {
+            encoding: "utf8",
+            env: { PATH: `${dir}:/usr/bin:/bin` },
+            input: step.stdin,
+        });
+        let calls = "";
+        try {
+            calls = readFileSync(path.join(dir, "calls"), "utf8");
+        } catch {
+            /* none */
+        }
+        return { status: run.status, stderr: run.stderr, calls };
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
 describe("the container step and a container that already exists", () => {
     const OTHER_OWNER = ownerToken("urn:pulumi:other::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
     /** Runs the container step with a fake incus: the container exists, with `owner` and `stack` recorded (empty: none). */
     function runOver(recorded: { owner: string; stack: string }, adopt = false): { status: number | null; stderr: string; calls: string } {
-        const dir = mkdtempSync(path.join(tmpdir(), "veza-own-"));
-        try {
-            writeFileSync(
-                path.join(dir, "incus"),
-                [
-                    "#!/bin/sh",
-                    `printf '%s\\n' "$*" >> "${dir}/calls"`,
-                    'case "$*" in',
-                    "    info*) exit 0 ;;",
-                    `    "config get haproxy user.veza.owner") echo "${recorded.owner}" ;;`,
-                    `    "config get haproxy user.veza.stack") echo "${recorded.stack}" ;;`,
-                    '    "config set "*) exit 0 ;;',
-                    // Nothing else answers: the step stops at its next check, after the calls that matter here.
-                    "    *) exit 1 ;;",
-                    "esac",
-                    "",
-                ].join("\n"),
-                { mode: 0o755 },
-            );
-            const step = containerStep({
-                containerName: "haproxy",
-                image: "images:debian/12",
-                profiles: ["default"],
-                owner: OWNER,
-                stack: STACK,
-                adopt,
-                adminSocketPath: "/run/haproxy/admin.sock",
-                serverStateFile: "/var/lib/haproxy/server-state",
-                waitSeconds: 1,
-            });
-            const run = spawnSync("/bin/sh", ["-c", step.create], {
-                encoding: "utf8",
-                env: { PATH: `${dir}:/usr/bin:/bin` },
-                input: step.stdin,
-            });
-            return { status: run.status, stderr: run.stderr, calls: readFileSync(path.join(dir, "calls"), "utf8") };
-        } finally {
-            rmSync(dir, { recursive: true, force: true });
-        }
+        const step = containerStep({
+            containerName: "haproxy",
+            image: "images:debian/12",
+            profiles: ["default"],
+            owner: OWNER,
+            stack: STACK,
+            adopt,
+            adminSocketPath: "/run/haproxy/admin.sock",
+            serverStateFile: "/var/lib/haproxy/server-state",
+            waitSeconds: 1,
+        });
+        return runStepWithFakeIncus(step, [
+            "info*) exit 0 ;;",
+            `"config get haproxy user.veza.owner") echo "${recorded.owner}" ;;`,
+            `"config get haproxy user.veza.stack") echo "${recorded.stack}" ;;`,
+            '"config set "*) exit 0 ;;',
+            // Nothing else answers: the step stops at its next check, after the calls that matter here.
+            "*) exit 1 ;;",
+        ]);
     }
     const setOwner = `config set haproxy user.veza.owner=${OWNER} user.veza.stack=veza-haproxy/test`;
 
@@ -349,33 +358,16 @@ describe("the keepalived step checks the VIP against the node's own eth0 before 
 
     /** Runs the step with a fake incus: the node runs, is ours, and its eth0 holds `eth0` (lines of `ip -4 -o addr`). */
     function runWith(eth0: string): { status: number | null; stderr: string; calls: string } {
-        const dir = mkdtempSync(path.join(tmpdir(), "veza-vip-"));
-        try {
-            writeFileSync(path.join(dir, "eth0"), eth0);
-            writeFileSync(
-                path.join(dir, "incus"),
-                [
-                    "#!/bin/sh",
-                    `printf '%s\\n' "$*" >> "${dir}/calls"`,
-                    'case "$*" in',
-                    '    "list "*) echo RUNNING ;;',
-                    `    "config get "*) echo ${OWNER} ;;`,
-                    `    *"ip -4 -o addr show dev eth0 scope global") cat "${dir}/eth0" ;;`,
-                    "    *) cat >/dev/null 2>&1; exit 1 ;;",
-                    "esac",
-                    "",
-                ].join("\n"),
-                { mode: 0o755 },
-            );
-            const run = spawnSync("/bin/sh", ["-c", step.create], {
-                encoding: "utf8",
-                env: { PATH: `${dir}:/usr/bin:/bin` },
-                input: step.stdin,
-            });
-            return { status: run.status, stderr: run.stderr, calls: readFileSync(path.join(dir, "calls"), "utf8") };
-        } finally {
-            rmSync(dir, { recursive: true, force: true });
-        }
+        return runStepWithFakeIncus(
+            step,
+            [
+                '"list "*) echo RUNNING ;;',
+                `"config get "*) echo ${OWNER} ;;`,
+                '*"ip -4 -o addr show dev eth0 scope global") cat "$DIR/eth0" ;;',
+                "*) cat >/dev/null 2>&1; exit 1 ;;",
+            ],
+            { eth0 },
+        );
     }
 
     test.each<[string, string, string]>([
