@@ -333,6 +333,26 @@ interface SshTarget {
     host?: unknown;
     port?: unknown;
     hostKey?: unknown;
+    /** The bastion (connection.proxy): checked by the same rules. */
+    proxy?: SshTarget;
+}
+
+interface SshConnectionFields {
+    host?: unknown;
+    port?: unknown;
+    hostKey?: unknown;
+    proxy?: unknown;
+}
+
+/** The checked fields of a connection (no key or password): the host, and the bastion's when there is one. */
+function sshTargetOf(c: SshConnectionFields): SshTarget {
+    const proxy = c.proxy as SshConnectionFields | undefined;
+    return {
+        host: c.host,
+        port: c.port,
+        hostKey: c.hostKey,
+        ...(proxy === undefined || proxy === null ? {} : { proxy: { host: proxy.host, port: proxy.port, hostKey: proxy.hostKey } }),
+    };
 }
 
 /**
@@ -345,26 +365,40 @@ interface SshTarget {
  */
 function checkSshTarget(target: SshTarget, insecure: boolean): void {
     const c = new Checker();
-    c.matches("connection.host", target.host, SSH_HOST, "must be the Incus host's DNS name or IP address");
-    if (target.port !== undefined) c.port("connection.port", target.port);
-    if (target.hostKey === undefined || target.hostKey === "") {
-        if (!insecure) {
-            c.fail(
-                "connection.hostKey",
-                "must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), " +
-                    "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever " +
-                    "answers in its place gets root commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true",
-            );
-        }
+    checkSshEnd(c, "connection", target, insecure, {
+        host: "the Incus host's DNS name or IP address",
+        missingKey:
+            "must be set to the Incus host's SSH public key line (stack config haproxy:incusHost.hostKey), " +
+            "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: without it any host key is accepted and whoever " +
+            "answers in its place gets root commands, the TLS key and the stats password. To run unverified anyway, set insecureSkipHostKeyCheck: true",
+    });
+    // The provider treats a bastion's host key as the main connection's (remote/proxyConnection.go embeds connectionBase).
+    if (target.proxy !== undefined && target.proxy !== null) {
+        checkSshEnd(c, "connection.proxy", target.proxy, insecure, {
+            host: "the bastion's DNS name or IP address",
+            missingKey:
+                "must be set to the bastion's SSH public key line, e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on that host: " +
+                "without it any host key is accepted, and whoever answers in its place sees every command and secret the steps send. " +
+                "To run unverified anyway, set insecureSkipHostKeyCheck: true",
+        });
+    }
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
+}
+
+/** One end of the SSH path (the Incus host, or the bastion before it): its host, port and pinned host key. */
+function checkSshEnd(c: Checker, field: string, end: SshTarget, insecure: boolean, say: { host: string; missingKey: string }): void {
+    c.matches(`${field}.host`, end.host, SSH_HOST, `must be ${say.host}`);
+    if (end.port !== undefined) c.port(`${field}.port`, end.port);
+    if (end.hostKey === undefined || end.hostKey === "") {
+        if (!insecure) c.fail(`${field}.hostKey`, say.missingKey);
     } else {
         c.matches(
-            "connection.hostKey",
-            target.hostKey,
+            `${field}.hostKey`,
+            end.hostKey,
             HOST_KEY,
             'must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures)',
         );
     }
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
 
 /**
@@ -947,10 +981,15 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         }
         const describe = (t: SshTarget) => `ssh:${t.host}:${t.port ?? 22}`;
         // The connection is secret as a whole (its private key); host, port and host key are not.
-        const target: pulumi.Input<SshTarget> =
-            pulumi.Output.isInstance(connection) || connection instanceof Promise
-                ? pulumi.unsecret(pulumi.output(connection).apply((c) => ({ host: c.host, port: c.port, hostKey: c.hostKey })))
-                : { host: connection.host, port: connection.port, hostKey: connection.hostKey };
+        // A plain connection may still hold Outputs (a bastion from another resource): then it is checked when they resolve.
+        const fields = connection as SshConnectionFields;
+        const known =
+            !pulumi.Output.isInstance(connection) &&
+            !(connection instanceof Promise) &&
+            isPlain({ host: fields.host, port: fields.port, hostKey: fields.hostKey, proxy: fields.proxy });
+        const target: pulumi.Input<SshTarget> = known
+            ? sshTargetOf(fields)
+            : pulumi.unsecret(pulumi.output(connection).apply((c) => sshTargetOf(c)));
         if (isPlain(target)) {
             onResource(this, () => checkSshTarget(target as SshTarget, insecure));
             return describe(target as SshTarget);

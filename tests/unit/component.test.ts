@@ -1,3 +1,4 @@
+import * as command from "@pulumi/command";
 import { spawnSync } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
@@ -348,6 +349,53 @@ describe("lifecycle rules (issue 8)", () => {
                 }),
         ).toThrow(
             'connection.hostKey must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures) (got "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host")',
+        );
+    });
+
+    // The provider checks a bastion's host key exactly as the main connection's: pinned when given, any accepted when not
+    // (pulumi-command v1.2.1 remote/proxyConnection.go embeds connectionBase; connection.go SSHConfig).
+    describe.each<[string, Record<string, unknown>, string]>([
+        [
+            "a bastion without a host key",
+            { host: "bastion.example", privateKey: "K" },
+            "connection.proxy.hostKey must be set to the bastion's SSH public key line, e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub " +
+                "on that host: without it any host key is accepted, and whoever answers in its place sees every command and secret the steps send. " +
+                "To run unverified anyway, set insecureSkipHostKeyCheck: true",
+        ],
+        [
+            "a bastion with an ssh-rsa host key",
+            { host: "bastion.example", hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bastion" },
+            'connection.proxy.hostKey must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures) (got "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bastion")',
+        ],
+        [
+            "a bastion without a host name",
+            { hostKey: HOST_KEY },
+            "connection.proxy.host must be the bastion's DNS name or IP address (got undefined)",
+        ],
+    ])("SSH through %s", (_case, proxy, message) => {
+        test("is refused at construction with the field's message", () => {
+            expect(
+                () =>
+                    new HaproxyLoadBalancer("bastion", {
+                        ...labArgs(),
+                        connection: {
+                            host: "incus.example",
+                            hostKey: HOST_KEY,
+                            proxy,
+                        } as unknown as command.types.input.remote.ConnectionArgs,
+                    }),
+            ).toThrow(message);
+        });
+    });
+
+    test("a bastion with its host key passes, and reaches the provider's connection", async () => {
+        const proxy = { host: "bastion.example", hostKey: HOST_KEY };
+        const viaBastion = await build(
+            { ...labArgs(), connection: { host: "incus.example", hostKey: HOST_KEY, privateKey: pulumi.secret("K"), proxy } },
+            "bastioned",
+        );
+        expect(unwrap<Record<string, Record<string, unknown>>>(viaBastion.byName("container").inputs.connection).proxy.hostKey).toBe(
+            HOST_KEY,
         );
     });
 
