@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from "crypto";
 import { Checker, isRecord, Problem, SettingsError, shown } from "./checker";
 import { checkNotOwnListener } from "./pools";
 import { ResolvedSettings, SETTINGS, SETTINGS_KEYS } from "./settings";
@@ -122,5 +123,28 @@ export function validateTlsPair(certificatePem: string, privateKeyPem: string): 
             "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)",
         );
     }
+    if (problems.length === 0 && !isKeyOf(certificatePem, privateKeyPem)) {
+        problems.push(
+            "tls.privateKeyPem is not the private key of tls.certificatePem (their public keys differ): HAProxy would refuse the pair, " +
+                "and a restart would find a broken certificate file. Give the key the certificate was issued for (values not shown)",
+        );
+    }
     if (problems.length > 0) throw new SettingsError(problems);
+}
+
+/**
+ * Whether the key is the certificate's (the first certificate of the PEM:
+ * the leaf). A PEM that Node cannot read (an encrypted key, an unusual
+ * algorithm) is not judged here: the config step's haproxy -c judges it.
+ */
+function isKeyOf(certificatePem: string, privateKeyPem: string): boolean {
+    let certificate: X509Certificate;
+    let key: ReturnType<typeof createPrivateKey>;
+    try {
+        certificate = new X509Certificate(certificatePem);
+        key = createPrivateKey(privateKeyPem);
+    } catch {
+        return true;
+    }
+    return certificate.checkPrivateKey(key);
 }

@@ -1,6 +1,11 @@
 import { applyDefaults, HaproxySettings, renderHaproxyConfig, SettingsError } from "../../components";
 import { settingsWarnings, validateProvisioning, validateTlsPair } from "../../components/validate";
 import { labSettings } from "./lab-settings";
+import { mkdirSync, readFileSync, rmSync } from "fs";
+import * as path from "path";
+import { makeTempDir, makeTestCert, requireBinary } from "../support";
+
+const describeWithOpenssl = requireBinary("openssl");
 
 const api = (overrides: object) => ({
     apiServers: [
@@ -268,6 +273,30 @@ describe("TLS pair", () => {
     });
     test("a proper pair passes", () => {
         expect(() => validateTlsPair(cert, "-----BEGIN EC PRIVATE KEY-----\nk\n-----END EC PRIVATE KEY-----\n")).not.toThrow();
+    });
+});
+
+describeWithOpenssl("TLS pair, real certificates", () => {
+    const dir = makeTempDir("veza-pair-");
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const issued = (name: string) => {
+        mkdirSync(path.join(dir, name));
+        const made = makeTestCert(path.join(dir, name));
+        return { cert: made.cert.toString("utf8"), key: readFileSync(made.keyPath, "utf8") };
+    };
+    const a = issued("a");
+    const b = issued("b");
+
+    test("a certificate with its own key passes", () => {
+        expect(() => validateTlsPair(a.cert, a.key)).not.toThrow();
+    });
+    test("a key that is not the certificate's is refused at preview, naming both fields and no value", () => {
+        expect(() => validateTlsPair(a.cert, b.key)).toThrow(
+            new SettingsError([
+                "tls.privateKeyPem is not the private key of tls.certificatePem (their public keys differ): HAProxy would refuse the pair, " +
+                    "and a restart would find a broken certificate file. Give the key the certificate was issued for (values not shown)",
+            ]),
+        );
     });
 });
 
