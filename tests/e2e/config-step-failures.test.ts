@@ -67,7 +67,14 @@ function args(extra: Partial<HaproxyLoadBalancerArgs> = {}): HaproxyLoadBalancer
 }
 
 const SQUATTER_REPLY = "/run/veza-squatter-reply";
-const SQUATTER_REPLY_SCRIPT = "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nServer: veza-squatter\\r\\nContent-Length: 0\\r\\n\\r\\n'\n";
+// It reads the request head before it answers: a process that exits with the
+// request unread makes the kernel reset the connection, and the client can
+// see the reset before the reply ("socket hang up", seen in CI under load).
+const SQUATTER_REPLY_SCRIPT =
+    "#!/bin/sh\n" +
+    "cr=$(printf '\\r')\n" +
+    'while IFS= read -r line; do [ -z "$line" ] || [ "$line" = "$cr" ] && break; done\n' +
+    "printf 'HTTP/1.0 200 OK\\r\\nServer: veza-squatter\\r\\nContent-Length: 0\\r\\n\\r\\n'\n";
 
 /** Another program listening on `port` in the LB container (a transient systemd unit). */
 async function occupy(port: number): Promise<string> {

@@ -144,9 +144,14 @@ export class EngineProject {
         return r;
     }
 
-    private spawn(file: string, args: string[], timeoutMs: number): Promise<CliResult> {
+    private spawn(file: string, args: string[], timeoutMs: number, stdin?: string): Promise<CliResult> {
         return new Promise((resolve, reject) => {
-            const child = spawn(file, args, { cwd: this.dir, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+            const child = spawn(file, args, {
+                cwd: this.dir,
+                env: this.env,
+                stdio: ["pipe", "pipe", "pipe"],
+            });
+            child.stdin.end(stdin ?? "");
             let stdout = "";
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -166,6 +171,18 @@ export class EngineProject {
     async init(): Promise<void> {
         await this.ok(this.cli(["login", this.backend]), "pulumi login");
         await this.ok(this.cli(["stack", "init", this.stack]), "pulumi stack init");
+    }
+
+    /** `pulumi config set --secret`, the value on stdin (never in an argument). */
+    async setSecret(key: string, value: string): Promise<void> {
+        await this.ok(
+            this.spawn("pulumi", ["config", "set", "--secret", "--stack", this.stack, key, "--non-interactive"], 60_000, value),
+            `pulumi config set --secret ${key}`,
+        );
+    }
+
+    async removeConfig(key: string): Promise<void> {
+        await this.ok(this.cli(["config", "rm", "--stack", this.stack, key]), `pulumi config rm ${key}`);
     }
 
     /** `pulumi config set --path`: `key` may reach into a list (`haproxy:apiServers[0].address`). */

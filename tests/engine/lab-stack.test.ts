@@ -8,7 +8,8 @@
  * VEZA_COMMAND_PROVIDER names the real one).
  */
 import * as path from "node:path";
-import { cleanupAll, get, waitFor } from "../support";
+import { cleanupAll, freePort, get, waitFor } from "../support";
+import { startSshd } from "../e2e/sshd";
 import {
     API_PORT,
     deleteContainers,
@@ -54,6 +55,11 @@ async function randomResults(project: EngineProject): Promise<string[]> {
         .filter((r) => r.urn.includes("random:index/randomPassword:RandomPassword"))
         .map((r) => plaintext(r.outputs?.result))
         .sort();
+}
+
+/** The owner token the container records (user.veza.owner). */
+async function containerOwner(): Promise<string> {
+    return (await incusOk(["config", "get", LB, "user.veza.owner"])).trim();
 }
 
 /** A second alias of the lab image: a new `haproxy:image` value, the same bits. */
@@ -305,6 +311,59 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         await project.ok(project.up(), "pulumi up (listenHttp fixed)");
         await project.ok(project.up(["--expect-no-changes"]), "pulumi up (converged)");
         expect(await configSha(LB)).toBe(servingConfig);
+    });
+
+    test("preview over SSH reaches no host; a wrong host key fails before any command; the right one adopts the container, serving throughout, and back to local", async () => {
+        const url = String((await project.outputs()).httpUrl);
+        const before = { uuid: (await instanceIdentity(LB)).uuid, owner: await containerOwner() };
+        const sshd = await startSshd();
+        try {
+            await project.setSecret("haproxy:incusSshPrivateKey", sshd.clientPrivateKey);
+            // Nothing listens on this port: preview must not need the host (the preview workflow's runner reaches none).
+            const nowhere = await freePort();
+            await project.setConfig("haproxy:incusHost", JSON.stringify({ host: "127.0.0.1", port: nowhere, hostKey: sshd.hostKey }));
+            const preview = await project.previewJson();
+            expect(preview.code).toBe(0);
+            expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual(
+                expect.arrayContaining(["create haproxy-container", "delete haproxy-container"]),
+            );
+
+            await project.setConfig(
+                "haproxy:incusHost",
+                JSON.stringify({ host: "127.0.0.1", port: sshd.port, hostKey: sshd.otherHostKey }),
+            );
+            const refused = await project.up();
+            notes.note("a wrong host key", ((refused.stdout.match(/error: .*/g) ?? [])[0] ?? "").slice(0, 300));
+            expect(refused.code).not.toBe(0);
+            expect({ uuid: (await instanceIdentity(LB)).uuid, owner: await containerOwner() }).toEqual(before);
+            expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+
+            await project.setConfig("haproxy:incusHost", JSON.stringify({ host: "127.0.0.1", port: sshd.port, hostKey: sshd.hostKey }));
+            const { fresh, keepAlive } = await startTrafficPair(url, 300);
+            await project.ok(project.up(), "pulumi up (over SSH)");
+            const [f, k] = [await fresh.stop(), await keepAlive.stop()];
+            notes.note("local to SSH under load", `${trafficSummary(f)}; keep-alive ${trafficSummary(k)}`);
+            expect(f.failures + k.failures).toBe(0);
+            expect((await instanceIdentity(LB)).uuid).toBe(before.uuid);
+            expect(await containerOwner()).not.toBe(before.owner);
+            const state = await project.exportText();
+            expect(state).toContain("command:remote:Command");
+            expect(state).not.toContain("command:local:Command");
+            // The SSH key is a secret in the state: not in clear anywhere.
+            const keyBody = sshd.clientPrivateKey.split("\n").find((l) => l.length > 40) as string;
+            expect(state).not.toContain(keyBody);
+            await project.ok(project.up(["--expect-no-changes"]), "pulumi up (over SSH, again)");
+        } finally {
+            await project.removeConfig("haproxy:incusHost");
+            await project.removeConfig("haproxy:incusSshPrivateKey");
+        }
+        try {
+            await project.ok(project.up(), "pulumi up (back to local)");
+            expect((await instanceIdentity(LB)).uuid).toBe(before.uuid);
+            expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        } finally {
+            await sshd.stop();
+        }
     });
 
     test("a new image replaces the container step, the old container first, and the new one serves", async () => {

@@ -153,6 +153,13 @@ async function runStep(type: string, inputs: Props, command: string | undefined)
     const { argv, dir } = sshArgv((inputs.connection ?? {}) as Props, command);
     try {
         return await exec(argv, stdin, command);
+    } catch (e) {
+        // OpenSSH's own failures (refused, host key mismatch) exit 255 before the script runs; the
+        // real provider fails the same way at dial time, without "running <script>" (remote/connection.go Dial).
+        const message = (e as Error).message;
+        if (message.startsWith("exit status 255:"))
+            throw new Error(`ssh: dial or handshake failed: ${message.split(":\n").pop()?.trim() ?? ""}`, { cause: e });
+        throw e;
     } finally {
         rmSync(dir, { recursive: true, force: true });
     }
