@@ -48,6 +48,7 @@ import {
     SettingsError,
     settingsProblems,
     settingsWarnings,
+    shown,
     validateProvisioning,
     validateTlsPair,
 } from "./validate";
@@ -337,21 +338,18 @@ interface SshTarget {
     proxy?: SshTarget;
 }
 
-interface SshConnectionFields {
-    host?: unknown;
-    port?: unknown;
-    hostKey?: unknown;
-    proxy?: unknown;
-}
-
-/** The checked fields of a connection (no key or password): the host, and the bastion's when there is one. */
-function sshTargetOf(c: SshConnectionFields): SshTarget {
-    const proxy = c.proxy as SshConnectionFields | undefined;
+/**
+ * The checked fields of a connection (no key or password): the host's, and
+ * the bastion's when there is one (a bastion has no bastion of its own:
+ * ProxyConnection, remote/proxyConnection.go).
+ */
+function sshTargetOf(c: { host?: unknown; port?: unknown; hostKey?: unknown; proxy?: unknown }): SshTarget {
+    const proxy = c.proxy as SshTarget | undefined | null;
     return {
         host: c.host,
         port: c.port,
         hostKey: c.hostKey,
-        ...(proxy === undefined || proxy === null ? {} : { proxy: { host: proxy.host, port: proxy.port, hostKey: proxy.hostKey } }),
+        ...(proxy == null ? {} : { proxy: { host: proxy.host, port: proxy.port, hostKey: proxy.hostKey } }),
     };
 }
 
@@ -952,7 +950,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     private adoptContainer(adopt: unknown, containerName: pulumi.Input<string>): boolean {
         if (adopt === undefined || adopt === false) return false;
         if (adopt !== true) {
-            throw new pulumi.ResourceError(`adoptContainer must be true or false (got ${JSON.stringify(adopt)})`, this);
+            throw new pulumi.ResourceError(`adoptContainer must be true or false (got ${shown(adopt)})`, this);
         }
         pulumi
             .output(containerName)
@@ -982,14 +980,9 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         const describe = (t: SshTarget) => `ssh:${t.host}:${t.port ?? 22}`;
         // The connection is secret as a whole (its private key); host, port and host key are not.
         // A plain connection may still hold Outputs (a bastion from another resource): then it is checked when they resolve.
-        const fields = connection as SshConnectionFields;
-        const known =
-            !pulumi.Output.isInstance(connection) &&
-            !(connection instanceof Promise) &&
-            isPlain({ host: fields.host, port: fields.port, hostKey: fields.hostKey, proxy: fields.proxy });
-        const target: pulumi.Input<SshTarget> = known
-            ? sshTargetOf(fields)
-            : pulumi.unsecret(pulumi.output(connection).apply((c) => sshTargetOf(c)));
+        const fields = pulumi.Output.isInstance(connection) || connection instanceof Promise ? undefined : sshTargetOf(connection);
+        const target: pulumi.Input<SshTarget> =
+            fields !== undefined && isPlain(fields) ? fields : pulumi.unsecret(pulumi.output(connection).apply((c) => sshTargetOf(c)));
         if (isPlain(target)) {
             onResource(this, () => checkSshTarget(target as SshTarget, insecure));
             return describe(target as SshTarget);

@@ -12,8 +12,9 @@
 # - the command provider (github.com/pulumi/pulumi-command/provider), the
 #   random provider and the Node.js language host
 #   (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3):
-#   not served (403). The script checks again on every cold build and says
-#   so; the engine tests then use the stand-ins in tests/engine/stand-ins/
+#   not served (403). Every cold build asks again for the command provider
+#   and the language host, the two the engine tests stand in for most, and
+#   says so; the engine tests then use the stand-ins in tests/engine/stand-ins/
 #   and serve the program in-process (tests/engine/inline-host.ts).
 #
 # --find: build nothing; print the directory if the CLI is cached, else exit 3.

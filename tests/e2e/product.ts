@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
-import { installMocks, isSecret, registeredAll, Registered, setMockAddress } from "../support";
+import { deepUnwrap, installMocks, registeredAll, Registered, setMockAddress } from "../support";
 import type { HaproxyLoadBalancerArgs } from "../../components";
 
 let registered: Registered[] | undefined;
@@ -21,16 +21,6 @@ let registered: Registered[] | undefined;
 export function installProductMocks(): Registered[] {
     if (!registered) registered = installMocks();
     return registered;
-}
-
-/** Deep-unwrap every secret wrapper in a registered input. */
-export function deepUnwrap(value: unknown): unknown {
-    if (isSecret(value)) return deepUnwrap((value as { value: unknown }).value);
-    if (Array.isArray(value)) return value.map(deepUnwrap);
-    if (typeof value === "object" && value !== null) {
-        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepUnwrap(v)]));
-    }
-    return value;
 }
 
 /** One registered command resource, inputs unwrapped. */

@@ -16,16 +16,21 @@ import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { findBinary, isCI, makeTempDir, onCleanup } from "../support";
+import { REPO_ROOT } from "../e2e/lab";
 
-export const REPO_ROOT = path.resolve(__dirname, "../..");
 const STAND_IN_BIN = path.join(__dirname, "stand-ins", "bin");
 const INLINE_HOST = path.join(__dirname, "inline-host.ts");
 
 export interface Toolchain {
     /** Directory holding `pulumi`. */
     cliDir: string;
-    /** "real <path>" or "stand-in": which command provider the engine runs. */
-    commandProvider: string;
+    /** A real pulumi-resource-command (VEZA_COMMAND_PROVIDER); absent: the stand-in runs. */
+    realCommandProvider?: string;
+}
+
+/** Which command provider the engine runs, for the test's notes. */
+export function commandProviderName(toolchain: Toolchain): string {
+    return toolchain.realCommandProvider ? `real ${toolchain.realCommandProvider}` : "stand-in";
 }
 
 /** The toolchain if built (scripts/pulumi-toolchain.sh --find), else why not. */
@@ -41,7 +46,7 @@ export function findToolchain(): Toolchain | string {
         return `the Pulumi CLI is not built: run npm run pulumi:toolchain (${(e as { stderr?: string }).stderr?.trim() ?? (e as Error).message})`;
     }
     const real = process.env.VEZA_COMMAND_PROVIDER;
-    return { cliDir, commandProvider: real ? `real ${real}` : "stand-in" };
+    return { cliDir, ...(real ? { realCommandProvider: real } : {}) };
 }
 
 /** `describe` when the toolchain and the binaries are there; under CI=true a missing one fails loudly, else SKIPPED. */
@@ -91,8 +96,7 @@ export class EngineProject {
         );
         writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
         copyFileSync(stackConfig, path.join(this.dir, `Pulumi.${stack}.yaml`));
-        const real = process.env.VEZA_COMMAND_PROVIDER;
-        if (real) symlinkSync(real, path.join(plugins, "pulumi-resource-command"));
+        if (toolchain.realCommandProvider) symlinkSync(toolchain.realCommandProvider, path.join(plugins, "pulumi-resource-command"));
         this.backend = `file://${state}`;
         this.env = {
             ...process.env,
@@ -191,23 +195,15 @@ export class EngineProject {
     }
 
     /** `pulumi preview --json`: the engine's plan, step by step. */
-    async previewJson(
-        extra: string[] = [],
-        programPath?: string,
-    ): Promise<{ code: number; steps: PreviewStep[]; diagnostics: string; raw: CliResult }> {
+    async previewJson(extra: string[] = [], programPath?: string): Promise<{ code: number; steps: PreviewStep[]; raw: CliResult }> {
         const r = await this.program(["preview", "--json", ...extra], programPath);
-        let parsed: { steps?: PreviewStep[]; diagnostics?: { message: string }[] } = {};
+        let parsed: { steps?: PreviewStep[] } = {};
         try {
             parsed = JSON.parse(r.stdout);
         } catch {
             // preview --json prints JSON even on failure; anything else is in raw.
         }
-        return {
-            code: r.code,
-            steps: parsed.steps ?? [],
-            diagnostics: (parsed.diagnostics ?? []).map((d) => d.message).join("\n"),
-            raw: r,
-        };
+        return { code: r.code, steps: parsed.steps ?? [], raw: r };
     }
 
     up(extra: string[] = [], programPath?: string): Promise<CliResult> {
@@ -248,6 +244,11 @@ export function stepSummary(steps: PreviewStep[]): string[] {
         .filter((s) => !s.urn.includes("::pulumi:pulumi:Stack::"))
         .map((s) => `${s.op} ${s.urn.split("::").pop()}`)
         .sort();
+}
+
+/** The steps that change something ("same" left out), as stepSummary gives them. */
+export function changedSteps(steps: PreviewStep[]): string[] {
+    return stepSummary(steps).filter((s) => !s.startsWith("same "));
 }
 
 /**

@@ -1,11 +1,15 @@
 /**
  * The lab stack (index.ts + Pulumi.lab.yaml) through the real Pulumi CLI and
  * engine on real Incus, one stack's life in order: preview, a refused bad
- * input, up, no secret in the state, nothing to do on a second run, a pool
- * change under traffic, refresh, destroy. Every claim is read from the
- * engine's own output (preview --json, stack export, stack output) and from
- * the containers. Which command provider ran is printed (stand-in unless
- * VEZA_COMMAND_PROVIDER names the real one).
+ * input, up, no secret in the state, nothing to do on a second run, a second
+ * stack refused, a pool change under traffic, refresh, renames with and
+ * without an alias, a config step failing in the container, local to SSH and
+ * back, a new image, destroy. Every claim is read from the engine's own
+ * output (preview --json, stack export, stack output) and from the
+ * containers. The command and random providers are STAND-INS
+ * (tests/engine/stand-ins/: their Go modules are not served), unless
+ * VEZA_COMMAND_PROVIDER names a real pulumi-resource-command; which one ran
+ * is printed.
  */
 import * as path from "node:path";
 import { cleanupAll, freePort, get, waitFor } from "../support";
@@ -25,7 +29,7 @@ import {
 } from "../e2e/lab";
 import { abortAllTraffic, configSha, instanceIdentity, startTrafficPair, trafficSummary } from "../e2e/lb";
 import { noteBook } from "../e2e/suite";
-import { EngineProject, programWarnings, requireEngine, stepSummary } from "./engine";
+import { changedSteps, commandProviderName, EngineProject, programWarnings, requireEngine, stepSummary } from "./engine";
 
 const { describe: describeEngine, toolchain } = requireEngine("incus");
 const describeLab = describeEngine === describe ? requireIncusLab() : describeEngine;
@@ -90,7 +94,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
     let destroyed = false;
 
     beforeAll(async () => {
-        notes.note("command provider", toolchain!.commandProvider);
+        notes.note("command provider", commandProviderName(toolchain!));
         const existing = new Set(await listContainers());
         if (existing.has(LB))
             throw new Error(`container ${LB} exists before the test: remove it (npm run lab:down) so the stack starts fresh`);
@@ -160,12 +164,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
 
     test("the state holds no secret in clear", async () => {
         const plain = await project.exportText();
-        const revealed = JSON.parse(await project.exportText(true)) as {
-            deployment: { resources: { urn: string; outputs?: Record<string, unknown> }[] };
-        };
-        const secrets = revealed.deployment.resources
-            .filter((r) => r.urn.includes("random:index/randomPassword:RandomPassword"))
-            .map((r) => plaintext(r.outputs?.result));
+        const secrets = await randomResults(project);
         expect(secrets).toHaveLength(3);
         for (const s of secrets) expect(s).toMatch(/^[A-Za-z0-9]{32}$/);
         for (const s of secrets) expect(plain).not.toContain(s);
@@ -206,7 +205,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         await project.setConfig("haproxy:apiServers[2].address", "backend-api-3.lxd");
         const preview = await project.previewJson();
         expect(preview.code).toBe(0);
-        expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual(["update haproxy-config"]);
+        expect(changedSteps(preview.steps)).toEqual(["update haproxy-config"]);
         const url = String((await project.outputs()).httpUrl);
         const { fresh, keepAlive } = await startTrafficPair(url, 300);
         await project.ok(project.up(), "pulumi up (third api server)");
@@ -243,10 +242,9 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         await project.setConfig("engineTest:alias", "true");
         const preview = await project.previewJson([], RENAMED);
         expect(preview.code).toBe(0);
-        const plan = stepSummary(preview.steps);
         // Only the container step re-runs (its owner token is derived from the component's URN, which
         // the alias changes): nothing is created, deleted or replaced, the secrets and config stay.
-        expect(plan.filter((s) => !s.startsWith("same "))).toEqual(["update edge-container"]);
+        expect(changedSteps(preview.steps)).toEqual(["update edge-container"]);
         const url = String((await project.outputs()).httpUrl);
         const { fresh, keepAlive } = await startTrafficPair(url, 300);
         await project.ok(project.up([], RENAMED), "pulumi up (renamed, with alias)");
@@ -263,7 +261,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         const before = (await instanceIdentity(LB)).uuid;
         const url = String((await project.outputs()).httpUrl);
         const preview = await project.previewJson();
-        const plan = stepSummary(preview.steps).filter((s) => !s.startsWith("same "));
+        const plan = changedSteps(preview.steps);
         notes.note("rename without alias: plan", plan.join(", "));
         expect(plan).toEqual(
             expect.arrayContaining(["create haproxy-container", "create haproxy-config", "delete edge-container", "delete edge-config"]),
@@ -324,9 +322,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
             await project.setConfig("haproxy:incusHost", JSON.stringify({ host: "127.0.0.1", port: nowhere, hostKey: sshd.hostKey }));
             const preview = await project.previewJson();
             expect(preview.code).toBe(0);
-            expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual(
-                expect.arrayContaining(["create haproxy-container", "delete haproxy-container"]),
-            );
+            expect(changedSteps(preview.steps)).toEqual(expect.arrayContaining(["create haproxy-container", "delete haproxy-container"]));
 
             await project.setConfig(
                 "haproxy:incusHost",
@@ -373,10 +369,7 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         const preview = await project.previewJson();
         expect(preview.code).toBe(0);
         // The container step is replaced (its triggers) and so is the config step (its trigger is the container's id).
-        expect(stepSummary(preview.steps).filter((s) => !s.startsWith("same "))).toEqual([
-            "replace haproxy-config",
-            "replace haproxy-container",
-        ]);
+        expect(changedSteps(preview.steps)).toEqual(["replace haproxy-config", "replace haproxy-container"]);
         const up = await project.ok(project.up(), "pulumi up (new image)");
         // deleteBeforeReplace: the engine deletes the old container before it creates the new one.
         const deleted = up.stdout.indexOf("haproxy-container deleted");

@@ -56,5 +56,15 @@ export { pebblePrograms, pebbleReady, scanTls, servedCertificate, startPebble } 
 export type { PebbleCa, PebbleOptions, PebblePorts, ServedCertificate, TlsScan } from "./pebble";
 
 // Pulumi programs under setMocks (the SDK loads on first use).
-export { installMocks, isSecret, labStackConfig, registeredAll, setMockAddress, setStackConfig, unwrap, valueOf } from "./pulumi-mocks";
+export {
+    deepUnwrap,
+    installMocks,
+    isSecret,
+    labStackConfig,
+    registeredAll,
+    setMockAddress,
+    setStackConfig,
+    unwrap,
+    valueOf,
+} from "./pulumi-mocks";
 export type { Registered } from "./pulumi-mocks";

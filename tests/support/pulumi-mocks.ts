@@ -28,6 +28,16 @@ export function isSecret(value: unknown): boolean {
     return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG_VALUE;
 }
 
+/** Every secret wrapper removed, however deep (a secret inside an object inside a list). */
+export function deepUnwrap(value: unknown): unknown {
+    if (isSecret(value)) return deepUnwrap((value as { value: unknown }).value);
+    if (Array.isArray(value)) return value.map(deepUnwrap);
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepUnwrap(v)]));
+    }
+    return value;
+}
+
 /** The plain value behind a (possibly) secret input. */
 export function unwrap<T = unknown>(value: unknown): T {
     return (isSecret(value) ? (value as { value: unknown }).value : value) as T;

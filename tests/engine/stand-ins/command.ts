@@ -5,7 +5,7 @@
  * proxy these machines reach (403 on every version and pseudo-version, and
  * the root module github.com/pulumi/pulumi-command@v1.2.1 carries no
  * provider code). When VEZA_COMMAND_PROVIDER names a real binary, the tests
- * use it instead (tests/engine/toolchain.ts).
+ * use it instead (tests/engine/engine.ts findToolchain).
  *
  * It follows pulumi/pulumi-command v1.2.1 as read in its source, for the
  * parts the component uses:
@@ -36,7 +36,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { unwrapSecrets, urnType } from "./secrets";
+import { deepUnwrap } from "../../support/pulumi-mocks";
+import { urnType } from "./wire";
 
 const LOCAL = "command:local:Command";
 const REMOTE = "command:remote:Command";
@@ -71,9 +72,9 @@ function typeOf(urn: string): typeof LOCAL | typeof REMOTE {
     throw new Error(`command stand-in: unsupported resource ${urn}`);
 }
 
-function plain(props: Props): { values: Props; secret: boolean } {
-    const { value, secret } = unwrapSecrets(props);
-    return { values: value as Props, secret };
+/** The properties with every secret wrapper taken off: what the scripts and the diff see. */
+function plain(props: Props): Props {
+    return deepUnwrap(props) as Props;
 }
 
 function exec(argv: string[], stdin: string | undefined, command: string): Promise<Ran> {
@@ -172,7 +173,7 @@ async function runStep(type: string, inputs: Props, command: string | undefined)
  * (pulumi-go-provider v1.3.0 infer/resource.go ensureDefaultSecrets).
  */
 function outputs(raw: Props, ran: Ran | undefined, previous?: Props): Props {
-    const prev = previous ? plain(previous).values : {};
+    const prev = previous ? plain(previous) : {};
     return { ...raw, stdout: ran ? ran.stdout : (prev.stdout ?? ""), stderr: ran ? ran.stderr : (prev.stderr ?? "") };
 }
 
@@ -182,8 +183,8 @@ const provider: pulumi.provider.Provider = {
         return { inputs: news };
     },
     async diff(_id, _urn, olds, news) {
-        const o = plain(olds).values;
-        const n = plain(news).values;
+        const o = plain(olds);
+        const n = plain(news);
         const changed = INPUT_KEYS.filter((k) => JSON.stringify(o[k] ?? null) !== JSON.stringify(n[k] ?? null));
         // The schema marks triggers replaceOnChanges (v1.2.1 cmd/pulumi-resource-command/schema.json),
         // so infer's diff reports a triggers change as a replacement, whatever the SDK asks.
@@ -191,20 +192,20 @@ const provider: pulumi.provider.Provider = {
     },
     async create(urn, inputs) {
         const type = typeOf(urn);
-        const { values } = plain(inputs);
+        const values = plain(inputs);
         const ran = await runStep(type, values, values.create as string | undefined);
         return { id: `${urn.split("::").pop()}${randomBytes(4).toString("hex")}`, outs: outputs(inputs, ran) };
     },
     async update(_id, urn, olds, news) {
         const type = typeOf(urn);
-        const { values } = plain(news);
+        const values = plain(news);
         const command = (values.update ?? values.create) as string | undefined;
         const ran = await runStep(type, values, command);
         return { outs: outputs(news, ran, olds) };
     },
     async delete(_id, urn, props) {
         const type = typeOf(urn);
-        const { values } = plain(props);
+        const values = plain(props);
         await runStep(type, values, values.delete as string | undefined);
     },
 };

@@ -14,7 +14,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { randomInt } from "node:crypto";
-import { urnType, wrapSecret } from "./secrets";
+import { urnType, wrapSecret } from "./wire";
 
 const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
