@@ -12,6 +12,9 @@
 #
 # Steps and exit codes:
 #   readSettings   20  the env file is missing or malformed
+#   waitTurn       25  another run (the timer's or the component's) held the
+#                      lock for 10 minutes: lego binds the challenge port, so
+#                      runs take turns
 #   obtain         21  lego failed (CA refused, unreachable, challenge failed):
 #                      the old certificate keeps serving; the timer retries
 #   checkNew       23  lego's certificate or key is unusable
@@ -55,25 +58,34 @@ if [ -n "${acme[ACME_CA_BUNDLE]:-}" ]; then export LEGO_CA_CERTIFICATES=${acme[A
 crt=$state/certificates/$first.crt
 key=$state/certificates/$first.key
 
+step=waitTurn
+# The timer and the component's issue step both run this script, and lego binds the challenge port: one run at a time.
+mkdir -p "$state"
+exec 9>> "$state/veza-lock"
+if ! flock -n 9; then
+    log "another run holds $state/veza-lock: waiting for it"
+    flock -w 600 9 || die 25 "another run held $state/veza-lock for 10 minutes; the current certificate keeps serving"
+fi
+
 step=obtain
-before=$(sha256sum "$crt" 2>/dev/null | cut -d' ' -f1 || true)
-# The names the current certificate was ordered for: a changed list is a new order, not a renewal.
-ordered_for=$(cat "$state/veza-domains" 2>/dev/null || true)
-if [ -z "$before" ] || [ "$ordered_for" != "${acme[ACME_DOMAINS]}" ]; then
-    log "no certificate yet for ${acme[ACME_DOMAINS]}: ordering one from ${acme[ACME_DIRECTORY]}"
+# What the current certificate was ordered with. lego keeps one account per CA
+# and email, and its renew refuses an account it has not registered: a change
+# of any of these is a new order under the new account, not a renewal.
+order="domains=${acme[ACME_DOMAINS]} ca=${acme[ACME_DIRECTORY]} email=${acme[ACME_EMAIL]}"
+ordered_with=$(cat "$state/veza-order" 2>/dev/null || true)
+if [ ! -s "$crt" ] || [ "$ordered_with" != "$order" ]; then
+    if [ -s "$crt" ]; then
+        log "the domains, CA or email changed since the last order: ordering a new certificate for ${acme[ACME_DOMAINS]} from ${acme[ACME_DIRECTORY]}"
+    else
+        log "no certificate yet for ${acme[ACME_DOMAINS]}: ordering one from ${acme[ACME_DIRECTORY]}"
+    fi
     lego "${lego_args[@]}" run >&2 || die 21 "lego could not obtain a certificate; what serves now keeps serving"
-    printf '%s\n' "${acme[ACME_DOMAINS]}" > "$state/veza-domains"
-    before=new-order
+    printf '%s\n' "$order" > "$state/veza-order"
 else
     days=30
     [ "$force" = yes ] && days=100000
     # The timer adds the jitter (RandomizedDelaySec): no sleep of lego's own on top.
     lego "${lego_args[@]}" renew --days "$days" --no-random-sleep >&2 || die 21 "lego could not renew; the current certificate keeps serving"
-fi
-after=$(sha256sum "$crt" 2>/dev/null | cut -d' ' -f1 || true)
-if [ "$after" = "$before" ] && [ -f "$cert_path" ]; then
-    log "certificate still valid for more than 30 days: nothing to install"
-    exit 0
 fi
 
 step=checkNew
@@ -83,6 +95,12 @@ trap 'rm -f "$bundle"' EXIT
 cat "$crt" "$key" > "$bundle"
 if ! grep -q -- '-----BEGIN CERTIFICATE-----' "$bundle" || ! grep -q -- 'PRIVATE KEY-----' "$bundle"; then
     die 23 "lego's certificate or key is not PEM"
+fi
+# Whatever serves now (a placeholder at a new path, a certificate pushed while
+# ACME was off) gives way to lego's; lego's own, still valid, stays.
+if cmp -s "$bundle" "$cert_path"; then
+    log "the served certificate is lego's and valid for more than 30 days: nothing to install"
+    exit 0
 fi
 
 step=installRuntime

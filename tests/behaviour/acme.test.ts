@@ -8,7 +8,7 @@
  * Pebble keeps its defaults, rejecting a share of nonces on purpose: lego
  * retries those, as it must with a real CA.
  */
-import { spawn } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import { readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import { renderAcmeEnv } from "../../components/acme";
@@ -71,22 +71,37 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         });
         ca = await startPebble({ dir, host: "127.0.0.1", httpPort: lab.hp.httpPort, resolveTo: "127.0.0.1" });
         envFile = path.join(dir, "acme.env");
-        writeFileSync(
-            envFile,
-            renderAcmeEnv(
-                { domains: [DOMAIN], email: "ops@example.com", directoryUrl: ca.directory },
-                {
-                    certPath,
-                    adminSocket: lab.hp.settings.adminSocketPath as string,
-                    stateDir: path.join(dir, "state"),
-                    caBundlePath: ca.apiCert.certPath,
-                    challengePort,
-                },
-            ),
-        );
+        writeEnv(ca, "ops@example.com");
         rootFile = path.join(dir, "pebble-root.pem");
         writeFileSync(rootFile, await ca.rootPem());
     });
+    /** acme.env as the component writes it, for the CA `to` and the account `email`. */
+    function writeEnv(to: PebbleCa, email: string): void {
+        writeFileSync(
+            envFile,
+            renderAcmeEnv(
+                { domains: [DOMAIN], email, directoryUrl: to.directory },
+                {
+                    certPath: lab.hp.settings.tlsCertPath as string,
+                    adminSocket: lab.hp.settings.adminSocketPath as string,
+                    stateDir: path.join(dir, "state"),
+                    caBundlePath: to.apiCert.certPath,
+                    challengePort: lab.hp.settings.acmeChallengePort as number,
+                },
+            ),
+        );
+    }
+    /** What lego holds for DOMAIN, as the renew script installs it: certificate, then key. */
+    const legoBundle = () =>
+        ["crt", "key"].map((ext) => readFileSync(path.join(dir, "state", "certificates", `${DOMAIN}.${ext}`), "utf8")).join("");
+    /** The serial of lego's current certificate for DOMAIN. */
+    const legoSerial = () =>
+        /serial=(\S+)/.exec(
+            execFileSync("openssl", ["x509", "-noout", "-serial", "-in", path.join(dir, "state", "certificates", `${DOMAIN}.crt`)], {
+                encoding: "utf8",
+            }),
+        )?.[1];
+
     afterAll(async () => {
         await cleanupAll();
         rmSync(dir, { recursive: true, force: true });
@@ -135,6 +150,45 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         await ws.echo("after");
         expect(await lab.hp.workerPid()).toBe(workerBefore);
         ws.close();
+    });
+
+    test("a certificate at the served path that is not lego's (a placeholder after a path change, a pushed PEM after ACME was off) is replaced by lego's at the next run, without a new order", async () => {
+        const certPath = lab.hp.settings.tlsCertPath as string;
+        const orderedSerial = legoSerial();
+        writeFileSync(certPath, readFileSync(makeTestCert(makeTempDir("veza-acme-foreign-")).pemPath), { mode: 0o600 });
+        const run = await renew(envFile);
+        expect({ code: run.code, stderr: run.code === 0 ? "" : run.stderr }).toEqual({ code: 0, stderr: "" });
+        expect(readFileSync(certPath, "utf8")).toBe(legoBundle());
+        expect(legoSerial()).toBe(orderedSerial);
+        expect(served(lab.hp.httpsPort as number, rootFile).serial).toBe(orderedSerial);
+    });
+
+    test("the timer and the issue step running at once (both bind the challenge port): the second waits for the first, and both succeed", async () => {
+        const [first, second] = await Promise.all([renew(envFile, true), renew(envFile, true)]);
+        console.log(`acme: two forced renewals at once took ${first.ms} and ${second.ms} ms`);
+        expect([first.code, second.code, first.stderr + second.stderr]).toEqual([0, 0, expect.stringContaining("waiting for it")]);
+        expect(served(lab.hp.httpsPort as number, rootFile).serial).toBe(legoSerial());
+    });
+
+    test.each([
+        ["the CA (staging, then production)", "ops@example.com"],
+        ["the account's email", "sre@example.com"],
+    ])("a change of %s orders a new certificate under the new account at once, not a renewal lego would refuse", async (_what, email) => {
+        const next = await startPebble({ dir: makeTempDir("veza-acme-next-ca-"), host: "127.0.0.1", httpPort: lab.hp.httpPort, resolveTo: "127.0.0.1" });
+        const nextRoot = path.join(dir, `next-root-${email}.pem`);
+        writeFileSync(nextRoot, await next.rootPem());
+        writeEnv(next, email);
+        const run = await renew(envFile);
+        expect({ code: run.code, stderr: run.code === 0 ? "" : run.stderr }).toEqual({ code: 0, stderr: "" });
+        const now = served(lab.hp.httpsPort as number, nextRoot);
+        expect(now.verify).toBe("Verify return code: 0 (ok)");
+        expect(now.serial).toBe(legoSerial());
+        // The next run is a renewal under that account: nothing to do.
+        const again = await renew(envFile);
+        expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 0, stderr: expect.stringContaining("nothing to install") });
+        ca.stop();
+        ca = next;
+        rootFile = nextRoot;
     });
 
     test("with the CA unreachable the renewal fails with exit 21 and says so, and the current certificate keeps serving", async () => {
