@@ -174,7 +174,12 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         ["the CA (staging, then production)", "ops@example.com"],
         ["the account's email", "sre@example.com"],
     ])("a change of %s orders a new certificate under the new account at once, not a renewal lego would refuse", async (_what, email) => {
-        const next = await startPebble({ dir: makeTempDir("veza-acme-next-ca-"), host: "127.0.0.1", httpPort: lab.hp.httpPort, resolveTo: "127.0.0.1" });
+        const next = await startPebble({
+            dir: makeTempDir("veza-acme-next-ca-"),
+            host: "127.0.0.1",
+            httpPort: lab.hp.httpPort,
+            resolveTo: "127.0.0.1",
+        });
         const nextRoot = path.join(dir, `next-root-${email}.pem`);
         writeFileSync(nextRoot, await next.rootPem());
         writeEnv(next, email);
