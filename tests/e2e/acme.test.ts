@@ -9,10 +9,21 @@
  * load swaps it without a reload; a failed renewal is in the journal while
  * the old certificate serves; the ACME step's delete leaves the certificate.
  */
-import { rmSync, writeFileSync } from "fs";
+import { readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { makeTempDir, onCleanup, PebbleCa, requireBinary, scanTls, servedCertificate, startPebble, underLoad, waitFor } from "../support";
+import {
+    makeTempDir,
+    makeTestCert,
+    onCleanup,
+    PebbleCa,
+    requireBinary,
+    scanTls,
+    servedCertificate,
+    startPebble,
+    underLoad,
+    waitFor,
+} from "../support";
 import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
 import { showProc } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
@@ -29,6 +40,8 @@ const API = "acme-api-1";
 const DOMAIN = "veza.acme.test";
 /** The Incus host's address on the lab bridge (tests/e2e/setup-incus.sh): where the containers reach Pebble. */
 const BRIDGE_HOST = "198.18.0.1";
+/** The component's default tlsCertPath. */
+const CERT_PATH = "/etc/haproxy/certs/veza.pem";
 const RENEW = ["/usr/local/lib/veza-haproxy/acme-renew.sh", "--force", "/etc/veza-haproxy/acme.env"];
 
 const notes = noteBook("e2e acme");
@@ -136,6 +149,51 @@ describeLab("tls.acme on real Incus with Pebble", () => {
         expect(counts.fresh + counts.keepAlive).toBeGreaterThan(10);
         expect(await showProc(LB)).toEqual(procBefore);
     }, 120_000);
+
+    test("ACME, then a pushed PEM, then ACME again, in the engine's order (deletes of removed steps last): a PEM whose key is not its own is refused in the step, lego's certificate serves again at once, and the PEM step's delete leaves it", async () => {
+        if (!steps.acme) throw new Error("no ACME steps registered");
+        const lego = served();
+        const [pushed, other] = ["pushed", "other"].map((name) => {
+            const dir = makeTempDir(`veza-e2e-acme-${name}-`);
+            onCleanup(() => rmSync(dir, { recursive: true, force: true }), `the ${name} certificate`);
+            const cert = makeTestCert(dir);
+            return { certificatePem: readFileSync(cert.certPath, "utf8"), privateKeyPem: readFileSync(cert.keyPath, "utf8") };
+        });
+        const pem = await buildSteps("acme", { ...args(ca.directory, ca.apiCert.cert.toString()), tls: pushed });
+        if (!pem.tls) throw new Error("no TLS step registered");
+        expect(pem.container.stdin).toBe(steps.container.stdin);
+
+        // ACME -> PEM: the TLS step's create, the config's update, then the ACME step's delete.
+        await runStepOk(pem.tls, "create");
+        await runStepOk(pem.config, "update");
+        await runStepOk(steps.acme.setup, "delete");
+        const pemServed = served();
+        expect(pemServed.serial).not.toBe(lego.serial);
+
+        // A key that is not the certificate's (preview refuses it; the step checks again before the swap).
+        const bundle = await execInOk(LB, ["sha256sum", CERT_PATH]);
+        const mismatched = await runStep(pem.tls, "update", { payload: pushed.certificatePem + other.privateKeyPem });
+        expect(mismatched.code).toBe(1);
+        expect(mismatched.stderr).toContain(
+            `veza-haproxy[tls]: HAProxy cannot load the certificate and key (is the key the certificate's own?): ${CERT_PATH} is untouched`,
+        );
+        expect(await execInOk(LB, ["sha256sum", CERT_PATH])).toBe(bundle);
+        expect(served()).toEqual(pemServed);
+
+        // PEM -> ACME: the ACME step's create, the config's update, the issue step's create, then the TLS step's delete.
+        await runStepOk(steps.acme.setup, "create");
+        await runStepOk(steps.config, "update");
+        const issued = await runStepOk(steps.acme.issue, "create");
+        expect(served()).toEqual(lego);
+        const removed = await runStepOk(pem.tls, "delete");
+        expect(removed.stderr).toContain(`${CERT_PATH} holds another certificate now: leaving it`);
+        expect(served()).toEqual(lego);
+        expect((await execIn(LB, ["test", "-s", CERT_PATH])).code).toBe(0);
+        note(
+            "ACME -> PEM -> ACME",
+            `lego's certificate served again after the issue step (${issued.ms} ms), kept by the PEM step's delete`,
+        );
+    }, 180_000);
 
     test("with the CA gone a renewal run by systemd fails, its reason is in the journal (veza-acme), and the current certificate keeps serving", async () => {
         const before = served();
