@@ -429,6 +429,8 @@ export function forgetContainerClaims(): void {
 
 /** Every input, resolved and checked (now, or when it resolves). */
 interface ResolvedInputs {
+    /** true once every input above is checked; fails with the first problem found. */
+    valid: pulumi.Output<boolean>;
     connection: HaproxyLoadBalancerArgs["connection"];
     runsOn: pulumi.Input<string>;
     provisioning: pulumi.Output<ProvisioningSettings & { runsOn: string }>;
@@ -546,10 +548,13 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      * renewals since are in the container's journal (`journalctl -t veza-acme`).
      */
     public readonly certificate: pulumi.Output<{ notAfter: string; issuer: string } | undefined>;
+    /** Every input checked (ResolvedInputs.valid): what steps and outputs read from steps wait for. */
+    private inputsValid: pulumi.Output<boolean> = pulumi.output(true);
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
         const inputs = this.resolveAndValidate(name, args);
+        this.inputsValid = inputs.valid;
         const steps = this.steps(name, inputs);
         const renderedConfig = steps.renderedConfig;
 
@@ -563,12 +568,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             keepalived: steps.keepalived[i],
         }));
         this.acmeIssueCommand = steps.acmeIssue;
-        this.certificate = steps.acmeIssue ? steps.acmeIssue.stdout.apply(certificateReport) : pulumi.output(undefined);
+        this.certificate = steps.acmeIssue ? this.afterChecks(steps.acmeIssue.stdout).apply(certificateReport) : pulumi.output(undefined);
         this.containerName = inputs.provisioning.containerName;
         this.nodes = steps.nodeList;
         const pair = inputs.pair;
         this.vip = pair ? pair.apply((p) => p.vip) : pulumi.output("");
-        this.vipNode = pair ? steps.config.stdout.apply((out) => /^vip_node=(.*)$/m.exec(out)?.[1] ?? "") : pulumi.output("");
+        this.vipNode = pair
+            ? this.afterChecks(steps.config.stdout).apply((out) => /^vip_node=(.*)$/m.exec(out)?.[1] ?? "")
+            : pulumi.output("");
         this.address = pair ? pair.apply((p) => vipAddress(p.vip)) : steps.nodes[0].address;
         // `settings` is secret (it holds the password); the listeners are not.
         const listeners = pulumi.unsecret(
@@ -694,6 +701,11 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             fingerprintKey: this.randomKey(`${name}-fingerprint-key`),
             stack: stackIdentity(pulumi.getProject(), pulumi.getStack()),
             adoptContainer: this.adoptContainer(a.adoptContainer, a.containerName),
+            valid: pulumi.unsecret(
+                pulumi
+                    .all([provisioning, settings, pair ?? true, tlsPair || true, acme ?? true] as pulumi.Input<unknown>[])
+                    .apply(() => true),
+            ),
         };
     }
 
@@ -854,16 +866,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     /** One node's container step and, with a certificate, its TLS step. */
     private nodeSteps(plan: NodePlan, inputs: ResolvedInputs, owner: pulumi.Output<string>): NodeSteps {
         const { connection, runsOn, provisioning, imageTrigger, tlsPair, settings, pair, stack, adoptContainer } = inputs;
-        const tlsReady = tlsPair ? pulumi.unsecret(tlsPair.apply(() => true)) : pulumi.output(true);
         const target = pair ? pair.apply((p) => p.targets?.[PAIR_NODES.indexOf(plan.node)]) : pulumi.output(undefined);
         // Only provisioning inputs reach the container step (never the pools),
-        // so preview shows exactly when it is replaced. It waits for a valid
-        // TLS pair: nothing reaches a container while the pair is wrong.
+        // so preview shows exactly when it is replaced.
         const container = this.step(
             `${plan.prefix}-container`,
             "container",
             connection,
-            pulumi.all([provisioning, plan.containerName, owner, target, tlsReady]).apply(
+            pulumi.all([provisioning, plan.containerName, owner, target]).apply(
                 ([p, containerName, ownerToken, t]) =>
                     containerStep({
                         ...p,
@@ -932,7 +942,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 [container.id],
             );
         }
-        const address = container.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
+        const address = this.afterChecks(container.stdout).apply((out) => out.trim().split("\n").pop() ?? "");
         return { container, tls, acme, address };
     }
 
@@ -996,6 +1006,20 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      * constants; stdin carries every value. `update` re-runs the idempotent
      * create whenever an input changes; a `triggers` change replaces the step.
      */
+    /**
+     * `value` once every input is known valid; it fails, and never waits,
+     * when one is not. No step registers in a run that fails validation
+     * (whenever the invalid value resolves): in a run that also changes the
+     * image, the container step would otherwise delete the serving container
+     * and its config step, and make a bare one (the real engine did:
+     * tests/engine/lab-stack.test.ts). Outputs read from steps go through it
+     * too: a step that never registers never settles its outputs, and a
+     * program waiting on them would never end.
+     */
+    private afterChecks<T>(value: pulumi.Output<T>): pulumi.Output<T> {
+        return pulumi.all([this.inputsValid, value]).apply(([, v]) => v) as pulumi.Output<T>;
+    }
+
     private step(
         name: string,
         kind: StepKind,
@@ -1004,7 +1028,11 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         opts: pulumi.CustomResourceOptions,
         triggers: pulumi.Input<unknown>[],
     ): StepCommand {
-        const common = { ...stepScripts(kind), stdin, triggers, addPreviousOutputInEnv: false };
+        // stdin comes before triggers in the provider's inputs, which the SDK
+        // serializes in order (@pulumi/pulumi runtime/rpc.js,
+        // serializeFilteredProperties): an invalid input fails the
+        // registration there, before it waits for another step's id.
+        const common = { ...stepScripts(kind), stdin: this.afterChecks(stdin), triggers, addPreviousOutputInEnv: false };
         const options = { ...opts, parent: this };
         return connection === undefined
             ? new command.local.Command(name, { ...common, interpreter: ["/bin/sh", "-c"] }, options)

@@ -66,6 +66,8 @@ export interface CliResult {
     code: number;
     stdout: string;
     stderr: string;
+    /** The command was killed at its time limit (a program that never ended). */
+    timedOut: boolean;
 }
 
 export class EngineProject {
@@ -160,14 +162,18 @@ export class EngineProject {
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
             child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-            const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+            let timedOut = false;
+            const timer = setTimeout(() => {
+                timedOut = true;
+                child.kill("SIGTERM");
+            }, timeoutMs);
             child.on("error", (e) => {
                 clearTimeout(timer);
                 reject(e);
             });
             child.on("close", (code) => {
                 clearTimeout(timer);
-                resolve({ code: code ?? 1, stdout, stderr });
+                resolve({ code: code ?? 1, stdout, stderr, timedOut });
             });
         });
     }
@@ -206,8 +212,8 @@ export class EngineProject {
         return { code: r.code, steps: parsed.steps ?? [], raw: r };
     }
 
-    up(extra: string[] = [], programPath?: string): Promise<CliResult> {
-        return this.program(["up", "--yes", "--skip-preview", ...extra], programPath);
+    up(extra: string[] = [], programPath?: string, timeoutMs?: number): Promise<CliResult> {
+        return this.program(["up", "--yes", "--skip-preview", ...extra], programPath, timeoutMs);
     }
 
     /** The stack's state as `pulumi stack export` gives it (secrets encrypted), as text. */

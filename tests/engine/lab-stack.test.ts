@@ -46,6 +46,8 @@ const BACKENDS: [string, number][] = [
 const LB = "haproxy";
 /** index.ts with the component renamed (tests/engine/programs/renamed.ts). */
 const RENAMED = path.join(__dirname, "programs", "renamed.ts");
+/** index.ts with one more API server whose address resolves late, and invalid (tests/engine/programs/late-invalid-pool.ts). */
+const LATE_INVALID_POOL = path.join(__dirname, "programs", "late-invalid-pool.ts");
 /** The port a failing config listens on, held by another program in the container. */
 const TAKEN_PORT = 8099;
 const SQUATTER = "veza-engine-squatter";
@@ -64,6 +66,24 @@ async function randomResults(project: EngineProject): Promise<string[]> {
 /** The owner token the container records (user.veza.owner). */
 async function containerOwner(): Promise<string> {
     return (await incusOk(["config", "get", LB, "user.veza.owner"])).trim();
+}
+
+/** Another program in the container holds TAKEN_PORT: a config listening there fails at reload. Stopped by the caller. */
+async function startSquatter(): Promise<void> {
+    await execInOk(LB, [
+        "systemd-run",
+        "--unit",
+        SQUATTER,
+        "--collect",
+        "socat",
+        `TCP-LISTEN:${TAKEN_PORT},bind=0.0.0.0,reuseaddr,fork`,
+        "SYSTEM:true",
+    ]);
+    await waitFor(async () => (await execInOk(LB, ["ss", "-Hltn", `sport = :${TAKEN_PORT}`])).trim() !== "", {
+        what: `a listener on :${TAKEN_PORT}`,
+        timeoutMs: 10_000,
+        intervalMs: 100,
+    });
 }
 
 /** A second alias of the lab image: a new `haproxy:image` value, the same bits. */
@@ -280,21 +300,8 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         const url = String((await project.outputs()).httpUrl);
         const servingConfig = await configSha(LB);
         // Another program holds the port the new config listens on: HAProxy cannot bind it at reload.
-        await execInOk(LB, [
-            "systemd-run",
-            "--unit",
-            SQUATTER,
-            "--collect",
-            "socat",
-            `TCP-LISTEN:${TAKEN_PORT},bind=0.0.0.0,reuseaddr,fork`,
-            "SYSTEM:true",
-        ]);
+        await startSquatter();
         try {
-            await waitFor(async () => (await execInOk(LB, ["ss", "-Hltn", `sport = :${TAKEN_PORT}`])).trim() !== "", {
-                what: `a listener on :${TAKEN_PORT}`,
-                timeoutMs: 10_000,
-                intervalMs: 100,
-            });
             await project.setConfig("haproxy:listenHttp", String(TAKEN_PORT));
             const failed = await project.up();
             expect(failed.code).not.toBe(0);
@@ -359,6 +366,32 @@ describeLab("the lab stack through the real Pulumi engine", () => {
             expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
         } finally {
             await sshd.stop();
+        }
+    });
+
+    test("a new image in the same run as a pool that is invalid only once it resolves: up fails naming the field, and the serving container is not replaced", async () => {
+        const before = await instanceIdentity(LB);
+        const servingConfig = await configSha(LB);
+        const url = String((await project.outputs()).httpUrl);
+        await incusOk(["image", "alias", "create", OTHER_IMAGE, await imageFingerprint(LAB_IMAGE)]);
+        await project.setConfig("haproxy:image", OTHER_IMAGE);
+        try {
+            // A program that waits forever on a step that never registered is a hang, not a failure: bounded here.
+            const failed = await project.up([], LATE_INVALID_POOL, 180_000);
+            expect(failed.timedOut).toBe(false);
+            notes.note(
+                "late-invalid pool with a new image",
+                ((failed.stdout.match(/apiServers\[3\][^\n]*/g) ?? [])[0] ?? "").slice(0, 200),
+            );
+            expect(failed.code).not.toBe(0);
+            expect(failed.stdout).toContain("apiServers[3].address");
+            expect(failed.stdout).not.toContain("haproxy-container deleted");
+            expect((await instanceIdentity(LB)).uuid).toBe(before.uuid);
+            expect(await configSha(LB)).toBe(servingConfig);
+            expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        } finally {
+            await project.removeConfig("haproxy:image");
+            await incus(["image", "alias", "delete", OTHER_IMAGE]);
         }
     });
 

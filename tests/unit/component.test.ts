@@ -223,12 +223,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
     });
 
     describe.each<[string, string, string, string[]]>([
-        [
-            "a settings field",
-            "late-fall",
-            "healthCheckFall must be an integer from 1 to 100 (got 0)",
-            ["command:local:Command late-container"],
-        ],
+        ["a settings field", "late-fall", "healthCheckFall must be an integer from 1 to 100 (got 0)", []],
         [
             "an SSH connection without a host key",
             "late-hostkey",
@@ -261,7 +256,8 @@ describe("HaproxyLoadBalancer under mocks", () => {
                 registered: string[];
             };
             expect(result.errors).toEqual([{ name: "InputError", message, resource: "late" }]);
-            // Only the container step may run while settings are bad: it never depends on them.
+            // No step runs while any input is bad, the container step neither: in a run that also
+            // changes the image it would delete the serving container (the real engine did).
             expect(result.registered.filter((r) => r.startsWith("command:"))).toEqual(steps);
             expect(result.registered).toContain("veza:infra:HaproxyLoadBalancer late");
         }, 30000);
@@ -443,14 +439,17 @@ describe("lifecycle rules (issue 8)", () => {
         );
     });
 
-    test("the container step never waits for the pools: it registers while they are still unknown", async () => {
-        const never = pulumi.output(new Promise<{ name: string; address: string }[]>(() => undefined));
-        const lb = new HaproxyLoadBalancer("pools-later", { apiServers: never, streamServers: labArgs().streamServers });
+    test("the container step waits for the pools to be known and valid, and gets nothing of them but that verdict", async () => {
+        let resolvePools: (pools: { name: string; address: string }[]) => void = () => undefined;
+        const later = pulumi.output(new Promise<{ name: string; address: string }[]>((resolve) => (resolvePools = resolve)));
+        const lb = new HaproxyLoadBalancer("pools-later", { apiServers: later, streamServers: labArgs().streamServers });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(registered.filter((r) => r.name === "pools-later-container")).toEqual([]);
+        resolvePools(labArgs().apiServers as { name: string; address: string }[]);
         await registeredAll([lb.containerCommand]);
         const container = registered.filter((r) => r.name === "pools-later-container");
         expect(container).toHaveLength(1);
-        expect(registered.filter((r) => r.name === "pools-later-config")).toEqual([]);
-        // Its inputs are exactly those of a stack whose pools are known: nothing of them is pool-derived.
+        // Its inputs are exactly those of a stack whose pools were known from the start: nothing of them is pool-derived.
         const known = await build({ ...labArgs(), containerName: "pools-later-known" }, "pools-later-known");
         const strip = (r: Registered) => ({
             ...r.inputs,
