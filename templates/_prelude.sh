@@ -38,3 +38,10 @@ command -v incus >/dev/null 2>&1 || fail "the incus CLI is not on the PATH of th
 owner_of() { incus config get "$1" user.veza.owner </dev/null 2>/dev/null || true; }
 # The stack that owns the container, <project>/<stack>; "" when none was recorded.
 stack_of() { incus config get "$1" user.veza.stack </dev/null 2>/dev/null || true; }
+# A takeover within the stack not yet confirmed: the token of the owner a
+# container step took the container from (user.veza.adopted-from), "" when
+# none. The old owner's delete confirms it (the run that renamed or switched
+# finished); the new owner's delete, when that run failed and was reverted,
+# hands the container back instead of deleting it. Until then no delete of
+# the new owner's steps removes anything.
+adopted_from() { incus config get "$1" user.veza.adopted-from </dev/null 2>/dev/null || true; }

@@ -318,6 +318,33 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         expect(await configSha(LB)).toBe(servingConfig);
     });
 
+    test("a rename whose run fails after the new container step adopted the container, then reverted: the container is handed back and keeps serving", async () => {
+        const url = String((await project.outputs()).httpUrl);
+        const before = { uuid: (await instanceIdentity(LB)).uuid, owner: await containerOwner() };
+        await project.setConfig("engineTest:alias", "false");
+        await startSquatter();
+        try {
+            await project.setConfig("haproxy:listenHttp", String(TAKEN_PORT));
+            const failed = await project.up([], RENAMED);
+            expect(failed.code).not.toBe(0);
+            expect(failed.stdout).toContain("the new config listens on a port another program holds");
+            // The renamed program's container step ran and adopted the container before its config step failed.
+            expect(await containerOwner()).not.toBe(before.owner);
+        } finally {
+            await execIn(LB, ["systemctl", "stop", SQUATTER]);
+        }
+        // Reverted: index.ts again, listenHttp as before. The old steps are unchanged; the half-made renamed ones are deleted.
+        await project.setConfig("haproxy:listenHttp", "80");
+        const reverted = await project.ok(project.up(), "pulumi up (the rename reverted)");
+        notes.note("a failed rename, reverted", (reverted.stdout.match(/handing it back[^\n]*/) ?? [""])[0].slice(0, 200));
+        expect((await instanceIdentity(LB)).uuid).toBe(before.uuid);
+        expect(await containerOwner()).toBe(before.owner);
+        expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (after the revert)");
+        // The stack's destroy still deletes it: the hand-back leaves no adoption pending.
+        expect((await incusOk(["config", "get", LB, "user.veza.adopted-from"])).trim()).toBe("");
+    });
+
     test("preview over SSH reaches no host; a wrong host key fails before any command; the right one adopts the container, serving throughout, and back to local", async () => {
         const url = String((await project.outputs()).httpUrl);
         const before = { uuid: (await instanceIdentity(LB)).uuid, owner: await containerOwner() };

@@ -289,8 +289,13 @@ function runStepWithFakeIncus(
 
 describe("the container step and a container that already exists", () => {
     const OTHER_OWNER = ownerToken("urn:pulumi:other::veza-haproxy::veza:infra:HaproxyLoadBalancer::haproxy", "local");
+    const THIRD_OWNER = ownerToken("urn:pulumi:other::veza-haproxy::veza:infra:HaproxyLoadBalancer::edge", "local");
     /** Runs the container step with a fake incus: the container exists, with `owner` and `stack` recorded (empty: none). */
-    function runOver(recorded: { owner: string; stack: string }, adopt = false): { status: number | null; stderr: string; calls: string } {
+    function runOver(
+        recorded: { owner: string; stack: string; adoptedFrom?: string },
+        adopt = false,
+        op: "create" | "delete" = "create",
+    ): { status: number | null; stderr: string; calls: string } {
         const step = containerStep({
             containerName: "haproxy",
             image: "images:debian/12",
@@ -302,11 +307,13 @@ describe("the container step and a container that already exists", () => {
             serverStateFile: "/var/lib/haproxy/server-state",
             waitSeconds: 1,
         });
-        return runStepWithFakeIncus(step, [
+        return runStepWithFakeIncus({ create: op === "create" ? step.create : (step.delete as string), stdin: step.stdin }, [
             "info*) exit 0 ;;",
             `"config get haproxy user.veza.owner") echo "${recorded.owner}" ;;`,
             `"config get haproxy user.veza.stack") echo "${recorded.stack}" ;;`,
+            `"config get haproxy user.veza.adopted-from") echo "${recorded.adoptedFrom ?? ""}" ;;`,
             '"config set "*) exit 0 ;;',
+            '"delete --force haproxy") exit 0 ;;',
             // Nothing else answers: the step stops at its next check, after the calls that matter here.
             "*) exit 1 ;;",
         ]);
@@ -337,6 +344,49 @@ describe("the container step and a container that already exists", () => {
         const run = runOver(recorded);
         expect(run.stderr).not.toContain("ERROR: haproxy belongs to stack");
         expect(run.calls).toContain(setOwner);
+    });
+
+    test.each<[string, { owner: string; stack: string; adoptedFrom?: string }, boolean, string]>([
+        [
+            "from a step of this stack: pending until that step's delete confirms it",
+            { owner: OTHER_OWNER, stack: STACK },
+            false,
+            OTHER_OWNER,
+        ],
+        [
+            "while an earlier takeover is pending: the first owner stays the one to hand back to",
+            { owner: OTHER_OWNER, stack: STACK, adoptedFrom: THIRD_OWNER },
+            false,
+            THIRD_OWNER,
+        ],
+        ["back by the step it was taken from: nothing pending", { owner: OTHER_OWNER, stack: STACK, adoptedFrom: OWNER }, false, ""],
+        ["of a container with no owner: nothing to hand back", { owner: "", stack: "" }, false, ""],
+        ["from another stack (adoptContainer): final at once", { owner: OTHER_OWNER, stack: "veza-haproxy/other" }, true, ""],
+    ])("a takeover %s", (_case, recorded, adopt, pending) => {
+        const run = runOver(recorded, adopt);
+        expect(run.calls).toContain(`${setOwner} user.veza.adopted-from=${pending}\n`);
+    });
+
+    test.each<[string, { owner: string; stack: string; adoptedFrom?: string }, string, string]>([
+        [
+            "the new owner's delete, its takeover pending (a failed run, reverted), hands the container back and leaves it",
+            { owner: OWNER, stack: STACK, adoptedFrom: OTHER_OWNER },
+            `config set haproxy user.veza.owner=${OTHER_OWNER} user.veza.adopted-from=\n`,
+            "handing it back, leaving it running",
+        ],
+        [
+            "the old owner's delete confirms the takeover and leaves the container",
+            { owner: OTHER_OWNER, stack: STACK, adoptedFrom: OWNER },
+            "config set haproxy user.veza.adopted-from=\n",
+            "leaving it running",
+        ],
+        ["the owner's delete, nothing pending, deletes it", { owner: OWNER, stack: STACK }, "delete --force haproxy\n", "deleting haproxy"],
+    ])("%s", (_case, recorded, call, message) => {
+        const run = runOver(recorded, false, "delete");
+        expect(run.status).toBe(0);
+        expect(run.stderr).toContain(message);
+        expect(run.calls).toContain(call);
+        if (!call.startsWith("delete")) expect(run.calls).not.toContain("delete --force");
     });
 
     test("its own container is left as it is", () => {
