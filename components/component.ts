@@ -553,6 +553,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
     constructor(name: string, args: HaproxyLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("veza:infra:HaproxyLoadBalancer", name, {}, opts);
+        this.warnContainerFollowsRename(name, args.containerName, opts?.aliases);
         const inputs = this.resolveAndValidate(name, args);
         this.inputsValid = inputs.valid;
         const steps = this.steps(name, inputs);
@@ -954,6 +955,26 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      */
     private randomKey(name: string): pulumi.Output<string> {
         return new random.RandomPassword(name, { length: 32, special: false }, { parent: this }).result;
+    }
+
+    /**
+     * Renamed with an alias, containerName unset: the container is named
+     * after the component, a name is one of the container step's triggers,
+     * so the run rebuilds it under the new name, old one first. Said at
+     * preview, since the engine's plan only shows "replace".
+     */
+    private warnContainerFollowsRename(name: string, containerName: unknown, aliases: pulumi.ComponentResourceOptions["aliases"]): void {
+        if (containerName !== undefined) return;
+        for (const alias of aliases ?? []) {
+            const old = typeof alias === "object" && alias !== null && "name" in alias ? alias.name : undefined;
+            if (typeof old !== "string" || old === name) continue;
+            pulumi.log.warn(
+                `an alias names this component's old name ${old}, and containerName is not set: the container is named after the component, ` +
+                    `so if a container ${old} serves, this run replaces it with a new ${name}, deleting ${old} first (a gap, and a new address). ` +
+                    `Set containerName: "${old}" to keep it serving.`,
+                this,
+            );
+        }
     }
 
     /** adoptContainer, checked, with its warning on every run while it is true. */

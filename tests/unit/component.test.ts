@@ -417,6 +417,30 @@ describe("lifecycle rules (issue 8)", () => {
         }
     });
 
+    test("renamed with an alias and no containerName, preview warns that the container is rebuilt under the new name; with containerName it is silent", async () => {
+        const warn = jest.spyOn(pulumi.log, "warn").mockImplementation(() => Promise.resolve());
+        try {
+            const renamed = new HaproxyLoadBalancer("edge-renamed", labArgs(), { aliases: [{ name: "haproxy-old" }] });
+            await registeredAll([renamed.containerCommand]);
+            expect(warn).toHaveBeenCalledWith(
+                "an alias names this component's old name haproxy-old, and containerName is not set: the container is named after the component, " +
+                    "so if a container haproxy-old serves, this run replaces it with a new edge-renamed, deleting haproxy-old first (a gap, and a new address). " +
+                    'Set containerName: "haproxy-old" to keep it serving.',
+                renamed,
+            );
+            warn.mockClear();
+            const kept = new HaproxyLoadBalancer(
+                "edge-kept",
+                { ...labArgs(), containerName: "haproxy-kept" },
+                { aliases: [{ name: "haproxy-kept" }] },
+            );
+            await registeredAll([kept.containerCommand]);
+            expect(warn.mock.calls.filter(([message]) => String(message).includes("an alias names"))).toEqual([]);
+        } finally {
+            warn.mockRestore();
+        }
+    });
+
     test("the container step carries this stack and adoptContainer; adopting warns on every run, a non-boolean is refused", async () => {
         const plain = await build(labArgs(), "own-stack");
         const header = (step: { inputs: Record<string, unknown> }) => String(unwrap(step.inputs.stdin)).split("\n\n")[0].split("\n");
