@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import * as tls from "@pulumi/tls";
 import { createHmac } from "crypto";
 import { isSelfAddress, memberAddressProblem } from "./address";
 import { sha256Hex } from "./identity";
@@ -13,6 +14,7 @@ import {
     PairNode,
     pairNodeNames,
     pairWarnings,
+    PEERS_CERT_VALIDITY_HOURS,
     renderKeepalivedConfig,
     vipAddress,
 } from "./pair";
@@ -437,6 +439,8 @@ interface ResolvedInputs {
     /** The image as the container step's trigger: DEFAULTED_IMAGE_TRIGGER unless set. */
     imageTrigger: pulumi.Input<string>;
     tlsPair?: pulumi.Output<[string, string]>;
+    /** With a pair: the peers certificate and key both nodes present and trust (secret). */
+    peersTlsPair?: pulumi.Output<[string, string]>;
     /** tls.acme, checked; absent when the certificate is pushed (or TLS is off). */
     acme?: pulumi.Output<AcmeArgs>;
     /** Checked; absent for one container. */
@@ -462,6 +466,8 @@ interface NodeSteps {
     tls?: StepCommand;
     /** With tls.acme: the ACME client, its settings, the renewal timer and a placeholder certificate. */
     acme?: StepCommand;
+    /** With a pair: the peers certificate and key, for mutual TLS between the nodes. */
+    peersTls?: StepCommand;
     /** What the container step printed: its IPv4 on the bridge. */
     address: pulumi.Output<string>;
 }
@@ -695,6 +701,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             provisioning,
             imageTrigger: args.image === undefined ? DEFAULTED_IMAGE_TRIGGER : provisioning.image,
             tlsPair: tlsPair || undefined,
+            peersTlsPair: hasPair ? this.peersCertificate(name) : undefined,
             acme,
             pair,
             settings,
@@ -738,10 +745,14 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         // A pair's config names both nodes in its peers section: it waits for their addresses.
         const peers: pulumi.Output<PeerNode[]> = pair ? nodeList : pulumi.output([]);
         const renderedConfig = pulumi.secret(pulumi.all([settings, peers]).apply(([s, p]) => renderResolved(s, p)));
-        const certSha256 = inputs.tlsPair
-            ? pulumi.unsecret(inputs.tlsPair.apply(([certificatePem]) => sha256Hex(certificatePem)))
-            : pulumi.output("none");
-        const before = nodes.flatMap((n) => [n.container, ...(n.tls ? [n.tls] : []), ...(n.acme ? [n.acme] : [])]);
+        // The certificates HAProxy loads at start (the served one, a pair's peers one): a new one reloads,
+        // even when the config text is unchanged.
+        const certificates = [inputs.tlsPair, inputs.peersTlsPair].filter((p) => p !== undefined).map((p) => p.apply(([pem]) => pem));
+        const certSha256 =
+            certificates.length > 0
+                ? pulumi.unsecret(pulumi.all(certificates).apply((pems) => sha256Hex(pems.join(""))))
+                : pulumi.output("none");
+        const before = nodes.flatMap((n) => [n.container, ...[n.tls, n.acme, n.peersTls].filter((step) => step !== undefined)]);
 
         if (!pair) {
             const [only] = nodes;
@@ -944,7 +955,27 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             );
         }
         const address = this.afterChecks(container.stdout).apply((out) => out.trim().split("\n").pop() ?? "");
-        return { container, tls, acme, address };
+        let peersTls: StepCommand | undefined;
+        if (inputs.peersTlsPair) {
+            const peersCertPath = pulumi.unsecret(settings.apply((s) => s.peersCertPath));
+            peersTls = this.step(
+                `${plan.prefix}-peers-tls`,
+                "tls",
+                connection,
+                pulumi.secret(
+                    pulumi
+                        .all([plan.containerName, peersCertPath, owner, inputs.peersTlsPair])
+                        .apply(
+                            ([containerName, path, ownerToken, [certificatePem, privateKeyPem]]) =>
+                                tlsStep({ containerName, certPath: path, owner: ownerToken, certificatePem, privateKeyPem }).stdin,
+                        ),
+                ),
+                { dependsOn: [container] },
+                // A replaced container needs it again.
+                [container.id, peersCertPath],
+            );
+        }
+        return { container, tls, acme, peersTls, address };
     }
 
     /**
@@ -975,6 +1006,28 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 this,
             );
         }
+    }
+
+    /**
+     * A pair's peers certificate and key: self-signed, made once per
+     * component, secret in the state. Both nodes present it and trust only
+     * it (mutual TLS on the peers port). Nothing renews it, hence the
+     * century; replacing the key resource is a deliberate rotation.
+     */
+    private peersCertificate(name: string): pulumi.Output<[string, string]> {
+        const key = new tls.PrivateKey(`${name}-peers-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+        const cert = new tls.SelfSignedCert(
+            `${name}-peers-cert`,
+            {
+                privateKeyPem: key.privateKeyPem,
+                subject: { commonName: "veza-haproxy peers" },
+                isCaCertificate: true,
+                validityPeriodHours: PEERS_CERT_VALIDITY_HOURS,
+                allowedUses: ["digital_signature", "cert_signing", "server_auth", "client_auth"],
+            },
+            { parent: this },
+        );
+        return pulumi.secret(pulumi.all([cert.certPem, key.privateKeyPem]));
     }
 
     /** adoptContainer, checked, with its warning on every run while it is true. */

@@ -27,6 +27,8 @@ export interface PairArgs {
  */
 export const PEERS_PORT = 10000;
 export const PEERS_SECTION = "veza_peers";
+/** The peers certificate's lifetime: a century, since nothing renews it. */
+export const PEERS_CERT_VALIDITY_HOURS = 100 * 365 * 24;
 /** A table in the peers section that nothing writes in normal traffic: it shows the link works (`show table veza_peers/veza_pair_sync`). */
 export const PAIR_SYNC_TABLE = "veza_pair_sync";
 

@@ -199,7 +199,7 @@ export interface ConfigStepInputs {
     config: string;
     /** Open files HAProxy needs for this config (`openFilesNeeded`); the step refuses it where fewer are allowed. */
     openFiles: number;
-    /** sha256 of the certificate in use, so a rotated certificate reloads too; "none" without TLS. */
+    /** sha256 of the certificates HAProxy loads (the served one, a pair's peers one), so a rotated one reloads too; "none" without any. */
     certSha256?: string;
     reloadWaitSeconds?: number;
 }

@@ -247,6 +247,12 @@ export const SETTINGS = {
         check: int(0, 65535),
         internal: true,
     }),
+    peersCertPath: setting<string>({
+        default: "/etc/haproxy/certs/veza-peers.pem",
+        doc: "a pair's peers certificate and key (the component's own, pushed to both nodes): the peers listener speaks mutual TLS with it, so only the two nodes can reach each other's tables",
+        check: absolute(),
+        internal: true,
+    }),
     adminSocketPath: setting<string>({
         default: "/run/haproxy/admin.sock",
         doc: "runtime API socket (level admin)",

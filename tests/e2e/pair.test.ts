@@ -22,9 +22,24 @@
  * Traffic goes only to the VIP and the nodes on the lab bridge.
  */
 import type { BackendServer, HaproxyLoadBalancerArgs } from "../../components";
-import { rmSync, writeFileSync } from "fs";
+import { PEERS_PORT } from "../../components/pair";
+import { readFileSync, rmSync, writeFileSync } from "fs";
+import * as net from "net";
+import * as tls from "tls";
 import * as path from "path";
-import { get, makeTempDir, onCleanup, PebbleCa, requireBinary, servedCertificate, sleep, startPebble, waitFor } from "../support";
+import {
+    assertTestNetwork,
+    get,
+    makeTempDir,
+    makeTestCert,
+    onCleanup,
+    PebbleCa,
+    requireBinary,
+    servedCertificate,
+    sleep,
+    startPebble,
+    waitFor,
+} from "../support";
 import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
 import { containerIPv4, execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
 import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
@@ -76,6 +91,33 @@ function pairArgs(apiServers: BackendServer[]): HaproxyLoadBalancerArgs {
 const PAIR_DOMAIN = "veza-pair.acme.test";
 let ca: PebbleCa;
 let caRoot = "";
+
+/** The pair's peers certificate and key in each node (the component's default peersCertPath). */
+const PEERS_CERT_PATH = "/etc/haproxy/certs/veza-peers.pem";
+
+/**
+ * What a node's peers port answers a peer hello with, in 3 s: "" when
+ * nothing came back, "closed: <reason>" when the connection failed. `tls`:
+ * speak TLS, with that client certificate (none when empty).
+ */
+function peersAnswer(address: string, hello: string, tlsOptions?: { cert?: Buffer | string; key?: Buffer | string }): Promise<string> {
+    assertTestNetwork(address);
+    return new Promise((resolve) => {
+        let answer = "";
+        const socket: net.Socket = tlsOptions
+            ? tls.connect({ host: address, port: PEERS_PORT, rejectUnauthorized: false, ...tlsOptions }, () => socket.write(hello))
+            : net.connect({ host: address, port: PEERS_PORT }, () => socket.write(hello));
+        const done = (extra = "") => {
+            clearTimeout(timer);
+            socket.destroy();
+            resolve(answer + extra);
+        };
+        const timer = setTimeout(() => done(), 3_000);
+        socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+        socket.on("error", (e) => done(answer ? "" : `closed: ${e.message}`));
+        socket.on("close", () => done());
+    });
+}
 
 const notes = noteBook("pair");
 const note = notes.note;
@@ -199,6 +241,29 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         expect(seen).toContain(`key=${key}`);
         note("peers", `an entry set on ${NODE_A} was in ${NODE_B}'s table after ${Date.now() - t0} ms`);
     }, 30_000);
+
+    test("the peers port speaks only to the pair (mutual TLS): from the bridge, a plaintext peer hello and TLS without the pair's certificate get no answer, another certificate is refused, the pair's own reaches the protocol", async () => {
+        const addressA = await containerIPv4(NODE_A);
+        if (!addressA) throw new Error(`${NODE_A} has no address`);
+        // What node b says when it connects: the remote peer's name, then its own.
+        const hello = `HAProxyS 2.1\n${NODE_A}\n${NODE_B} 1 1\n`;
+        const plaintext = await peersAnswer(addressA, hello);
+        const noCertificate = await peersAnswer(addressA, hello, {});
+        const dir = makeTempDir("veza-pair-peers-");
+        onCleanup(() => rmSync(dir, { recursive: true, force: true }), "the stranger's certificate");
+        const stranger = makeTestCert(dir);
+        const otherCertificate = await peersAnswer(addressA, hello, {
+            cert: readFileSync(stranger.certPath),
+            key: readFileSync(stranger.keyPath),
+        });
+        // The pair's own bundle, read from the node (a test may; no step prints it): the handshake passes and the
+        // peers protocol answers, with an error code for a hello naming no peer of this node.
+        const bundle = await execInOk(NODE_A, ["cat", PEERS_CERT_PATH]);
+        const own = await peersAnswer(addressA, "HAProxyS 2.1\nnobody\nnobody 1 1\n", { cert: bundle, key: bundle });
+        note("peers port from the bridge", JSON.stringify({ plaintext, noCertificate, otherCertificate, own }));
+        for (const answer of [plaintext, noCertificate, otherCertificate]) expect(answer).not.toMatch(/^\d{3}\n/);
+        expect(own).toMatch(/^5\d\d\n/);
+    }, 60_000);
 
     test("a client's request rate counted on the VIP holder is in the other node's table too (rateLimit's counters go through peers), so moving the VIP keeps its budget", async () => {
         const [master, backup] = await holder();
@@ -392,7 +457,7 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
             // after every create and update (pulumi/pulumi pkg/resource/deploy/deployment_executor.go, performPostSteps).
             const applied = await runStepOk(single.config, "create");
             expect(applied.stderr).toContain("reloaded: worker");
-            for (const step of keepalived) await runStepOk(step, "delete");
+            for (const step of [...keepalived, pairSteps.peersTls, nodeB.peersTls]) if (step) await runStepOk(step, "delete");
             await runStepOk(nodeB.container, "delete");
         } finally {
             const fresh = await loops.fresh.stop();
@@ -408,5 +473,6 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         expect(await watch.holdsVip(NODE_A)).toBe(false);
         expect(await configSha(NODE_A)).toBe(single.config.header.config_sha256);
         expect(await execInOk(NODE_A, ["cat", CONFIG_PATH])).not.toContain("peers veza_peers");
+        expect((await execIn(NODE_A, ["test", "-e", PEERS_CERT_PATH])).code).not.toBe(0);
     }, 180_000);
 });

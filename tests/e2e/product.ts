@@ -49,8 +49,10 @@ export interface ProductSteps {
     acme?: { setup: StepCommand; issue: StepCommand };
     /** With tls.acme on a pair: node b's. */
     acmeB?: { setup: StepCommand; issue: StepCommand };
-    /** With a pair: node b's container and TLS steps, and each node's keepalived step (a, b). */
-    nodeB?: { container: StepCommand; tls?: StepCommand };
+    /** With a pair: node a's peers certificate step (node b's is in nodeB). */
+    peersTls?: StepCommand;
+    /** With a pair: node b's container, TLS and peers certificate steps, and each node's keepalived step (a, b). */
+    nodeB?: { container: StepCommand; tls?: StepCommand; peersTls?: StepCommand };
     keepalived?: StepCommand[];
 }
 
@@ -135,7 +137,10 @@ export async function buildSteps(
     const containerB = find("b-container");
     if (containerB) {
         const tlsB = find("b-tls");
-        steps.nodeB = { container: toStep(containerB), ...(tlsB ? { tls: toStep(tlsB) } : {}) };
+        const peersTls = [find("peers-tls"), find("b-peers-tls")];
+        if (!peersTls[0] || !peersTls[1]) throw new Error(`pair ${componentName} did not register both peers certificate steps`);
+        steps.peersTls = toStep(peersTls[0]);
+        steps.nodeB = { container: toStep(containerB), ...(tlsB ? { tls: toStep(tlsB) } : {}), peersTls: toStep(peersTls[1]) };
         const keepalived = [find("keepalived"), find("b-keepalived")];
         if (!keepalived[0] || !keepalived[1]) throw new Error(`pair ${componentName} did not register both keepalived steps`);
         steps.keepalived = keepalived.map((k) => toStep(k as Registered));
@@ -149,7 +154,7 @@ export async function buildSteps(
         steps.acme?.issue,
         steps.acmeB?.setup,
         steps.acmeB?.issue,
-    ].concat([steps.nodeB?.container, steps.nodeB?.tls, ...(steps.keepalived ?? [])]);
+    ].concat([steps.peersTls, steps.nodeB?.container, steps.nodeB?.tls, steps.nodeB?.peersTls, ...(steps.keepalived ?? [])]);
     for (const s of all.filter((x): x is StepCommand => x !== undefined)) {
         if (s.type !== type) throw new Error(`${s.resource} is ${s.type}, expected ${type}`);
         if (type === "command:local:Command" && !isDeepStrictEqual(s.interpreter, ["/bin/sh", "-c"])) {
@@ -247,7 +252,9 @@ export async function upPair(componentName: string, args: HaproxyLoadBalancerArg
     setMockAddress(`${componentName}-b-container`, nodes[1].address);
     const steps = await buildSteps(componentName, args);
     let log = a.stderr + b.stderr;
-    const tls = [steps.tls, steps.nodeB?.tls].filter((step): step is StepCommand => step !== undefined);
+    const tls = [steps.tls, steps.nodeB?.tls, steps.peersTls, steps.nodeB?.peersTls].filter(
+        (step): step is StepCommand => step !== undefined,
+    );
     log += (await Promise.all(tls.map((step) => runStepOk(step, "create")))).map((r) => r.stderr).join("");
     const acmeSetups = [steps.acme?.setup, steps.acmeB?.setup].filter((step): step is StepCommand => step !== undefined);
     log += (await Promise.all(acmeSetups.map((step) => runStepOk(step, "create")))).map((r) => r.stderr).join("");

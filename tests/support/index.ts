@@ -32,6 +32,7 @@ export type { Lab, LabOptions } from "./pools";
 
 // The one HTTP client, and WebSockets.
 export {
+    assertTestNetwork,
     backendOf,
     echo,
     get,

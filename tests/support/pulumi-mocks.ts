@@ -1,5 +1,7 @@
 import * as yaml from "js-yaml";
-import { readFileSync } from "fs";
+import { execFileSync } from "child_process";
+import { mkdtempSync, readFileSync, rmSync } from "fs";
+import { tmpdir } from "os";
 import * as path from "path";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -65,6 +67,30 @@ export function setMockAddress(resource: string, address: string): void {
     mockAddresses.set(resource, address);
 }
 
+let keyPair: { keyPem: string; certPem: string } | undefined;
+
+/** One EC key and a self-signed certificate for it (openssl), made on first use: what @pulumi/tls would make. */
+function mockKeyPair(): { keyPem: string; certPem: string } {
+    if (keyPair) return keyPair;
+    const dir = mkdtempSync(path.join(tmpdir(), "veza-mock-tls-"));
+    try {
+        const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
+        execFileSync(
+            "openssl",
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat(
+                ["-subj", "/CN=veza-haproxy peers", "-days", "3650", "-keyout", key, "-out", cert],
+                ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+                ["-addext", "extendedKeyUsage=serverAuth,clientAuth"],
+            ),
+            { stdio: "ignore" },
+        );
+        keyPair = { keyPem: readFileSync(key, "utf8"), certPem: readFileSync(cert, "utf8") };
+        return keyPair;
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
 /** Mock provider state for the resource types the component creates. */
 function mockState(args: pulumi.runtime.MockResourceArgs, address: string): Record<string, unknown> {
     switch (args.type) {
@@ -79,10 +105,11 @@ function mockState(args: pulumi.runtime.MockResourceArgs, address: string): Reco
             return { ...args.inputs, result: "mockStatsPassword0123456789abcdef" };
         case "random:index/randomId:RandomId":
             return { ...args.inputs, hex: "00112233445566778899aabbccddeeff" };
+        // A real key and certificate (the pair's peers certificate goes into real containers, where HAProxy loads it).
         case "tls:index/privateKey:PrivateKey":
-            return { ...args.inputs, privateKeyPem: "-----BEGIN PRIVATE KEY-----\nmock\n-----END PRIVATE KEY-----\n" };
+            return { ...args.inputs, privateKeyPem: mockKeyPair().keyPem };
         case "tls:index/selfSignedCert:SelfSignedCert":
-            return { ...args.inputs, certPem: "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n" };
+            return { ...args.inputs, certPem: mockKeyPair().certPem };
         default:
             return args.inputs;
     }

@@ -5,6 +5,7 @@
  * tests/e2e/pair.test.ts.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
 import { labSettings } from "./lab-settings";
 import { installMocks, isSecret, Registered, unwrap, valueOf } from "../support";
 import { buildWithOrder } from "./component-build";
@@ -32,11 +33,15 @@ describe("a load balancer pair under mocks", () => {
         expect(children.map((c) => c.name).sort()).toEqual([
             "edge-b-container",
             "edge-b-keepalived",
+            "edge-b-peers-tls",
             "edge-config",
             "edge-container",
             "edge-cookie-secret",
             "edge-fingerprint-key",
             "edge-keepalived",
+            "edge-peers-cert",
+            "edge-peers-key",
+            "edge-peers-tls",
             "edge-stats-password",
         ]);
         for (const child of children) expect(child.parent).toBe(lb);
@@ -45,10 +50,25 @@ describe("a load balancer pair under mocks", () => {
     test("the engine's order: both containers, then node a's keepalived, then node b's, then the config step after all of them", async () => {
         const { children } = await build(labArgs({ pair: { vip: VIP } }), "order");
         const deps = Object.fromEntries(children.map((c) => [c.name, c.dependsOn.sort()]));
-        expect(deps["order-keepalived"]).toEqual(["order-b-container", "order-container"]);
+        expect(deps["order-keepalived"]).toEqual(["order-b-container", "order-b-peers-tls", "order-container", "order-peers-tls"]);
         // Node b's after node a's: node a wins the first election alone.
-        expect(deps["order-b-keepalived"]).toEqual(["order-b-container", "order-container", "order-keepalived"]);
-        expect(deps["order-config"]).toEqual(["order-b-container", "order-b-keepalived", "order-container", "order-keepalived"]);
+        expect(deps["order-b-keepalived"]).toEqual([
+            "order-b-container",
+            "order-b-peers-tls",
+            "order-container",
+            "order-keepalived",
+            "order-peers-tls",
+        ]);
+        // Each node's peers certificate is in place before the config that names it.
+        expect(deps["order-b-peers-tls"]).toEqual(["order-b-container"]);
+        expect(deps["order-config"]).toEqual([
+            "order-b-container",
+            "order-b-keepalived",
+            "order-b-peers-tls",
+            "order-container",
+            "order-keepalived",
+            "order-peers-tls",
+        ]);
     });
 
     test("turning one container into a pair leaves node a's container step byte-identical: it is neither replaced nor re-run", async () => {
@@ -94,13 +114,38 @@ describe("a load balancer pair under mocks", () => {
         expect(isSecret(byName("keepalived").inputs.stdin)).toBe(false);
         expect(header(config)).toMatchObject({ nodes: "roll,roll-b", vip: "198.18.0.250" });
         expect(payload(config)).toBe(await valueOf(lb.renderedConfig));
-        // Its peers section names both nodes at the addresses their container steps printed.
-        expect(payload(config)).toContain("peers veza_peers\n    peer roll 198.18.0.10:10000\n    peer roll-b 198.18.0.11:10000\n");
+        // Its peers section names both nodes at the addresses their container steps printed, over mutual TLS.
+        expect(payload(config)).toContain(
+            "peers veza_peers\n" +
+                "    default-bind ssl crt /etc/haproxy/certs/veza-peers.pem ca-file /etc/haproxy/certs/veza-peers.pem verify required\n" +
+                "    default-server ssl crt /etc/haproxy/certs/veza-peers.pem ca-file /etc/haproxy/certs/veza-peers.pem verify required\n" +
+                "    peer roll 198.18.0.10:10000\n    peer roll-b 198.18.0.11:10000\n",
+        );
         expect(unwrap<string>(config.inputs.create)).toContain(
             'log "$(stamp) applying to $first first (it does not hold the VIP $hdr_vip)"',
         );
         expect("delete" in config.inputs).toBe(false);
         expect(config.inputs.triggers).toEqual(["roll-container-id", "roll-b-container-id"]);
+    });
+
+    test("each node gets the pair's peers certificate and key through a TLS step, secret on stdin, the same pair on both nodes", async () => {
+        const { byName } = await build(labArgs({ pair: { vip: VIP } }), "mtls");
+        const [a, b] = [byName("peers-tls"), byName("b-peers-tls")];
+        for (const [step, container] of [
+            [a, "mtls-container"],
+            [b, "mtls-b-container"],
+        ] as const) {
+            expect(isSecret(step.inputs.stdin)).toBe(true);
+            expect(header(step)).toMatchObject({ cert_path: "/etc/haproxy/certs/veza-peers.pem" });
+            // A rebuilt node gets it again.
+            expect(step.inputs.triggers).toEqual([`${container}-id`, "/etc/haproxy/certs/veza-peers.pem"]);
+        }
+        expect(header(a).container).not.toBe(header(b).container);
+        expect(payload(a)).toBe(payload(b));
+        expect(payload(a)).toMatch(/-----BEGIN CERTIFICATE-----[\s\S]+PRIVATE KEY-----/);
+        // The config step carries the peers certificate's digest: a rotated one reloads both nodes.
+        const certificatePem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(payload(a))?.[0] ?? "";
+        expect(header(byName("config")).cert_sha256).toBe(createHash("sha256").update(certificatePem).digest("hex"));
     });
 
     test("outputs: the address and URLs are the VIP's, nodes lists both containers, vip and vipNode are set", async () => {

@@ -84,7 +84,10 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         ];
         const edge = { rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } };
         // With the ACME route too: both nodes' responders, retried on 404.
-        writeFileSync(cfg, renderHaproxyConfig(ipLab({ ...edge, tlsCertPath: certPath, acmeChallengePort: 8402 }), peers));
+        writeFileSync(
+            cfg,
+            renderHaproxyConfig(ipLab({ ...edge, tlsCertPath: certPath, acmeChallengePort: 8402, peersCertPath: certPath }), peers),
+        );
         for (const node of ["haproxy", "haproxy-b"]) {
             const check = spawnSync(findBinary("haproxy") as string, ["-c", "-L", node, "-f", cfg], { encoding: "utf8" });
             expect({ status: check.status, alerts: check.stderr.match(/\[ALERT\].*/g) ?? [] }).toEqual({ status: 0, alerts: [] });
