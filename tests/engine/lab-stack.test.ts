@@ -3,8 +3,10 @@
  * engine on real Incus, one stack's life in order: preview, a refused bad
  * input, up, no secret in the state, nothing to do on a second run, a second
  * stack refused, a pool change under traffic, refresh, renames with and
- * without an alias, a config step failing in the container, local to SSH and
- * back, a new image, destroy. Every claim is read from the engine's own
+ * without an alias, a config step failing in the container, a failed rename
+ * reverted, local to SSH and back, a new image in a run that fails
+ * validation, a new image, a container deleted by hand and replaced,
+ * destroy. Every claim is read from the engine's own
  * output (preview --json, stack export, stack output) and from the
  * containers. The command and random providers are STAND-INS
  * (tests/engine/stand-ins/: their Go modules are not served), unless
@@ -439,6 +441,24 @@ describeLab("the lab stack through the real Pulumi engine", () => {
         const url = String((await project.outputs()).httpUrl);
         expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
         await project.ok(project.up(["--expect-no-changes"]), "pulumi up (nothing more to do)");
+    });
+
+    test("a container deleted by hand is invisible to refresh and up; up --replace of the container step rebuilds and configures it", async () => {
+        await incusOk(["delete", "--force", LB]);
+        await project.ok(project.cli(["refresh", "--yes", "--skip-preview", "--stack", "lab"]), "pulumi refresh (container gone)");
+        // What the engine cannot see: a Command has no read, so nothing is planned.
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (container gone, nothing planned)");
+        const state = JSON.parse(await project.exportText()) as { deployment: { resources: { urn: string }[] } };
+        const urn = state.deployment.resources.map((r) => r.urn).find((u) => u.endsWith("::haproxy-container"));
+        if (!urn) throw new Error("no haproxy-container in the state");
+        const replaced = await project.ok(project.up(["--replace", urn]), "pulumi up --replace <container step>");
+        notes.note(
+            "up --replace after a hand delete",
+            (replaced.stdout.match(/Resources:[\s\S]*?Duration[^\n]*/) ?? [""])[0].replace(/\s+/g, " "),
+        );
+        const url = String((await project.outputs()).httpUrl);
+        expect((await get(url, "/api/v1/health", undefined, { timeoutMs: 5_000 })).status).toBe(200);
+        await project.ok(project.up(["--expect-no-changes"]), "pulumi up (after the replace)");
     });
 
     test("destroy removes the container and leaves the backends", async () => {
