@@ -92,6 +92,8 @@ const PAIR_DOMAIN = "veza-pair.acme.test";
 let ca: PebbleCa;
 let caRoot = "";
 
+/** keepalived's track script in each node (the keepalived step installs it). */
+const ALIVE_CHECK = "/usr/local/sbin/veza-haproxy-alive";
 /** The pair's peers certificate and key in each node (the component's default peersCertPath). */
 const PEERS_CERT_PATH = "/etc/haproxy/certs/veza-peers.pem";
 
@@ -436,6 +438,35 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         // Not one of the issue's two kinds: 3 rounds here, 5 in the bench.
         await killRounds(KILL_KINDS.haproxyStopped, 3);
     }, 400_000);
+
+    test("a node whose haproxy runs a config the config step did not apply (a rebuilt node before its config step) never takes the VIP, even with the master gone; once it has one, it does", async () => {
+        const [master, backup] = await holder();
+        const stamp = `${CONFIG_PATH}.veza-stamp`;
+        await execInOk(backup, ["mv", stamp, `${stamp}.away`]);
+        try {
+            // Its haproxy answers the admin socket (what the alive check used to ask), but with no config of ours.
+            expect(
+                (await execIn(backup, ["sh", "-c", "echo 'show info' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock"])).stdout,
+            ).toMatch(/^Pid: /m);
+            expect((await execIn(backup, [ALIVE_CHECK])).code).not.toBe(0);
+            await execInOk(master, ["systemctl", "stop", "keepalived"]);
+            // A stopping keepalived says priority 0: a live backup takes over within a second.
+            await sleep(NO_TAKE_BACK_WAIT_MS);
+            expect(await vipHolders()).toEqual([]);
+        } finally {
+            await execInOk(backup, ["mv", `${stamp}.away`, stamp]);
+        }
+        const moved = Date.now();
+        await waitFor(() => watch.holdsVip(backup), { what: `the VIP on ${backup}`, timeoutMs: MOVE_LIMIT_MS, intervalMs: 50 });
+        note(
+            "a node without our config",
+            `no VIP anywhere for ${NO_TAKE_BACK_WAIT_MS} ms; on ${backup} ${Date.now() - moved} ms after its stamp came back`,
+        );
+        await execInOk(master, ["systemctl", "start", "keepalived"]);
+        await sleep(NO_TAKE_BACK_WAIT_MS);
+        expect(await vipHolders()).toEqual([backup]);
+        await watch.waitServing("200 through the VIP");
+    }, 120_000);
 
     test("removing pair, in the engine's order: node a keeps serving at its own address with no failed request, keepalived stops there, node b is deleted", async () => {
         // The last pair program's steps: the engine deletes the ones the new program no longer registers, with their old inputs.
