@@ -14,6 +14,17 @@ function checkListeners(c: Checker, s: ResolvedSettings): void {
         ["statsPort", s.statsPort],
     ];
     if (s.tlsCertPath !== "") listeners.push(["listenHttps", s.listenHttps]);
+    // The ACME client's responder is the challenge route's target: a listener on its port would route the
+    // CA's fetches back to HAProxy itself, a loop.
+    if (s.acmeChallengePort > 0) {
+        for (const [field, port] of listeners) {
+            if (port === s.acmeChallengePort)
+                c.fail(
+                    field,
+                    `must differ from the ACME client's challenge port ${s.acmeChallengePort} (tls.acme): HAProxy hands /.well-known/acme-challenge/ to a responder there, and a listener on it would hand the challenges back to HAProxy itself`,
+                );
+        }
+    }
     for (let i = 0; i < listeners.length; i++) {
         for (let j = i + 1; j < listeners.length; j++) {
             if (listeners[i][1] === listeners[j][1]) {
@@ -63,6 +74,11 @@ export function settingsProblems(s: ResolvedSettings): Problem[] {
  */
 export function settingsWarnings(s: ResolvedSettings): string[] {
     const warnings: string[] = [];
+    if (s.acmeChallengePort > 0 && s.listenHttp !== 80) {
+        warnings.push(
+            `listenHttp is ${s.listenHttp} with tls.acme: the CA fetches its HTTP-01 challenges from port 80, so port 80 must reach this listener (a port forward or a proxy in front); without that, issuance fails and the placeholder or the current certificate keeps serving`,
+        );
+    }
     if (Number.isInteger(s.healthCheckIntervalMs) && s.healthCheckIntervalMs < 1000) {
         warnings.push(
             `healthCheckIntervalMs is ${s.healthCheckIntervalMs}: every server gets a check more than once a second from each pool it is in; 1000-5000 is usual`,

@@ -110,6 +110,11 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         { tlsCertPath: "/etc/haproxy/certs/veza.pem", listenHttps: 80 },
         "listenHttps must differ from listenHttp: both are 80; two listeners cannot share a port",
     ],
+    ...(["listenHttp", "statsPort", "listenHttps"] as const).map((field): [string, Partial<HaproxySettings>, string] => [
+        `${field} on the ACME client's challenge port`,
+        { tlsCertPath: "/etc/haproxy/certs/veza.pem", acmeChallengePort: 8402, [field]: 8402 },
+        `${field} must differ from the ACME client's challenge port 8402 (tls.acme): HAProxy hands /.well-known/acme-challenge/ to a responder there, and a listener on it would hand the challenges back to HAProxy itself`,
+    ]),
     ["empty api pool", { apiServers: [] }, "apiServers must list at least one server ({ name, address, port?, weight? })"],
     ["empty stream pool", { streamServers: [] }, "streamServers must list at least one server ({ name, address, port?, weight? })"],
     [
@@ -200,6 +205,16 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         } catch (error) {
             expect((error as Error).message).toBe(message);
         }
+    });
+});
+
+describe("ACME with a plain HTTP listener off port 80", () => {
+    test("is said as a warning naming how port 80 must reach it; on port 80 nothing is said", () => {
+        const acme = { ...labSettings(), tlsCertPath: "/etc/haproxy/certs/veza.pem", acmeChallengePort: 8402 };
+        expect(settingsWarnings(applyDefaults({ ...acme, listenHttp: 8080 }))).toContain(
+            "listenHttp is 8080 with tls.acme: the CA fetches its HTTP-01 challenges from port 80, so port 80 must reach this listener (a port forward or a proxy in front); without that, issuance fails and the placeholder or the current certificate keeps serving",
+        );
+        expect(settingsWarnings(applyDefaults({ ...acme, listenHttp: 80 })).filter((w) => w.includes("tls.acme"))).toEqual([]);
     });
 });
 
