@@ -71,7 +71,25 @@ function cidrProblem(value: unknown): string | undefined {
     return undefined;
 }
 
-/** A list of addresses and CIDRs: every entry must be one, and none twice. */
+/** IPv4 clients as HAProxy compares them with IPv6 entries: IPv4-mapped, ::ffff:0:0/96. */
+const IPV4_MAPPED = "0".repeat(80) + "1".repeat(16);
+
+/** A checked entry as the bits of its network in IPv6 space (an IPv4 network as IPv4-mapped). */
+function networkBits(entry: string): string {
+    const [address, prefix] = entry.split("/");
+    if (isIPv4(address)) return IPV4_MAPPED + bits(address).slice(0, prefix === undefined ? 32 : Number(prefix));
+    return bits(address).slice(0, prefix === undefined ? 128 : Number(prefix));
+}
+
+/** Whether the networks (bit prefixes) together cover every address under `target`. */
+function coverAll(networks: string[], target: string): boolean {
+    if (networks.some((n) => target.startsWith(n))) return true;
+    const inside = networks.filter((n) => n.length > target.length && n.startsWith(target));
+    if (inside.length === 0) return false;
+    return coverAll(inside, `${target}0`) && coverAll(inside, `${target}1`);
+}
+
+/** A list of addresses and CIDRs: every entry must be one, none twice, and together not every address of a family. */
 export function checkCidrList(c: Checker, field: string, value: unknown): void {
     if (!Array.isArray(value)) {
         c.fail(field, `must be a list of addresses or CIDRs, e.g. ["10.0.0.0/8"] (got ${shown(value)})`);
@@ -84,6 +102,16 @@ export function checkCidrList(c: Checker, field: string, value: unknown): void {
         else if (seen.has(entry as string)) c.fail(`${field}[${i}]`, `lists ${entry} twice`);
         seen.add(entry as string);
     });
+    if (value.some((entry) => cidrProblem(entry) !== undefined)) return;
+    // "Everyone" in another spelling (::ffff:0:0/96, 0.0.0.0/1 + 128.0.0.0/1, ::/1 + 8000::/1) is everyone too.
+    const networks = (value as string[]).map(networkBits);
+    const family = coverAll(networks, "") ? "address, IPv4 and IPv6" : coverAll(networks, IPV4_MAPPED) ? "IPv4 address" : undefined;
+    if (family !== undefined) {
+        c.fail(
+            field,
+            `together covers every ${family} (${(value as string[]).join(", ")}): that is everyone, as /0 would be; list only the networks you mean`,
+        );
+    }
 }
 
 /** rateLimit: absent (undefined) is off; otherwise every field by its rule, unknown keys refused. */

@@ -36,6 +36,27 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         { stickyCookieSameSite: "None" },
         'stickyCookieSameSite may be "None" only with TLS (tlsCertPath or a pushed certificate): browsers drop SameSite=None cookies that are not Secure, and stickiness would be lost',
     ],
+    ...(
+        [
+            [["::ffff:0.0.0.0/96"], "IPv4 address"],
+            [["::ffff:0:0/96"], "IPv4 address"],
+            [["0.0.0.0/1", "128.0.0.0/1"], "IPv4 address"],
+            [["0.0.0.0/2", "::ffff:64.0.0.0/98", "128.0.0.0/1"], "IPv4 address"],
+            [["::/1", "8000::/1"], "address, IPv4 and IPv6"],
+            [["::/1"], "IPv4 address"],
+        ] as [string[], string][]
+    ).flatMap(([list, family]): [string, Partial<HaproxySettings>, string][] => [
+        [
+            `trusted proxies that together are everyone (${list.join(" + ")})`,
+            { trustedProxies: list },
+            `trustedProxies together covers every ${family} (${list.join(", ")}): that is everyone, as /0 would be; list only the networks you mean`,
+        ],
+        [
+            `a rate-limit allowlist that together is everyone (${list.join(" + ")})`,
+            { rateLimit: { requests: 100, periodSeconds: 10, allowlist: list } },
+            `rateLimit.allowlist together covers every ${family} (${list.join(", ")}): that is everyone, as /0 would be; list only the networks you mean`,
+        ],
+    ]),
     [
         "a trusted proxy that is a name",
         { trustedProxies: ["cdn.example.com"] },
