@@ -94,7 +94,8 @@ export function stepScripts(kind: StepKind): StepScripts {
 const renderedScripts = new Map<StepKind, StepScripts>();
 
 /** What a header value may hold; the scripts check the same set again. */
-const HEADER_VALUE = /^[A-Za-z0-9._:/,@+=-]+$/;
+/** Not starting with "-": a value reaches incus as an argument, and would be read as an option. */
+const HEADER_VALUE = /^[A-Za-z0-9._:/,@+=][A-Za-z0-9._:/,@+=-]*$/;
 const HEADER_NAME = /^[a-z][a-z0-9_]*$/;
 
 /** Frames a step's stdin: the header, a blank line, the payload. Throws a SettingsError on a value the header cannot carry. */
@@ -105,7 +106,7 @@ export function stepStdin(fields: Record<string, string>, payload = ""): string 
             problems.push(`step header field name ${JSON.stringify(name)} must be a-z, 0-9 and _, starting with a letter`);
         else if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
             problems.push(
-                `${name} must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got ${JSON.stringify(value)})`,
+                `${name} must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = -, not starting with -, to reach a step script (got ${JSON.stringify(value)})`,
             );
         }
     }

@@ -23,6 +23,8 @@ read_header() {
         case $name in '' | [!a-z]* | *[!a-z0-9_]*) fail "malformed header line (expected name=value)" ;; esac
         case " $* " in *" $name "* | *" $name? "*) ;; *) fail "unexpected header field $name" ;; esac
         case $value in *[!A-Za-z0-9._:/,@+=-]*) fail "header field $name holds a character outside A-Z a-z 0-9 . _ : / , @ + = -" ;; esac
+        # It reaches incus as an argument: a leading - would be read as an option.
+        case $value in -*) fail "header field $name starts with -: incus would read it as an option" ;; esac
         eval "hdr_$name=\$value"
     done
     [ "$ended" = yes ] || fail "the veza-step/1 header ends without its blank line: input cut short"

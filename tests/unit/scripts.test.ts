@@ -88,9 +88,15 @@ describe("provisioning scripts", () => {
         expect("delete" in steps.config).toBe(false);
     });
 
+    test("a value starting with - is refused by the builder, naming the field (incus would read it as an option)", () => {
+        expect(() => stepStdin({ container: "--force" })).toThrow(
+            'container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = -, not starting with -, to reach a step script (got "--force")',
+        );
+    });
+
     test("a value the header cannot carry is refused by the builder, naming the field", () => {
         expect(() => stepStdin({ container: "a\nimage=evil" })).toThrow(
-            'container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = - to reach a step script (got "a\\nimage=evil")',
+            'container must be 1 or more characters of A-Z a-z 0-9 . _ : / , @ + = -, not starting with -, to reach a step script (got "a\\nimage=evil")',
         );
         expect(() =>
             containerStep({
@@ -209,10 +215,27 @@ describe("provisioning scripts", () => {
             ["an unknown field", "veza-step/1\ncontainer=haproxy\nevil=1\n\n", "unexpected header field evil"],
             ["a shell metacharacter", "veza-step/1\ncontainer=$(touch /tmp/x)\n\n", "header field container holds a character outside"],
             ["a missing field", "veza-step/1\ncontainer=haproxy\n\n", "header field cert_path is missing or empty"],
+            [
+                "a value starting with -",
+                "veza-step/1\ncontainer=--force\n\n",
+                "header field container starts with -: incus would read it as an option",
+            ],
         ])("refuses %s before calling incus", (_case, stdin, message) => {
             const run = runWithFakeIncus(steps.tls.delete as string, stdin);
             expect(run.status).toBe(1);
             expect(run.stderr).toContain(message);
+            expect(run.calls).toBe("");
+        });
+
+        test.each([
+            "/etc/haproxy/haproxy.cfg",
+            "/etc/haproxy/certs/../haproxy.pem",
+            "/etc/haproxy/certs/sub/x.pem",
+            "/etc/haproxy/certs/.pem",
+        ])("the TLS step refuses to write %s, outside its directory or not a .pem in it, before calling incus", (certPath) => {
+            const run = runWithFakeIncus(steps.tls.create, steps.tls.stdin.replace(/^cert_path=.*$/m, `cert_path=${certPath}`));
+            expect(run.status).toBe(1);
+            expect(run.stderr).toContain(`cert_path must be a .pem file directly in /etc/haproxy/certs/ (got ${certPath})`);
             expect(run.calls).toBe("");
         });
 
