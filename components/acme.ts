@@ -1,4 +1,5 @@
-import { Checker, isRecord, shown } from "./checker";
+import { X509Certificate } from "crypto";
+import { Checker, isRecord, SettingsError, shown } from "./checker";
 
 /*
  * Certificates from an ACME CA (Let's Encrypt, a private CA, Pebble in the
@@ -32,9 +33,16 @@ export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
 const ACME_KEYS = ["domains", "email", "directoryUrl", "caBundlePem"] as const;
 /** RFC 1123 labels, at least two of them; a leading "*." (wildcard) needs DNS-01, which this does not do. */
 const DOMAIN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const EMAIL = /^[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
-/** https://host[:port]/path with nothing a shell or a config line could read otherwise. */
-const HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~/-]*)?$/;
+/** A local part of dot-separated atoms (no leading, trailing or doubled dot: CAs refuse those), then a DNS name. */
+const EMAIL = /^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+/**
+ * https://host[:port]/path: the host a DNS name or an IPv4 address, the path
+ * of characters the renew script also accepts (templates/_acme-renew.sh
+ * reads A-Z a-z 0-9 . _ : / , @ % + = -), nothing a shell could read otherwise.
+ */
+const HTTPS_URL = /^https:\/\/[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:(\d{1,5}))?(\/[A-Za-z0-9._/-]*)?$/;
+/** X.509's upper bound on a common name (the certificate's subject is the first domain). */
+const MAX_COMMON_NAME = 64;
 /** Let's Encrypt's limit on names per certificate. */
 const MAX_DOMAINS = 100;
 
@@ -67,6 +75,12 @@ export function checkAcme(c: Checker, field: string, value: unknown): void {
             }
             if (typeof domain === "string") seen.add(domain.toLowerCase());
         });
+        if (typeof domains[0] === "string" && domains[0].length > MAX_COMMON_NAME) {
+            c.fail(
+                `${field}.domains[0]`,
+                `is the certificate's subject (its common name), which X.509 limits to ${MAX_COMMON_NAME} characters (got ${domains[0].length}): list a name of ${MAX_COMMON_NAME} or fewer first`,
+            );
+        }
     }
     c.matches(`${field}.email`, value.email, EMAIL, "must be an email address such as ops@example.com: the CA sends expiry warnings there");
     if (value.directoryUrl !== undefined) {
@@ -76,16 +90,34 @@ export function checkAcme(c: Checker, field: string, value: unknown): void {
             HTTPS_URL,
             `must be the CA's https:// ACME directory URL, e.g. "${LETS_ENCRYPT_STAGING_DIRECTORY}"`,
         );
+        const port = typeof value.directoryUrl === "string" ? HTTPS_URL.exec(value.directoryUrl)?.[5] : undefined;
+        if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+            c.fail(`${field}.directoryUrl`, `must have a port from 1 to 65535 (got ${shown(value.directoryUrl)})`);
+        }
     }
-    if (
-        value.caBundlePem !== undefined &&
-        (typeof value.caBundlePem !== "string" || !/-----BEGIN CERTIFICATE-----/.test(value.caBundlePem))
-    ) {
+    if (value.caBundlePem !== undefined) checkCaBundle(c, `${field}.caBundlePem`, value.caBundlePem);
+}
+
+/** The CA to trust for the directory: certificates lego can read, and nothing secret (it is stored in clear and world-readable). */
+function checkCaBundle(c: Checker, field: string, bundle: unknown): void {
+    if (typeof bundle !== "string" || !/-----BEGIN CERTIFICATE-----/.test(bundle)) {
+        c.fail(field, "must be PEM certificates (-----BEGIN CERTIFICATE-----): the CA that signed the directory's HTTPS certificate");
+        return;
+    }
+    if (/PRIVATE KEY-----/.test(bundle)) {
         c.fail(
-            `${field}.caBundlePem`,
-            "must be PEM certificates (-----BEGIN CERTIFICATE-----): the CA that signed the directory's HTTPS certificate",
+            field,
+            "holds a private key: the bundle is stored in the stack's state in clear and in a world-readable file in the container; give only the CA's certificates (value not shown)",
         );
+        return;
     }
+    (bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).forEach((pem, i) => {
+        try {
+            new X509Certificate(pem);
+        } catch {
+            c.fail(field, `certificate ${i + 1} of the bundle cannot be read as X.509 (lego would stop at it): paste the CA's PEM whole`);
+        }
+    });
 }
 
 /** The ACME client's settings as the renew script reads them (acme.env): plain KEY=value lines, every value checked by checkAcme. */
@@ -101,6 +133,13 @@ export function renderAcmeEnv(
         challengeOnAllAddresses?: boolean;
     },
 ): string {
+    const c = new Checker();
+    checkAcme(c, "acme", acme);
+    for (const key of ["certPath", "adminSocket", "stateDir", "caBundlePath"] as const) {
+        if (key !== "caBundlePath" || paths[key] !== undefined) c.absolutePath(`paths.${key}`, paths[key]);
+    }
+    if (paths.challengePort !== undefined) c.integer("paths.challengePort", paths.challengePort, 1, 65535);
+    if (c.problems.length > 0) throw new SettingsError(c.problems);
     const lines = [
         "# Managed by veza-haproxy (Pulumi): the ACME client's settings, read by veza-acme-renew.",
         `ACME_DOMAINS=${acme.domains.join(",")}`,

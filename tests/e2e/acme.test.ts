@@ -71,10 +71,9 @@ describeLab("tls.acme on real Incus with Pebble", () => {
     test("the ACME step sets up the client, the timer and a placeholder; after the config step, the issue step obtains a certificate from Pebble through HAProxy's challenge route", async () => {
         await launchBackend(API, API_PORT);
         // The container step does not depend on tls: its address tells the CA's DNS where the name points.
-        const first = await buildSteps(
-            "acme",
-            args("https://198.18.0.1:1/dir", "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
-        );
+        const firstDir = makeTempDir("veza-e2e-acme-first-");
+        onCleanup(() => rmSync(firstDir, { recursive: true, force: true }), "the first build's stand-in CA certificate");
+        const first = await buildSteps("acme", args("https://198.18.0.1:1/dir", readFileSync(makeTestCert(firstDir).certPath, "utf8")));
         address = (await runStepOk(first.container, "create")).stdout.trim();
         const dir = makeTempDir("veza-e2e-acme-");
         onCleanup(() => rmSync(dir, { recursive: true, force: true }), "Pebble's files");

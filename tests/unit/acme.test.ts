@@ -1,11 +1,21 @@
 import { spawnSync } from "child_process";
+import { readFileSync, rmSync } from "fs";
 import * as path from "path";
 import { AcmeArgs, checkAcme, renderAcmeEnv } from "../../components/acme";
-import { Checker } from "../../components/checker";
+import { Checker, SettingsError } from "../../components/checker";
 import { loadTemplate } from "../../components/templates";
 import { stepScripts } from "../../components/scripts";
-import { findBinary, requireBinary } from "../support";
+import { findBinary, makeTempDir, makeTestCert, requireBinary } from "../support";
 
+/** A certificate openssl made for this file: what a real CA bundle holds. */
+const REAL_CERT = (() => {
+    const dir = makeTempDir("veza-acme-unit-");
+    try {
+        return readFileSync(makeTestCert(dir).certPath, "utf8");
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+})();
 const valid: AcmeArgs = { domains: ["veza.example.com", "www.veza.example.com"], email: "ops@example.com" };
 const problems = (value: unknown) => {
     const c = new Checker();
@@ -73,6 +83,44 @@ describe.each<[string, unknown, string[]]>([
         ],
     ],
     [
+        "a first domain longer than a certificate's common name may be",
+        { ...valid, domains: [`${"a".repeat(57)}.example`, "veza.example.com"] },
+        [
+            "tls.acme.domains[0] is the certificate's subject (its common name), which X.509 limits to 64 characters (got 65): list a name of 64 or fewer first",
+        ],
+    ],
+    ...[".ops@example.com", "ops.@example.com", "o..ps@example.com"].map((email): [string, unknown, string[]] => [
+        `an email CAs refuse (${email})`,
+        { ...valid, email },
+        [
+            `tls.acme.email must be an email address such as ops@example.com: the CA sends expiry warnings there (got ${JSON.stringify(email)})`,
+        ],
+    ]),
+    ...["https://.../dir", "https://ca.example/~acme/dir", "https://-ca.example/dir"].map((directoryUrl): [string, unknown, string[]] => [
+        `a directory URL the renew script or DNS cannot use (${directoryUrl})`,
+        { ...valid, directoryUrl },
+        [
+            `tls.acme.directoryUrl must be the CA's https:// ACME directory URL, e.g. "https://acme-staging-v02.api.letsencrypt.org/directory" (got ${JSON.stringify(directoryUrl)})`,
+        ],
+    ]),
+    ...["https://ca.example:0/dir", "https://ca.example:70000/dir"].map((directoryUrl): [string, unknown, string[]] => [
+        `a directory port out of range (${directoryUrl})`,
+        { ...valid, directoryUrl },
+        [`tls.acme.directoryUrl must have a port from 1 to 65535 (got ${JSON.stringify(directoryUrl)})`],
+    ]),
+    [
+        "a CA bundle that is not X.509",
+        { ...valid, caBundlePem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" },
+        ["tls.acme.caBundlePem certificate 1 of the bundle cannot be read as X.509 (lego would stop at it): paste the CA's PEM whole"],
+    ],
+    [
+        "a CA bundle that carries a private key",
+        { ...valid, caBundlePem: `${REAL_CERT}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n` },
+        [
+            "tls.acme.caBundlePem holds a private key: the bundle is stored in the stack's state in clear and in a world-readable file in the container; give only the CA's certificates (value not shown)",
+        ],
+    ],
+    [
         "a misspelt key",
         { ...valid, directoryURL: "https://x.example/dir" },
         ["tls.acme.directoryURL is not a known setting: did you mean directoryUrl?"],
@@ -92,7 +140,7 @@ describe("tls.acme accepted", () => {
             {
                 ...valid,
                 directoryUrl: "https://ca.internal:14000/dir",
-                caBundlePem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                caBundlePem: REAL_CERT,
             },
         ],
     ])("%s", (_case, value) => {
@@ -101,6 +149,24 @@ describe("tls.acme accepted", () => {
 });
 
 describe("renderAcmeEnv", () => {
+    test("checks its values as the component does: an exported helper renders nothing the renew script would refuse", () => {
+        expect(() =>
+            renderAcmeEnv(
+                { ...valid, email: "ops@example.com\nACME_DIRECTORY=https://evil.example/dir" },
+                {
+                    certPath: "/etc/haproxy/certs/veza.pem",
+                    adminSocket: "relative.sock",
+                    stateDir: "/var/lib/veza-acme",
+                },
+            ),
+        ).toThrow(
+            new SettingsError([
+                'acme.email must be an email address such as ops@example.com: the CA sends expiry warnings there (got "ops@example.com\\nACME_DIRECTORY=https://evil.example/dir")',
+                'paths.adminSocket must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "relative.sock")',
+            ]),
+        );
+    });
+
     test("is the renew script's settings, Let's Encrypt production by default, the responder on loopback", () => {
         expect(
             renderAcmeEnv(valid, {

@@ -5,7 +5,8 @@
  * Incus in tests/e2e/acme.test.ts; the renew script in tests/behaviour/acme.test.ts.
  */
 import { labSettings } from "./lab-settings";
-import { installMocks, Registered, unwrap, valueOf } from "../support";
+import { readFileSync, rmSync } from "fs";
+import { installMocks, makeTempDir, makeTestCert, Registered, unwrap, valueOf } from "../support";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
@@ -45,7 +46,10 @@ describe("tls.acme under mocks", () => {
     });
 
     test("the ACME step carries the client's settings and the CA bundle, no key; its header names the certificate file and the first domain", async () => {
-        const caBundlePem = "-----BEGIN CERTIFICATE-----\nPEBBLE\n-----END CERTIFICATE-----\n";
+        // A real certificate: the bundle must be X.509 lego can read.
+        const dir = makeTempDir("veza-acme-carry-");
+        const caBundlePem = readFileSync(makeTestCert(dir).certPath, "utf8");
+        rmSync(dir, { recursive: true, force: true });
         const { byName } = await build(
             labArgs({ tls: { acme: { ...ACME, directoryUrl: "https://198.18.0.1:14000/dir", caBundlePem } } }),
             "carry",
