@@ -40,7 +40,8 @@ const EMAIL = /^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9
  * of characters the renew script also accepts (templates/_acme-renew.sh
  * reads A-Z a-z 0-9 . _ : / , @ % + = -), nothing a shell could read otherwise.
  */
-const HTTPS_URL = /^https:\/\/[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:(\d{1,5}))?(\/[A-Za-z0-9._/-]*)?$/;
+const HTTPS_URL =
+    /^https:\/\/[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:(\d{1,5}))?(\/[A-Za-z0-9._/-]*)?$/;
 /** X.509's upper bound on a common name (the certificate's subject is the first domain). */
 const MAX_COMMON_NAME = 64;
 /** Let's Encrypt's limit on names per certificate. */
