@@ -385,6 +385,37 @@ function checkSshTarget(target: SshTarget, insecure: boolean): void {
     if (c.problems.length > 0) throw new SettingsError(c.problems);
 }
 
+/**
+ * Why a host key line that looks right is not a whole key, or undefined: its
+ * blob (SSH wire format: length-prefixed strings) must name the same type as
+ * the line and hold exactly that type's key, as `ssh-keygen -l` reads it. A
+ * label that does not match its blob would get round the no-ssh-rsa rule.
+ */
+export function hostKeyBlobProblem(line: string): string | undefined {
+    const [type, base64] = line.split(" ");
+    const blob = Buffer.from(base64, "base64");
+    const fields: Buffer[] = [];
+    for (let at = 0; at < blob.length; ) {
+        if (at + 4 > blob.length) return "its key data is cut short";
+        const length = blob.readUInt32BE(at);
+        if (at + 4 + length > blob.length) return "its key data is cut short";
+        fields.push(blob.subarray(at + 4, at + 4 + length));
+        at += 4 + length;
+    }
+    const named = fields[0]?.toString("latin1");
+    if (named !== type) return `its key data is ${named === undefined ? "empty" : `a ${JSON.stringify(named)} key`}, not ${type}`;
+    const sizes: Record<string, number[]> = {
+        "ssh-ed25519": [32],
+        "ecdsa-sha2-nistp256": [8, 65],
+        "ecdsa-sha2-nistp384": [8, 97],
+        "ecdsa-sha2-nistp521": [8, 133],
+    };
+    const want = sizes[type];
+    const got = fields.slice(1).map((f) => f.length);
+    if (want === undefined || JSON.stringify(got) !== JSON.stringify(want)) return `its key data is not a whole ${type} key`;
+    return undefined;
+}
+
 /** One end of the SSH path (the Incus host, or the bastion before it): its host, port and pinned host key. */
 function checkSshEnd(c: Checker, field: string, end: SshTarget, insecure: boolean, say: { host: string; missingKey: string }): void {
     c.matches(`${field}.host`, end.host, SSH_HOST, `must be ${say.host}`);
@@ -398,6 +429,13 @@ function checkSshEnd(c: Checker, field: string, end: SshTarget, insecure: boolea
             HOST_KEY,
             'must be one public key line, "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..." (ssh-rsa host keys are not accepted: the provider would pin SHA-1 signatures)',
         );
+        const problem = typeof end.hostKey === "string" && HOST_KEY.test(end.hostKey) ? hostKeyBlobProblem(end.hostKey) : undefined;
+        if (problem !== undefined) {
+            c.fail(
+                `${field}.hostKey`,
+                `is not a usable public key: ${problem} (ssh-keygen -l refuses it too); copy the whole line from the host's /etc/ssh/ssh_host_ed25519_key.pub (got ${shown(end.hostKey)})`,
+            );
+        }
     }
 }
 

@@ -348,6 +348,42 @@ describe("lifecycle rules (issue 8)", () => {
         );
     });
 
+    describe.each<[string, string, string]>([
+        ["a truncated ed25519 key", "ssh-ed25519 AAAA", "its key data is cut short"],
+        [
+            "an RSA key labelled ssh-ed25519 (round the no-ssh-rsa rule)",
+            "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAAAgQC5Y1Wv7jFFrZj7QivM4nWBQuSyHUGX5oVMi4qagMGjq1V7eoiA3Y7/fzIRU6gLDMW8MZ8+c2a4RMydgiBKTsjwNLS0p9bqNqmYZL/2oB+OVWKuu0FAptNQYC/dgh6O5NlVrE29Hzzy8qrdYRyvYBZDlpt+vw6XFoxwP9svElCLRw==",
+            'its key data is a "ssh-rsa" key, not ssh-ed25519',
+        ],
+        [
+            "an ECDSA key labelled ssh-ed25519",
+            "ssh-ed25519 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBD+vaXO5L+CM3Nz2OPJrVf9+YuokhV44fAM+u9PUzmAc/vcjPJIPBLdX6Xz1Y2cYkhEO23FdeKx5FSHpmEDQxtc=",
+            'its key data is a "ecdsa-sha2-nistp256" key, not ssh-ed25519',
+        ],
+    ])("a host key line that is not a key: %s", (_case, hostKey, problem) => {
+        test("is refused at construction, as ssh-keygen -l refuses it, naming the field", () => {
+            expect(() => new HaproxyLoadBalancer("badkey", { ...labArgs(), connection: { host: "incus.example", hostKey } })).toThrow(
+                // The value is shown shortened, as every shown value is.
+                `connection.hostKey is not a usable public key: ${problem} (ssh-keygen -l refuses it too); copy the whole line from the host's /etc/ssh/ssh_host_ed25519_key.pub (got ${JSON.stringify(hostKey).slice(0, 40)}`,
+            );
+        });
+    });
+
+    test("whole ed25519 and ECDSA host keys are accepted", () => {
+        for (const hostKey of [
+            HOST_KEY,
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBD+vaXO5L+CM3Nz2OPJrVf9+YuokhV44fAM+u9PUzmAc/vcjPJIPBLdX6Xz1Y2cYkhEO23FdeKx5FSHpmEDQxtc= host",
+        ]) {
+            expect(
+                () =>
+                    new HaproxyLoadBalancer(`goodkey-${hostKey.slice(0, 5)}`, {
+                        ...labArgs(),
+                        connection: { host: "incus.example", hostKey, privateKey: "K" },
+                    }),
+            ).not.toThrow();
+        }
+    });
+
     // The provider checks a bastion's host key exactly as the main connection's: pinned when given, any accepted when not
     // (pulumi-command v1.2.1 remote/proxyConnection.go embeds connectionBase; connection.go SSHConfig).
     describe.each<[string, Record<string, unknown>, string]>([
