@@ -395,7 +395,7 @@ export function hostKeyBlobProblem(line: string): string | undefined {
     const [type, base64] = line.split(" ");
     const blob = Buffer.from(base64, "base64");
     const fields: Buffer[] = [];
-    for (let at = 0; at < blob.length; ) {
+    for (let at = 0; at < blob.length;) {
         if (at + 4 > blob.length) return "its key data is cut short";
         const length = blob.readUInt32BE(at);
         if (at + 4 + length > blob.length) return "its key data is cut short";
