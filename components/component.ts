@@ -447,7 +447,9 @@ function checkSshEnd(c: Checker, field: string, end: SshTarget, insecure: boolea
 const claimedContainers = new Map<string, string>();
 
 function claimContainer(component: string, runsOn: string, containerName: string): void {
-    const key = `${runsOn}/${containerName}`;
+    // One host written two ways (INCUS.LAN, incus.lan, incus.lan.) is one host: DNS names are case-blind,
+    // and a trailing dot only makes a name absolute.
+    const key = `${runsOn.toLowerCase().replace(/\.(?=:\d+$)/, "")}/${containerName}`;
     const holder = claimedContainers.get(key);
     if (holder !== undefined && holder !== component) {
         throw new SettingsError([
@@ -669,6 +671,12 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      */
     private resolveAndValidate(name: string, args: HaproxyLoadBalancerArgs): ResolvedInputs {
         const a = applyComponentDefaults(name, args);
+        if (a.insecureSkipHostKeyCheck !== undefined && typeof a.insecureSkipHostKeyCheck !== "boolean") {
+            throw new pulumi.ResourceError(
+                `insecureSkipHostKeyCheck must be true or false (got ${shown(a.insecureSkipHostKeyCheck)})`,
+                this,
+            );
+        }
         const insecure = a.insecureSkipHostKeyCheck === true;
         const hasPair = a.pair !== undefined;
         onResource(this, () => checkKnownSettings(args, a));

@@ -293,6 +293,12 @@ describe("lifecycle rules (issue 8)", () => {
             { containerName: "lb", connection: { host: "h1", port: 22, hostKey: HOST_KEY } },
             'containerName "lb" on ssh:h1:22 is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName',
         ],
+        [
+            "one SSH host written two ways (upper case, then with the trailing dot of an absolute name)",
+            { containerName: "lb", connection: { host: "INCUS.LAN", hostKey: HOST_KEY } },
+            { containerName: "lb", connection: { host: "incus.lan.", hostKey: HOST_KEY } },
+            'containerName "lb" on ssh:incus.lan.:22 is already the container of HaproxyLoadBalancer "dup-a"; "dup-b" would overwrite its config, and destroying either would delete it: give each its own containerName',
+        ],
     ])("two components on one container fail at construction: %s", (_case, first, second, message) => {
         const a = new HaproxyLoadBalancer("dup-a", { ...labArgs(), ...first });
         expect(() => new HaproxyLoadBalancer("dup-b", { ...labArgs(), ...second })).toThrow(message);
@@ -367,6 +373,17 @@ describe("lifecycle rules (issue 8)", () => {
                 `connection.hostKey is not a usable public key: ${problem} (ssh-keygen -l refuses it too); copy the whole line from the host's /etc/ssh/ssh_host_ed25519_key.pub (got ${JSON.stringify(hostKey).slice(0, 40)}`,
             );
         });
+    });
+
+    test("a non-boolean insecureSkipHostKeyCheck is named as such, not taken for false", () => {
+        expect(
+            () =>
+                new HaproxyLoadBalancer("insecure-yes", {
+                    ...labArgs(),
+                    connection: { host: "incus.example" },
+                    insecureSkipHostKeyCheck: "yes" as unknown as boolean,
+                }),
+        ).toThrow('insecureSkipHostKeyCheck must be true or false (got "yes")');
     });
 
     test("whole ed25519 and ECDSA host keys are accepted", () => {
