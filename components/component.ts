@@ -823,15 +823,29 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
 
         const addresses = nodes.map((n) => n.address);
         const keepalived: StepCommand[] = [];
+        let vipIsANode: InputError | undefined;
         nodes.forEach((n, i) =>
             keepalived.push(
                 this.step(
                     `${plans[i].prefix}-keepalived`,
                     "keepalived",
                     connection,
-                    pulumi.all([plans[i].containerName, n.container.id, owner, pair, addresses[i], addresses[1 - i]]).apply(
-                        ([containerName, containerStep, ownerToken, p, self, peer]) =>
-                            keepalivedStep({
+                    pulumi
+                        .all([plans[i].containerName, n.container.id, owner, pair, addresses[i], addresses[1 - i]])
+                        .apply(([containerName, containerStep, ownerToken, p, self, peer]) => {
+                            // Known only once the container steps printed the nodes' addresses: said on the
+                            // component, naming pair.vip, once (both nodes' steps throw the same error, and the
+                            // SDK reports an error once: @pulumi/pulumi cmd/run/run.js, isErrorReported).
+                            if ([self, peer].includes(vipAddress(p.vip))) {
+                                vipIsANode ??= new InputError(
+                                    [
+                                        `pair.vip must not be a node's own address (got ${shown(p.vip)}): pick a free address on the bridge's subnet, outside its DHCP range`,
+                                    ],
+                                    this,
+                                );
+                                throw vipIsANode;
+                            }
+                            return keepalivedStep({
                                 containerName,
                                 containerStep,
                                 owner: ownerToken,
@@ -846,8 +860,8 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                                     aliveScript: VRRP_ALIVE_SCRIPT,
                                     notifyScript: VRRP_NOTIFY_SCRIPT,
                                 }),
-                            }).stdin,
-                    ),
+                            }).stdin;
+                        }),
                     // The peer's address is an input: both containers first. Node
                     // b's keepalived starts after node a's, which has taken the VIP
                     // alone by then: the first election is node a's, every time (run

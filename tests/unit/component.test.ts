@@ -239,6 +239,17 @@ describe("HaproxyLoadBalancer under mocks", () => {
             [],
         ],
         [
+            "a pair whose VIP is a node's own address, known once the container steps printed it (one error, not a serialisation error per node)",
+            "vip-is-a-node",
+            "pair.vip must not be a node's own address (got \"198.18.0.10/24\"): pick a free address on the bridge's subnet, outside its DHCP range",
+            [
+                "command:local:Command late-container",
+                "command:local:Command late-b-container",
+                "command:local:Command late-peers-tls",
+                "command:local:Command late-b-peers-tls",
+            ],
+        ],
+        [
             "a certificate without its key",
             "late-half-pair",
             "tls.privateKeyPem must be the certificate's PEM private key (-----BEGIN ... PRIVATE KEY-----); a certificate without its key cannot serve HTTPS (value not shown)",
