@@ -971,32 +971,19 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             [plan.containerName, imageTrigger, provisioning.profiles.apply((p) => p.join(",")), runsOn],
         );
 
-        let tls: StepCommand | undefined;
-        if (tlsPair) {
-            const certPath = pulumi.unsecret(settings.apply((s) => s.tlsCertPath));
-            tls = this.step(
-                `${plan.prefix}-tls`,
-                "tls",
-                connection,
-                pulumi.secret(
-                    pulumi.all([plan.containerName, certPath, owner, tlsPair]).apply(
-                        ([containerName, path, ownerToken, [certificatePem, privateKeyPem]]) =>
-                            tlsStep({
-                                containerName,
-                                certPath: path,
-                                owner: ownerToken,
-                                certificatePem,
-                                privateKeyPem,
-                            }).stdin,
-                    ),
-                ),
-                { dependsOn: [container] },
-                // A replaced container needs the certificate again; a new
-                // path gets a new file, and the old one is removed once the
-                // config no longer names it.
-                [container.id, certPath],
-            );
-        }
+        // A replaced container needs the certificate again; a new path gets a
+        // new file, and the old one is removed once the config no longer names it.
+        const tls = tlsPair
+            ? this.pemFileStep(
+                  `${plan.prefix}-tls`,
+                  plan,
+                  container,
+                  owner,
+                  settings.apply((s) => s.tlsCertPath),
+                  tlsPair,
+                  connection,
+              )
+            : undefined;
         let acme: StepCommand | undefined;
         if (inputs.acme) {
             acme = this.step(
@@ -1015,26 +1002,17 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
             );
         }
         const address = this.afterChecks(container.stdout).apply((out) => out.trim().split("\n").pop() ?? "");
-        let peersTls: StepCommand | undefined;
-        if (inputs.peersTlsPair) {
-            const peersCertPath = pulumi.unsecret(settings.apply((s) => s.peersCertPath));
-            peersTls = this.step(
-                `${plan.prefix}-peers-tls`,
-                "tls",
-                connection,
-                pulumi.secret(
-                    pulumi
-                        .all([plan.containerName, peersCertPath, owner, inputs.peersTlsPair])
-                        .apply(
-                            ([containerName, path, ownerToken, [certificatePem, privateKeyPem]]) =>
-                                tlsStep({ containerName, certPath: path, owner: ownerToken, certificatePem, privateKeyPem }).stdin,
-                        ),
-                ),
-                { dependsOn: [container] },
-                // A replaced container needs it again.
-                [container.id, peersCertPath],
-            );
-        }
+        const peersTls = inputs.peersTlsPair
+            ? this.pemFileStep(
+                  `${plan.prefix}-peers-tls`,
+                  plan,
+                  container,
+                  owner,
+                  settings.apply((s) => s.peersCertPath),
+                  inputs.peersTlsPair,
+                  connection,
+              )
+            : undefined;
         return { container, tls, acme, peersTls, address };
     }
 
@@ -1046,6 +1024,38 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
      */
     private randomKey(name: string): pulumi.Output<string> {
         return new random.RandomPassword(name, { length: 32, special: false }, { parent: this }).result;
+    }
+
+    /**
+     * One PEM bundle (certificate, then key) pushed to a node by the TLS step's
+     * script: the served certificate, or a pair's peers one. Secret on stdin;
+     * pushed again to a replaced container, and to a new path.
+     */
+    private pemFileStep(
+        name: string,
+        plan: NodePlan,
+        container: StepCommand,
+        owner: pulumi.Output<string>,
+        path: pulumi.Output<string>,
+        pem: pulumi.Output<[string, string]>,
+        connection: ResolvedInputs["connection"],
+    ): StepCommand {
+        const certPath = pulumi.unsecret(path);
+        return this.step(
+            name,
+            "tls",
+            connection,
+            pulumi.secret(
+                pulumi
+                    .all([plan.containerName, certPath, owner, pem])
+                    .apply(
+                        ([containerName, at, ownerToken, [certificatePem, privateKeyPem]]) =>
+                            tlsStep({ containerName, certPath: at, owner: ownerToken, certificatePem, privateKeyPem }).stdin,
+                    ),
+            ),
+            { dependsOn: [container] },
+            [container.id, certPath],
+        );
     }
 
     /**

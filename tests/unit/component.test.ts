@@ -275,7 +275,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
     });
 });
 
-describe("lifecycle rules (issue 8)", () => {
+describe("lifecycle rules", () => {
     beforeEach(() => forgetContainerClaims());
 
     test("the container is named after the component by default", async () => {
@@ -616,7 +616,7 @@ describe("lifecycle rules (issue 8)", () => {
     });
 });
 
-describe("hostile and careless input at the component (issue 9)", () => {
+describe("hostile and careless input at the component", () => {
     beforeEach(() => forgetContainerClaims());
 
     test.each<[string, Record<string, unknown>, string]>([

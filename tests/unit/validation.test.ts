@@ -535,7 +535,7 @@ describe.each<[string, string, Partial<HaproxySettings>, string]>([
     });
 });
 
-describe("issue 9: what stays accepted", () => {
+describe("careful input that stays accepted", () => {
     test.each([
         ["a loopback backend on another port (a test harness on one machine)", stats("127.0.0.11", 8080)],
         ["IPv6 documentation address", stats("2001:db8::10", 8080)],
