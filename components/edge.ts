@@ -131,21 +131,39 @@ export function checkRateLimit(c: Checker, field: string, value: unknown): void 
     if (value.allowlist !== undefined) checkCidrList(c, `${field}.allowlist`, value.allowlist);
 }
 
+/**
+ * Entries on one ACL line. HAProxy reads at most 64 words on a line and
+ * drops the rest (MAX_LINE_ARGS), so a long list is written as several lines
+ * of one named ACL, which HAProxy ORs; 32 leaves room for the line's own
+ * words and keeps the longest IPv6 lines near 1.5 KB.
+ */
+export const ACL_ENTRIES_PER_LINE = 32;
+
+/** A list as the lines of one named ACL: [{ entries: "a b ..." }, ...], none when the list is empty. */
+function aclLines(list: string[]): { entries: string }[] {
+    return Array.from({ length: Math.ceil(list.length / ACL_ENTRIES_PER_LINE) }, (_, i) => ({
+        entries: list.slice(i * ACL_ENTRIES_PER_LINE, (i + 1) * ACL_ENTRIES_PER_LINE).join(" "),
+    }));
+}
+
 /** The template's view of trustedProxies and rateLimit (checked values only). */
 export function edgeView(trustedProxies: string[], rateLimit: RateLimit | undefined): object {
-    const trusted = trustedProxies.join(" ");
+    const allowlist = rateLimit?.allowlist ?? [];
+    // Proxies and allowlisted clients are never counted per connection: a proxy carries many clients.
+    const connectionExempt = [...allowlist, ...trustedProxies];
     return {
         trustProxies: trustedProxies.length > 0,
-        trustedProxyList: trusted,
+        trustedProxyLines: aclLines(trustedProxies),
         // "-2" and "-3": the entries a chain of trusted proxies puts left of the last one.
-        deeperHops: Array.from({ length: TRUSTED_HOPS - 1 }, (_, i) => ({ occurrence: -(i + 2), trustedProxyList: trusted })),
+        deeperHops: Array.from({ length: TRUSTED_HOPS - 1 }, (_, i) => ({ occurrence: -(i + 2) })),
         rateLimit: rateLimit && {
             requests: rateLimit.requests,
             periodSeconds: rateLimit.periodSeconds,
             maxConcurrent: rateLimit.maxConcurrentPerClient,
-            allowlist: (rateLimit.allowlist ?? []).join(" "),
-            // Proxies and allowlisted clients are never counted per connection: a proxy carries many clients.
-            connectionExempt: [...(rateLimit.allowlist ?? []), ...trustedProxies].join(" "),
+            allowlisted: allowlist.length > 0,
+            allowlistLines: aclLines(allowlist),
+            connectionExempted: connectionExempt.length > 0,
+            connectionExemptLines: aclLines(connectionExempt),
             rateTable: RATE_TABLE,
             connTable: CONN_TABLE,
             limitedBackend: RATE_LIMITED_BACKEND,

@@ -190,14 +190,14 @@ export const SETTINGS = {
     trustedProxies: setting<string[]>({
         default: [],
         shownDefault: "`[]`",
-        doc: "addresses or CIDRs of proxies in front of this one (a CDN, a cloud LB): only their X-Forwarded-For is kept, and rate limits key on the client address they report; from anyone else it is dropped. Never every address, in any spelling (0.0.0.0/1 + 128.0.0.0/1, ::ffff:0:0/96)",
+        doc: "addresses or CIDRs of proxies in front of this one (a CDN, a cloud LB): only their X-Forwarded-For is kept, and rate limits key on the client address they report; from anyone else it is dropped. Never every address, in any spelling (0.0.0.0/1 + 128.0.0.0/1, ::ffff:0:0/96); any length (a CDN's ranges: long lists are split over config lines)",
         check: checkCidrList,
         stack: "object",
     }),
     rateLimit: setting<RateLimit | undefined>({
         default: undefined,
         shownDefault: "off",
-        doc: "per-client-IP limits `{ requests, periodSeconds, maxConcurrentPerClient?, allowlist? }`: over them, 429 with Retry-After, counted on the `veza_rate_limited` stats line (README, Edge protection); the allowlist never covers every address, in any spelling",
+        doc: "per-client-IP limits `{ requests, periodSeconds, maxConcurrentPerClient?, allowlist? }`: over them, 429 with Retry-After, counted on the `veza_rate_limited` stats line (README, Edge protection); the allowlist never covers every address, in any spelling, and may be any length",
         check: checkRateLimit,
         stack: "object",
     }),

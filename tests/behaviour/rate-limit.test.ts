@@ -7,7 +7,18 @@
  * proxies the client is the address the proxy reports, and nobody else can
  * choose it.
  */
-import { cleanupAll, echo, FakeBackend, get, HttpResponse, keepAliveAgent, request, requireBinary, startLab } from "../support";
+import {
+    cleanupAll,
+    echo,
+    FakeBackend,
+    get,
+    HttpResponse,
+    keepAliveAgent,
+    manyNetworks,
+    request,
+    requireBinary,
+    startLab,
+} from "../support";
 
 jest.setTimeout(60_000);
 
@@ -82,6 +93,44 @@ describeWithHaproxy("per-client rate limits", () => {
         expect(statuses(spoofer).sort()).toEqual([200, 200, 200, 429, 429]);
         const ok = spoofer.find((a) => a.status === 200) as HttpResponse;
         expect(echo(ok).headers["x-forwarded-for"]).toBe("127.0.0.2");
+    });
+
+    test("lists longer than one config line (1,000 trusted proxies, 1,000 allowlist entries) hold to their last entry: its X-Forwarded-For is kept, a proxy named in it is looked behind, the allowlisted client is never limited, per request or per connection", async () => {
+        const lab = await startLab({
+            api: 2,
+            stream: 1,
+            settings: {
+                healthCheckIntervalMs: 1000,
+                trustedProxies: [...manyNetworks(998, 30), "127.0.0.8", "127.0.0.9"],
+                rateLimit: {
+                    requests: 2,
+                    periodSeconds: 30,
+                    maxConcurrentPerClient: 1,
+                    allowlist: [...manyNetworks(999, 31), "127.0.0.4"],
+                },
+            },
+        });
+        const port = lab.hp.httpPort;
+
+        const seen = echo(
+            await request({ port, path: "/api/v1/me", localAddress: "127.0.0.9", headers: { "x-forwarded-for": "198.51.100.1" } }),
+        );
+        expect(seen.headers["x-forwarded-for"]).toBe("198.51.100.1, 127.0.0.9");
+        // 127.0.0.8 in the header is a trusted proxy too: the client is the entry left of it.
+        const behind = (client: string, n: number) => burst(port, "127.0.0.9", n, { "x-forwarded-for": `6.6.6.6, ${client}, 127.0.0.8` });
+        expect(statuses(await behind("198.51.100.7", 3))).toEqual([200, 200, 429]);
+        expect(statuses(await behind("198.51.100.8", 2))).toEqual([200, 200]);
+
+        expect(statuses(await burst(port, "127.0.0.4", 6))).toEqual(new Array(6).fill(200));
+        // Three connections held at once from the allowlisted client, where one is the limit.
+        const agent = keepAliveAgent(3);
+        try {
+            const held = await Promise.all([0, 1, 2].map(() => request({ port, path: "/api/v1/me", localAddress: "127.0.0.4", agent })));
+            expect(statuses(held)).toEqual([200, 200, 200]);
+        } finally {
+            agent.destroy();
+        }
+        expect((await lab.hp.statRow("veza_http", "FRONTEND")).dcon).toBe("0");
     });
 
     test("a client holding maxConcurrentPerClient connections has one more closed as it is accepted, counted as a denied connection; other clients are unaffected, and a closed connection frees its slot", async () => {

@@ -27,7 +27,7 @@ export { ADMIN_STATE, makeTempDir, OP_STATE, parseShowProc, socketCommand, start
 export type { HaproxyProcess, ProcInfo, ServerState, StartOptions, StatRow } from "./haproxy-process";
 
 // A haproxy in front of api and stream backends.
-export { forceHealthUp, startLab, trackId } from "./pools";
+export { forceHealthUp, manyNetworks, startLab, trackId } from "./pools";
 export type { Lab, LabOptions } from "./pools";
 
 // The one HTTP client, and WebSockets.

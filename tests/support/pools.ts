@@ -57,3 +57,16 @@ export function trackId(i: number): string {
     const h = createHash("sha256").update(`veza-track-${i}`).digest("hex");
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
+
+/**
+ * `count` distinct networks none of which holds a loopback address, every
+ * other one IPv6 written at its longest (39 characters and a prefix): lists
+ * longer than one haproxy.cfg line can hold. `tag` (0-255) keeps two lists apart.
+ */
+export function manyNetworks(count: number, tag: number): string[] {
+    return Array.from({ length: count }, (_, i) =>
+        i % 2 === 0
+            ? `10.${tag}.${i >> 8}.${i & 255}`
+            : `2001:0db8:${tag.toString(16).padStart(4, "0")}:${i.toString(16).padStart(4, "0")}:ffff:ffff:ffff:0000/112`,
+    );
+}

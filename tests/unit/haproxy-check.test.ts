@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import * as path from "path";
 import { HaproxySettings, renderHaproxyConfig } from "../../components";
-import { findBinary, makeTestCert, requireBinary } from "../support";
+import { findBinary, makeTestCert, manyNetworks, requireBinary } from "../support";
 import { labSettings, pool } from "./lab-settings";
 
 const describeWithHaproxy = requireBinary("haproxy", "openssl");
@@ -65,6 +65,13 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         ],
         ["TLS with the ACME challenge route", () => ({ tlsCertPath: certPath, acmeChallengePort: 8402 })],
         ["a rate limit alone (no proxies, connections or allowlist)", () => ({ rateLimit: { requests: 1, periodSeconds: 1 } })],
+        [
+            "1,000 trusted proxies and 1,000 allowlist entries, IPv4 and the longest IPv6 spellings (more than one config line holds)",
+            () => ({
+                trustedProxies: manyNetworks(1000, 20),
+                rateLimit: { requests: 300, periodSeconds: 10, maxConcurrentPerClient: 50, allowlist: manyNetworks(1000, 21) },
+            }),
+        ],
     ])("%s", (_name, overrides) => {
         const cfg = path.join(dir, "haproxy.cfg");
         writeFileSync(cfg, renderHaproxyConfig(ipLab(overrides())));
