@@ -9,6 +9,8 @@ import { createHash, createHmac } from "crypto";
  * 2^32: two ids equal modulo 2^20 would share ring points.
  */
 const ID_SPACE = (1 << 20) - 1;
+/** The largest server id: a pinned `id` is 1..MAX_SERVER_ID too. */
+export const MAX_SERVER_ID = ID_SPACE;
 
 function fnv1a32(text: string): number {
     let hash = 0x811c9dc5;
@@ -24,22 +26,27 @@ export function primaryServerId(name: string): number {
     return (fnv1a32(name) % ID_SPACE) + 1;
 }
 
+/** A server's id: the one it pins, else the one its name gives. */
+export function serverId(server: { name: string; id?: number }): number {
+    return server.id ?? primaryServerId(server.name);
+}
+
 /**
- * Maps server names to their ids. Each depends on its own name only, so no
- * server's id moves when others are added, removed or reordered. Two names on
- * one id are refused by validation (a probe would move one of them); here
- * they are a programming error.
+ * Maps server names to their ids. Each depends on its own entry only (a
+ * pinned id, else the name), so no server's id moves when others are added,
+ * removed or reordered. Two servers on one id are refused by validation;
+ * here they are a programming error.
  */
-export function stableServerIds(names: string[]): Map<string, number> {
+export function stableServerIds(servers: { name: string; id?: number }[]): Map<string, number> {
     const ids = new Map<string, number>();
     const taken = new Map<number, string>();
-    for (const name of names) {
-        const id = primaryServerId(name);
+    for (const server of servers) {
+        const id = serverId(server);
         const other = taken.get(id);
-        if (other !== undefined && other !== name)
-            throw new Error(`servers ${other} and ${name} share id ${id}: validate the settings first`);
-        taken.set(id, name);
-        ids.set(name, id);
+        if (other !== undefined && other !== server.name)
+            throw new Error(`servers ${other} and ${server.name} share id ${id}: validate the settings first`);
+        taken.set(id, server.name);
+        ids.set(server.name, id);
     }
     return ids;
 }

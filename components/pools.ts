@@ -1,6 +1,6 @@
 import { isSelfAddress, memberAddressProblem } from "./address";
 import { Checker, isRecord, shown } from "./checker";
-import { primaryServerId } from "./identity";
+import { MAX_SERVER_ID, serverId } from "./identity";
 
 /** One upstream server in a pool. */
 export interface BackendServer {
@@ -12,6 +12,12 @@ export interface BackendServer {
     port?: number;
     /** Relative weight 0-256. Default: 100. */
     weight?: number;
+    /**
+     * The server's id, 1-1048575: its place on the stream pool's hash ring.
+     * Default: derived from `name`. Pin one when two names take the same id
+     * (validation says so) or to keep a server's place across a rename.
+     */
+    id?: number;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -22,7 +28,7 @@ function checkAddress(c: Checker, field: string, address: unknown): void {
 }
 
 /** The fields of a pool entry. */
-export const SERVER_KEYS = ["name", "address", "port", "weight"] as const;
+export const SERVER_KEYS = ["name", "address", "port", "weight", "id"] as const;
 
 /**
  * A member on a loopback address and one of the load balancer's own ports
@@ -49,15 +55,26 @@ export function checkNotOwnListener(c: Checker, field: string, servers: unknown,
 
 export function checkPool(c: Checker, field: string, servers: unknown): void {
     if (!Array.isArray(servers) || servers.length === 0) {
-        c.fail(field, "must list at least one server ({ name, address, port?, weight? })");
+        c.fail(field, "must list at least one server ({ name, address, port?, weight?, id? })");
         return;
     }
     const seen = new Map<string, number>();
+    // Pinned ids first, wherever they stand: a derived id meeting a pinned one is the derived one's to move.
     const ids = new Map<number, number>();
+    servers.forEach((server: unknown, i) => {
+        if (!isRecord(server) || server.id === undefined) return;
+        const before = c.found.length;
+        c.integer(`${field}[${i}].id`, server.id, 1, MAX_SERVER_ID);
+        if (c.found.length !== before) return;
+        const holder = ids.get(server.id as number);
+        if (holder !== undefined)
+            c.fail(`${field}[${i}].id`, `pins ${server.id}, which ${field}[${holder}].id pins too; server ids must be unique in a pool`);
+        else ids.set(server.id as number, i);
+    });
     servers.forEach((server: Partial<BackendServer>, i) => {
         const at = `${field}[${i}]`;
         if (!isRecord(server)) {
-            c.fail(at, `must be an object { name, address, port?, weight? } (got ${shown(server)})`);
+            c.fail(at, `must be an object { name, address, port?, weight?, id? } (got ${shown(server)})`);
             return;
         }
         c.knownKeys(at, server, SERVER_KEYS);
@@ -66,22 +83,25 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
             const first = seen.get(name);
             if (first !== undefined) {
                 c.fail(`${at}.name`, `duplicates ${field}[${first}].name ${shown(name)}; server names must be unique in a pool`);
-            } else {
+            } else if (server.id === undefined) {
                 seen.set(name, i);
                 // A server's id (its place on the hash ring) comes from its name
                 // alone, so no other server can ever move it; two names on one id
                 // cannot both have it, and one of them would move.
-                const id = primaryServerId(name);
+                const id = serverId({ name });
                 const holder = ids.get(id);
                 if (holder !== undefined) {
+                    const other = servers[holder] as BackendServer;
                     c.fail(
                         `${at}.name`,
-                        `takes the same server id (${id}) as ${field}[${holder}].name ${shown((servers[holder] as BackendServer).name)}: ` +
-                            "ids come from names so that adding a server never moves another; rename one of the two",
+                        `takes the same server id (${id}) as ${field}[${holder}].name ${shown(other.name)}${other.id !== undefined ? ", which pins it" : ""}: ` +
+                            `ids come from names so that adding a server never moves another; rename one of the two, or pin another \`id\` (1-${MAX_SERVER_ID}, unused in the pool) on one of them`,
                     );
                 } else {
                     ids.set(id, i);
                 }
+            } else {
+                seen.set(name, i);
             }
         }
         checkAddress(c, `${at}.address`, server.address);

@@ -20,7 +20,7 @@ interface ServerView {
 }
 
 function serverViews(pool: string, servers: BackendServer[], defaultPort: number, cookieSecret: string): ServerView[] {
-    const ids = stableServerIds(servers.map((server) => server.name));
+    const ids = stableServerIds(servers);
     return servers.map((server) => {
         const port = server.port ?? defaultPort;
         const host = isIPv6(server.address) ? `[${server.address}]` : server.address;

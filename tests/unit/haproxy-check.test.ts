@@ -55,6 +55,15 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         ],
         ["seed literal hash mode", () => ({ streamHashMode: "uri-whole" })],
         ["IPv6 server", () => ({ apiServers: [{ name: "v6", address: "::1", port: 8080 }] })],
+        [
+            "pinned server ids, the highest one too",
+            () => ({
+                streamServers: [
+                    { name: "stream-srv-1", address: "127.0.0.21", id: 1 },
+                    { name: "stream-srv-2", address: "127.0.0.22", id: 1048575 },
+                ],
+            }),
+        ],
         ["slowstart off", () => ({ gracefulDrainSeconds: 0 })],
         [
             "trusted proxies and every rate limit",

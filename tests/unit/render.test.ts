@@ -174,12 +174,25 @@ describe("renderHaproxyConfig", () => {
     });
 
     test("stable ids are distinct even when names collide in the hash space", () => {
-        const names = pool("srv", 2000).map((s) => s.name);
+        const names = pool("srv", 2000);
         const ids = stableServerIds(names);
         expect(new Set(ids.values()).size).toBe(2000);
         for (const id of ids.values()) expect(id).toBeGreaterThanOrEqual(1);
         for (const id of ids.values()) expect(id).toBeLessThan(1 << 20);
         expect(stableServerIds([...names].reverse())).toEqual(ids);
+    });
+
+    test("a pinned id is the server's id, and settles two names that derive the same one; the other server keeps the id its name gives", () => {
+        const cfg = renderHaproxyConfig(
+            labSettings({
+                streamServers: [
+                    { name: "stream-srv-3860", address: "s1.lxd" },
+                    { name: "stream-srv-1285", address: "s2.lxd", id: 4242 },
+                ],
+            }),
+        );
+        expect(cfg).toMatch(/server stream-srv-3860 s1\.lxd:\d+ id 760601 /);
+        expect(cfg).toMatch(/server stream-srv-1285 s2\.lxd:\d+ id 4242 /);
     });
 
     test("track hashing keys on the segment after the configured prefix", () => {

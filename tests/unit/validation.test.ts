@@ -136,8 +136,8 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         { tlsCertPath: "/etc/haproxy/certs/veza.pem", acmeChallengePort: 8402, [field]: 8402 },
         `${field} must differ from the ACME client's challenge port 8402 (tls.acme): HAProxy hands /.well-known/acme-challenge/ to a responder there, and a listener on it would hand the challenges back to HAProxy itself`,
     ]),
-    ["empty api pool", { apiServers: [] }, "apiServers must list at least one server ({ name, address, port?, weight? })"],
-    ["empty stream pool", { streamServers: [] }, "streamServers must list at least one server ({ name, address, port?, weight? })"],
+    ["empty api pool", { apiServers: [] }, "apiServers must list at least one server ({ name, address, port?, weight?, id? })"],
+    ["empty stream pool", { streamServers: [] }, "streamServers must list at least one server ({ name, address, port?, weight?, id? })"],
     [
         "duplicate server names",
         api({ name: "backend-api-1" }),
@@ -472,7 +472,47 @@ describe.each<[string, string, Partial<HaproxySettings>, string]>([
                 { name: "stream-srv-1285", address: "s2.lxd" },
             ],
         },
-        'streamServers[1].name takes the same server id (760601) as streamServers[0].name "stream-srv-3860": ids come from names so that adding a server never moves another; rename one of the two',
+        'streamServers[1].name takes the same server id (760601) as streamServers[0].name "stream-srv-3860": ids come from names so that adding a server never moves another; rename one of the two, or pin another `id` (1-1048575, unused in the pool) on one of them',
+    ],
+    [
+        "ids",
+        "a name whose id another server pins, the pinning one listed later",
+        {
+            streamServers: [
+                { name: "stream-srv-1285", address: "s1.lxd" },
+                { name: "other", address: "s2.lxd", id: 760601 },
+            ],
+        },
+        'streamServers[0].name takes the same server id (760601) as streamServers[1].name "other", which pins it: ids come from names so that adding a server never moves another; rename one of the two, or pin another `id` (1-1048575, unused in the pool) on one of them',
+    ],
+    [
+        "ids",
+        "one id pinned twice",
+        {
+            apiServers: [
+                { name: "a", address: "a.lxd", id: 7 },
+                { name: "b", address: "b.lxd", id: 7 },
+            ],
+        },
+        "apiServers[1].id pins 7, which apiServers[0].id pins too; server ids must be unique in a pool",
+    ],
+    [
+        "ids",
+        "a pinned id of 0",
+        { apiServers: [{ name: "a", address: "a.lxd", id: 0 }] },
+        "apiServers[0].id must be an integer from 1 to 1048575 (got 0)",
+    ],
+    [
+        "ids",
+        "a pinned id past the ring's space (2^20 would share ring points with 0)",
+        { apiServers: [{ name: "a", address: "a.lxd", id: 1048576 }] },
+        "apiServers[0].id must be an integer from 1 to 1048575 (got 1048576)",
+    ],
+    [
+        "ids",
+        "a pinned id as a string",
+        { apiServers: [{ name: "a", address: "a.lxd", id: "7" as never }] },
+        'apiServers[0].id must be an integer from 1 to 1048575 (got "7")',
     ],
     // 8. values of any type
     [
@@ -499,7 +539,7 @@ describe.each<[string, string, Partial<HaproxySettings>, string]>([
                 return a;
             })() as never,
         },
-        "apiServers[0] must be an object { name, address, port?, weight? } (got an array that contains itself)",
+        "apiServers[0] must be an object { name, address, port?, weight?, id? } (got an array that contains itself)",
     ],
     [
         "any type",
@@ -520,9 +560,9 @@ describe.each<[string, string, Partial<HaproxySettings>, string]>([
         "typos",
         "a field nothing resembles",
         api({ colour: "red" }),
-        "apiServers[1].colour is not a known setting (known: name, address, port, weight)",
+        "apiServers[1].colour is not a known setting (known: name, address, port, weight, id)",
     ],
-])("issue 9, %s: %s", (_class, _case, overrides, message) => {
+])("hostile or careless input, %s: %s", (_class, _case, overrides, message) => {
     test("refused with a SettingsError naming the field", () => {
         let error: unknown;
         try {
