@@ -420,43 +420,73 @@ describe("the container step and a container that already exists", () => {
 
 const describeWithShellcheck = requireBinary("shellcheck");
 describe("the keepalived step checks the VIP against the node's own eth0 before keepalived gets it", () => {
-    const vip = "198.18.0.250/24";
-    const step = keepalivedStep({
-        containerName: "edge-b",
-        containerStep: "edge-b-container-1234",
-        owner: OWNER,
-        vip,
-        keepalivedConf: "# keepalived.conf\n",
-    });
+    const stepFor = (vip: string) =>
+        keepalivedStep({
+            containerName: "edge-b",
+            containerStep: "edge-b-container-1234",
+            owner: OWNER,
+            vip,
+            keepalivedConf: "# keepalived.conf\n",
+        });
 
-    /** Runs the step with a fake incus: the node runs, is ours, and its eth0 holds `eth0` (lines of `ip -4 -o addr`). */
-    function runWith(eth0: string): { status: number | null; stderr: string; calls: string } {
+    /**
+     * Runs the step for `vip` with a fake incus: the node runs, is ours, its
+     * eth0 holds `eth0` (lines of `ip -4 -o addr`) and its default route is `route`.
+     */
+    function runWith(eth0: string, vip = "198.18.0.250/24", route = "default via 198.18.0.1 dev eth0 proto dhcp src 198.18.0.17\n") {
         return runStepWithFakeIncus(
-            step,
+            stepFor(vip),
             [
                 '"list "*) echo RUNNING ;;',
                 `"config get "*) echo ${OWNER} ;;`,
                 '*"ip -4 -o addr show dev eth0 scope global") cat "$DIR/eth0" ;;',
+                '*"ip -4 route show default dev eth0") cat "$DIR/route" ;;',
                 "*) cat >/dev/null 2>&1; exit 1 ;;",
             ],
-            { eth0 },
+            { eth0, route },
         );
     }
+    const onBridge = "2: eth0    inet 198.18.0.17/24 brd 198.18.0.255 scope global dynamic eth0\n";
 
-    test.each<[string, string, string]>([
+    test.each<[string, string, string | undefined, string | undefined, string]>([
         [
             "a VIP on another subnet",
             "2: eth0    inet 10.1.2.3/24 brd 10.1.2.255 scope global dynamic eth0\n",
+            undefined,
+            undefined,
             "pair.vip 198.18.0.250/24 is not on edge-b's subnet (eth0: 10.1.2.3/24): the VIP must be on the nodes' bridge subnet",
         ],
         [
             "the node's own address",
             "2: eth0    inet 198.18.0.250/24 brd 198.18.0.255 scope global dynamic eth0\n",
+            undefined,
+            undefined,
             "pair.vip 198.18.0.250/24 is edge-b's own address: choose a free address on the bridge, outside its DHCP range",
         ],
-        ["no address at all", "", "edge-b has no IPv4 address on eth0: cannot check pair.vip"],
-    ])("%s is refused before keepalived is installed or configured", (_case, eth0, message) => {
-        const run = runWith(eth0);
+        ["no address at all", "", undefined, undefined, "edge-b has no IPv4 address on eth0: cannot check pair.vip"],
+        [
+            "a VIP with a wider prefix than the bridge's (/16 on a /24)",
+            onBridge,
+            "198.18.0.250/16",
+            undefined,
+            "pair.vip 198.18.0.250/16 has another prefix than edge-b's subnet (eth0: 198.18.0.17/24): write it with the bridge's, /24",
+        ],
+        [
+            "the bridge's broadcast address, written with another prefix so that it looks like a host",
+            onBridge,
+            "198.18.0.255/23",
+            undefined,
+            "pair.vip 198.18.0.255/23 has another prefix than edge-b's subnet (eth0: 198.18.0.17/24): write it with the bridge's, /24",
+        ],
+        [
+            "the bridge's gateway",
+            onBridge,
+            "198.18.0.1/24",
+            undefined,
+            "pair.vip 198.18.0.1/24 is the gateway of edge-b's subnet: choose a free address on the bridge, outside its DHCP range",
+        ],
+    ])("%s is refused before keepalived is installed or configured", (_case, eth0, vip, route, message) => {
+        const run = runWith(eth0, vip, route);
         expect({ status: run.status, said: run.stderr }).toEqual({ status: 1, said: expect.stringContaining(message) });
         expect(run.calls).not.toContain("keepalived");
     });
