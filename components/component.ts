@@ -17,6 +17,7 @@ import {
     PEERS_CERT_VALIDITY_HOURS,
     renderKeepalivedConfig,
     vipAddress,
+    vipProblem,
 } from "./pair";
 import { openFilesNeeded, PeerNode, renderResolved } from "./render";
 import { ACME_CHALLENGE_PORT, AcmeArgs, checkAcme } from "./acme";
@@ -274,7 +275,10 @@ function checkKnownSettings(args: HaproxyLoadBalancerArgs, a: ResolvedArgs): voi
     const resolved = applyDefaults(settings as unknown as HaproxySettings);
     c.found.push(...settingsProblems(resolved));
     if (args.pair !== undefined) checkPeersPort(c, resolved);
-    if (isPlain(a.containerName)) checkNotSelf(c, settings, ownContainers(a.containerName as string, args.pair !== undefined));
+    if (isPlain(a.containerName)) {
+        const vip = isPlain(args.pair) ? (args.pair as { vip?: unknown } | undefined)?.vip : undefined;
+        checkNotSelf(c, settings, ownContainers(a.containerName as string, args.pair !== undefined), vip);
+    }
     // A pushed certificate is written into the container: only where nothing else lives.
     if (a.tls && !late.has("tlsCertPath")) c.certPath("tlsCertPath", a.tlsCertPath);
     const problems = c.found.filter((p) => !p.fields.some((f) => late.has(f.split(/[.[]/)[0])));
@@ -299,7 +303,9 @@ function checkPairNames(c: Checker, pair: unknown, containerName: unknown): void
  * send requests back into it: refused, whatever the port. The product runs
  * nothing else in the container for a member to reach.
  */
-function checkNotSelf(c: Checker, settings: Record<string, unknown>, ownNames: string[]): void {
+function checkNotSelf(c: Checker, settings: Record<string, unknown>, ownNames: string[], vip?: unknown): void {
+    // The pair's VIP is this load balancer too (checked only once the VIP itself is valid).
+    const ownVip = vipProblem(vip) === undefined ? vipAddress(vip as string) : undefined;
     for (const pool of ["apiServers", "streamServers"] as const) {
         const servers = settings[pool];
         if (!Array.isArray(servers)) continue;
@@ -312,6 +318,12 @@ function checkNotSelf(c: Checker, settings: Record<string, unknown>, ownNames: s
                 c.fail(
                     `${pool}[${i}].address`,
                     `is this load balancer's own container ${JSON.stringify(own)}: requests would loop back into it (got ${JSON.stringify(address)})`,
+                );
+            } else if (ownVip !== undefined && address === ownVip) {
+                c.fail(
+                    `${pool}[${i}].address`,
+                    `is this load balancer's own VIP (pair.vip ${JSON.stringify(vip)}): requests would loop back into it (got ${JSON.stringify(address)})`,
+                    "pair.vip",
                 );
             } else if (memberAddressProblem(address) === undefined && isSelfAddress(address)) {
                 c.fail(
@@ -440,33 +452,66 @@ function checkSshEnd(c: Checker, field: string, end: SshTarget, insecure: boolea
 }
 
 /**
- * Container names claimed in this program, by where their commands run: two
+ * What this program's components hold, by where their commands run: two
  * components on one container would overwrite each other's config, and
- * destroying either would delete it.
+ * destroying either would delete it; two pairs on one host with one VIP
+ * would fight over the address, and with one VRRP router id would read each
+ * other's adverts as their own router's.
  */
-const claimedContainers = new Map<string, string>();
+const claims = new Map<string, string>();
 
-function claimContainer(component: string, runsOn: string, containerName: string): void {
+/** The component already holding `what` on `runsOn`, when it is another one; else claims it for `component`. */
+function heldByAnother(component: string, runsOn: string, what: string): string | undefined {
     // One host written two ways (INCUS.LAN, incus.lan, incus.lan.) is one host: DNS names are case-blind,
     // and a trailing dot only makes a name absolute.
-    const key = `${runsOn.toLowerCase().replace(/\.(?=:\d+$)/, "")}/${containerName}`;
-    const holder = claimedContainers.get(key);
-    if (holder !== undefined && holder !== component) {
-        throw new SettingsError([
-            `containerName "${containerName}" on ${runsOn === "local" ? "the local Incus" : runsOn} is already the container of ` +
-                `HaproxyLoadBalancer "${holder}"; "${component}" would overwrite its config, and destroying either would delete it: give each its own containerName`,
-        ]);
+    const key = `${runsOn.toLowerCase().replace(/\.(?=:\d+$)/, "")}/${what}`;
+    const holder = claims.get(key);
+    if (holder !== undefined && holder !== component) return holder;
+    claims.set(key, component);
+    return undefined;
+}
+
+const hostShown = (runsOn: string) => (runsOn === "local" ? "the local Incus" : runsOn);
+
+function claimContainer(component: string, runsOn: string, containerName: string): void {
+    const holder = heldByAnother(component, runsOn, `container/${containerName}`);
+    if (holder === undefined) return;
+    throw new SettingsError([
+        `containerName "${containerName}" on ${hostShown(runsOn)} is already the container of ` +
+            `HaproxyLoadBalancer "${holder}"; "${component}" would overwrite its config, and destroying either would delete it: give each its own containerName`,
+    ]);
+}
+
+/** A pair's VIP and VRRP router id, each held by one pair per host. */
+function claimPairAddresses(component: string, runsOn: string, pair: PairArgs): void {
+    const problems: string[] = [];
+    const vip = vipAddress(pair.vip);
+    const vipHolder = heldByAnother(component, runsOn, `vip/${vip}`);
+    if (vipHolder !== undefined) {
+        problems.push(
+            `pair.vip ${vip} on ${hostShown(runsOn)} is already the VIP of HaproxyLoadBalancer "${vipHolder}"; ` +
+                `"${component}"'s pair would fight it for the address: give each pair its own VIP`,
+        );
     }
-    claimedContainers.set(key, component);
+    const id = pair.virtualRouterId ?? DEFAULT_VIRTUAL_ROUTER_ID;
+    const idHolder = heldByAnother(component, runsOn, `vrid/${id}`);
+    if (idHolder !== undefined) {
+        problems.push(
+            `pair.virtualRouterId ${id}${pair.virtualRouterId === undefined ? " (the default)" : ""} on ${hostShown(runsOn)} is already ` +
+                `the VRRP router id of HaproxyLoadBalancer "${idHolder}"'s pair; "${component}"'s would share it on the bridge: ` +
+                "set pair.virtualRouterId (1-255) to an id no other VRRP router there uses",
+        );
+    }
+    if (problems.length > 0) throw new SettingsError(problems);
 }
 
 /**
- * Forgets the container names claimed so far. One program run claims each
- * once; a test that builds several program versions in one process (as
- * successive `pulumi up`s would) calls this between them.
+ * Forgets the claims made so far. One program run claims each once; a test
+ * that builds several program versions in one process (as successive
+ * `pulumi up`s would) calls this between them.
  */
-export function forgetContainerClaims(): void {
-    claimedContainers.clear();
+export function forgetClaims(): void {
+    claims.clear();
 }
 
 /** Every input, resolved and checked (now, or when it resolves). */
@@ -696,11 +741,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 ? undefined
                 : validateNowOrLater(
                       this,
-                      { pair: a.pair, containerName: a.containerName } as pulumi.Input<{ pair: PairArgs; containerName: string }>,
+                      { pair: a.pair, containerName: a.containerName, runsOn } as pulumi.Input<{
+                          pair: PairArgs;
+                          containerName: string;
+                          runsOn: string;
+                      }>,
                       (v) => {
                           const c = new Checker();
                           checkPairNames(c, v.pair, v.containerName);
                           if (c.problems.length > 0) throw new SettingsError(c.problems);
+                          claimPairAddresses(name, v.runsOn, v.pair);
                       },
                   ).apply((v) => v.pair);
         pair?.apply((p) => pairWarnings("pair", p).forEach((warning) => pulumi.log.warn(warning, this)));
@@ -728,13 +778,15 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
         if (acme) renderInputs.acmeChallengePort = ACME_CHALLENGE_PORT;
         const settings: pulumi.Output<ResolvedSettings> = validateNowOrLater(
             this,
-            pulumi
-                .all([pulumi.all(renderInputs), a.containerName])
-                .apply(([s, containerName]) => ({ resolved: applyDefaults(s as unknown as HaproxySettings), containerName })),
-            ({ resolved, containerName }) => {
+            pulumi.all([pulumi.all(renderInputs), a.containerName, a.pair]).apply(([s, containerName, pairArgs]) => ({
+                resolved: applyDefaults(s as unknown as HaproxySettings),
+                containerName,
+                vip: (pairArgs as PairArgs | undefined)?.vip,
+            })),
+            ({ resolved, containerName, vip }) => {
                 const c = new Checker();
                 c.found.push(...settingsProblems(resolved));
-                checkNotSelf(c, resolved as unknown as Record<string, unknown>, ownContainers(containerName, hasPair));
+                checkNotSelf(c, resolved as unknown as Record<string, unknown>, ownContainers(containerName, hasPair), vip);
                 if (hasPair) checkPeersPort(c, resolved);
                 if (c.problems.length > 0) throw new SettingsError(c.problems);
             },

@@ -11,7 +11,7 @@ import { installMocks, makeTempDir, makeTestCert, Registered, unwrap, valueOf } 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
-import { certificateReport, forgetContainerClaims } from "../../components/component";
+import { certificateReport, forgetClaims } from "../../components/component";
 import { parseStepStdin } from "../e2e/product";
 import { buildWithOrder } from "./component-build";
 
@@ -102,7 +102,7 @@ describe("tls.acme under mocks", () => {
 });
 
 describe("tls.acme refused at preview", () => {
-    beforeEach(() => forgetContainerClaims());
+    beforeEach(() => forgetClaims());
     test.each<[string, Partial<HaproxyLoadBalancerArgs>, string]>([
         [
             "a wildcard domain",

@@ -15,10 +15,10 @@ export interface Built {
 }
 
 export async function buildWithOrder(registered: Registered[], args: HaproxyLoadBalancerArgs, name: string): Promise<Built> {
-    const { HaproxyLoadBalancer: Component, forgetContainerClaims } =
+    const { HaproxyLoadBalancer: Component, forgetClaims } =
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         require("../../components/component") as typeof import("../../components/component");
-    forgetContainerClaims();
+    forgetClaims();
     const children: Built["children"] = [];
     const lb = new Component(name, args, {
         transformations: [

@@ -7,16 +7,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { labSettings } from "./lab-settings";
-import { installMocks, isSecret, Registered, unwrap, valueOf } from "../support";
+import { installMocks, isSecret, Registered, registeredAll, unwrap, valueOf } from "../support";
 import { buildWithOrder } from "./component-build";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
-import { forgetContainerClaims } from "../../components/component";
+import { forgetClaims } from "../../components/component";
 import { parseStepStdin } from "../e2e/product";
 
 const VIP = "198.18.0.250/24";
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
 const header = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).header;
 const payload = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).payload;
 
@@ -194,7 +195,7 @@ describe("a load balancer pair under mocks", () => {
 });
 
 describe("pair input refused at preview, naming the field", () => {
-    beforeEach(() => forgetContainerClaims());
+    beforeEach(() => forgetClaims());
 
     test.each<[string, Partial<HaproxyLoadBalancerArgs>, string]>([
         [
@@ -227,9 +228,61 @@ describe("pair input refused at preview, naming the field", () => {
             { containerName: "edge", pair: { vip: VIP }, apiServers: [{ name: "x", address: "edge-b.lxd" }] },
             'apiServers[0].address is this load balancer\'s own container "edge-b": requests would loop back into it (got "edge-b.lxd")',
         ],
+        [
+            "a pool member at the pair's own VIP",
+            { pair: { vip: VIP }, streamServers: [{ name: "x", address: "198.18.0.250" }] },
+            'streamServers[0].address is this load balancer\'s own VIP (pair.vip "198.18.0.250/24"): requests would loop back into it (got "198.18.0.250")',
+        ],
     ])("%s", (_case, extra, message) => {
         const before = registered.length;
         expect(() => new HaproxyLoadBalancer("refused", labArgs(extra))).toThrow(message);
         expect(registered.length).toBe(before);
+    });
+
+    test.each<[string, Partial<HaproxyLoadBalancerArgs>, Partial<HaproxyLoadBalancerArgs>, string]>([
+        [
+            "one VIP (another prefix does not make it another address)",
+            { pair: { vip: VIP, virtualRouterId: 60 } },
+            { pair: { vip: "198.18.0.250/25", virtualRouterId: 61 } },
+            'pair.vip 198.18.0.250 on the local Incus is already the VIP of HaproxyLoadBalancer "pair-one"; "pair-two"\'s pair would fight it for the address: give each pair its own VIP',
+        ],
+        [
+            "the default VRRP router id, twice",
+            { pair: { vip: VIP } },
+            { pair: { vip: "198.18.0.251/24" } },
+            'pair.virtualRouterId 51 (the default) on the local Incus is already the VRRP router id of HaproxyLoadBalancer "pair-one"\'s pair; "pair-two"\'s would share it on the bridge: set pair.virtualRouterId (1-255) to an id no other VRRP router there uses',
+        ],
+        [
+            "one VRRP router id set on both, over one SSH host written two ways",
+            { pair: { vip: VIP, virtualRouterId: 7 }, connection: { host: "INCUS.LAN", hostKey: HOST_KEY } },
+            { pair: { vip: "198.18.0.251/24", virtualRouterId: 7 }, connection: { host: "incus.lan.", hostKey: HOST_KEY } },
+            'pair.virtualRouterId 7 on ssh:incus.lan.:22 is already the VRRP router id of HaproxyLoadBalancer "pair-one"\'s pair; "pair-two"\'s would share it on the bridge: set pair.virtualRouterId (1-255) to an id no other VRRP router there uses',
+        ],
+    ])("two pairs that would fight fail at construction, naming the field: %s", (_case, first, second, message) => {
+        new HaproxyLoadBalancer("pair-one", labArgs({ containerName: "one", ...first }));
+        const before = registered.length;
+        expect(() => new HaproxyLoadBalancer("pair-two", labArgs({ containerName: "two", ...second }))).toThrow(message);
+        expect(registered.length).toBe(before);
+    });
+
+    test("two pairs with their own VIPs and router ids, or on two hosts, are two pairs", async () => {
+        const lbs = [
+            new HaproxyLoadBalancer("apart-one", labArgs({ containerName: "one", pair: { vip: VIP } })),
+            new HaproxyLoadBalancer("apart-two", labArgs({ containerName: "two", pair: { vip: "198.18.0.251/24", virtualRouterId: 52 } })),
+            new HaproxyLoadBalancer(
+                "apart-three",
+                labArgs({ containerName: "three", pair: { vip: VIP }, connection: { host: "h2", hostKey: HOST_KEY } }),
+            ),
+        ];
+        await registeredAll(lbs.flatMap((lb) => lb.nodeCommands.map((n) => n.keepalived as pulumi.Resource)));
+        const keepalived = registered.filter((r) => r.name.startsWith("apart-") && r.name.endsWith("-keepalived")).map((r) => r.name);
+        expect(keepalived.sort()).toEqual([
+            "apart-one-b-keepalived",
+            "apart-one-keepalived",
+            "apart-three-b-keepalived",
+            "apart-three-keepalived",
+            "apart-two-b-keepalived",
+            "apart-two-keepalived",
+        ]);
     });
 });

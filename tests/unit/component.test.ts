@@ -10,7 +10,7 @@ const registered: Registered[] = installMocks();
 import { createHmac } from "crypto";
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig } from "../../components";
 import { sha256Hex } from "../../components/identity";
-import { forgetContainerClaims } from "../../components/component";
+import { forgetClaims } from "../../components/component";
 import { parseStepStdin } from "../e2e/product";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
@@ -276,7 +276,7 @@ describe("HaproxyLoadBalancer under mocks", () => {
 });
 
 describe("lifecycle rules", () => {
-    beforeEach(() => forgetContainerClaims());
+    beforeEach(() => forgetClaims());
 
     test("the container is named after the component by default", async () => {
         const { byName, lb } = await build(labArgs(), "edge-a");
@@ -330,10 +330,10 @@ describe("lifecycle rules", () => {
         const local = await build({ ...labArgs(), containerName: "owned" }, "own-1");
         const token = header(local.byName("container")).owner;
         expect(token).toBe(ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "local"));
-        forgetContainerClaims();
+        forgetClaims();
         const renamed = await build({ ...labArgs(), containerName: "owned" }, "own-2");
         expect(header(renamed.byName("container")).owner).not.toBe(token);
-        forgetContainerClaims();
+        forgetClaims();
         registered.length = 0;
         const overSsh = await build(
             { ...labArgs(), containerName: "owned", connection: { host: "127.0.0.1", hostKey: HOST_KEY } },
@@ -342,7 +342,7 @@ describe("lifecycle rules", () => {
         expect(header(overSsh.byName("container")).owner).toBe(
             ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::own-1", "ssh:127.0.0.1:22"),
         );
-        forgetContainerClaims();
+        forgetClaims();
         registered.length = 0;
         const grown = labArgs();
         (grown.apiServers as unknown[]).push({ name: "backend-api-3", address: "backend-api-3.lxd" });
@@ -617,7 +617,7 @@ describe("lifecycle rules", () => {
 });
 
 describe("hostile and careless input at the component", () => {
-    beforeEach(() => forgetContainerClaims());
+    beforeEach(() => forgetClaims());
 
     test.each<[string, Record<string, unknown>, string]>([
         ["a misspelt argument", { listenHTTP: 8080 }, "listenHTTP is not a known setting: did you mean listenHttp?"],
