@@ -1,12 +1,13 @@
 import { X509Certificate } from "crypto";
 import { Checker, isRecord, SettingsError, shown } from "./checker";
+import { IPV4_ADDRESS } from "./pair";
 
 /*
  * Certificates from an ACME CA (Let's Encrypt, a private CA, Pebble in the
  * lab), obtained and renewed inside the load balancer with the HTTP-01
  * challenge: HAProxy hands /.well-known/acme-challenge/ on its HTTP listener
- * to the ACME client's responder (on loopback; a pair's node listens on its
- * bridge address too). This module holds the
+ * to the ACME client's responder (on loopback; a pair's node on its bridge
+ * address only). This module holds the
  * settings' rules and the values the scripts and haproxy.cfg derive from
  * them.
  */
@@ -25,7 +26,7 @@ export interface AcmeArgs {
 
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 export const LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory";
-/** The port of the ACME client's HTTP-01 responder in the container (127.0.0.1, or every address on a pair node), where haproxy.cfg routes the challenges. */
+/** The port of the ACME client's HTTP-01 responder in the container (127.0.0.1, or a pair node's bridge address), where haproxy.cfg routes the challenges. */
 export const ACME_CHALLENGE_PORT = 8402;
 /** The challenge path the CA fetches over plain HTTP (RFC 8555 section 8.3). */
 export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
@@ -130,8 +131,12 @@ export function renderAcmeEnv(
         stateDir: string;
         caBundlePath?: string;
         challengePort?: number;
-        /** A pair node's responder listens on every address: the node holding the VIP passes it the CA's fetches. */
-        challengeOnAllAddresses?: boolean;
+        /**
+         * Where the responder listens: 127.0.0.1 (the default) for one node; a
+         * pair node's own bridge address, where both nodes' haproxy routes the
+         * CA's fetches, never the VIP or any other address.
+         */
+        challengeAddress?: string;
     },
 ): string {
     const c = new Checker();
@@ -140,13 +145,15 @@ export function renderAcmeEnv(
         if (key !== "caBundlePath" || paths[key] !== undefined) c.absolutePath(`paths.${key}`, paths[key]);
     }
     if (paths.challengePort !== undefined) c.integer("paths.challengePort", paths.challengePort, 1, 65535);
+    if (paths.challengeAddress !== undefined)
+        c.matches("paths.challengeAddress", paths.challengeAddress, IPV4_ADDRESS, "must be an IPv4 address (the node's on the bridge)");
     if (c.problems.length > 0) throw new SettingsError(c.problems);
     const lines = [
         "# Managed by veza-haproxy (Pulumi): the ACME client's settings, read by veza-acme-renew.",
         `ACME_DOMAINS=${acme.domains.join(",")}`,
         `ACME_EMAIL=${acme.email}`,
         `ACME_DIRECTORY=${acme.directoryUrl ?? LETS_ENCRYPT_DIRECTORY}`,
-        `ACME_CHALLENGE_ADDRESS=${paths.challengeOnAllAddresses ? "" : "127.0.0.1"}:${paths.challengePort ?? ACME_CHALLENGE_PORT}`,
+        `ACME_CHALLENGE_ADDRESS=${paths.challengeAddress ?? "127.0.0.1"}:${paths.challengePort ?? ACME_CHALLENGE_PORT}`,
         `ACME_STATE_DIR=${paths.stateDir}`,
         `ACME_CERT_PATH=${paths.certPath}`,
         `ACME_ADMIN_SOCKET=${paths.adminSocket}`,

@@ -966,7 +966,6 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     ): StepCommand[] {
         const issues: StepCommand[] = [];
         if (!inputs.acme) return issues;
-        const pairNode = inputs.pair !== undefined;
         nodes.forEach((n, i) =>
             issues.push(
                 this.step(
@@ -974,10 +973,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                     "acmeIssue",
                     inputs.connection,
                     pulumi
-                        .all([plans[i].containerName, owner, inputs.acme as pulumi.Output<AcmeArgs>, acmePaths(inputs.settings)])
+                        .all([
+                            plans[i].containerName,
+                            owner,
+                            inputs.acme as pulumi.Output<AcmeArgs>,
+                            acmePaths(inputs.settings),
+                            inputs.pair ? n.address : undefined,
+                        ])
                         .apply(
-                            ([containerName, ownerToken, acme, paths]) =>
-                                acmeIssueStep({ containerName, owner: ownerToken, acme, pairNode, ...paths }).stdin,
+                            ([containerName, ownerToken, acme, paths, pairNodeAddress]) =>
+                                acmeIssueStep({ containerName, owner: ownerToken, acme, pairNodeAddress, ...paths }).stdin,
                         ),
                     { dependsOn: [config, ...(n.acme ? [n.acme] : []), ...issues] },
                     [n.container.id],
@@ -1036,6 +1041,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                   connection,
               )
             : undefined;
+        const address = this.afterChecks(container.stdout).apply((out) => out.trim().split("\n").pop() ?? "");
         let acme: StepCommand | undefined;
         if (inputs.acme) {
             acme = this.step(
@@ -1043,17 +1049,16 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
                 "acme",
                 connection,
                 pulumi
-                    .all([plan.containerName, owner, inputs.acme, acmePaths(settings)])
+                    .all([plan.containerName, owner, inputs.acme, acmePaths(settings), pair ? address : undefined])
                     .apply(
-                        ([containerName, ownerToken, acme, paths]) =>
-                            acmeStep({ containerName, owner: ownerToken, acme, pairNode: pair !== undefined, ...paths }).stdin,
+                        ([containerName, ownerToken, acme, paths, pairNodeAddress]) =>
+                            acmeStep({ containerName, owner: ownerToken, acme, pairNodeAddress, ...paths }).stdin,
                     ),
                 { dependsOn: [container] },
                 // A replaced container needs the client and its timer again.
                 [container.id],
             );
         }
-        const address = this.afterChecks(container.stdout).apply((out) => out.trim().split("\n").pop() ?? "");
         const peersTls = inputs.peersTlsPair
             ? this.pemFileStep(
                   `${plan.prefix}-peers-tls`,

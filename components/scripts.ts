@@ -344,8 +344,8 @@ export interface AcmeStepInputs {
     certPath: string;
     adminSocketPath: string;
     acme: AcmeArgs;
-    /** A node of a pair: its responder listens on every address, for the node holding the VIP. */
-    pairNode?: boolean;
+    /** A node of a pair: its bridge address, the one address its responder listens on (both nodes' haproxy routes the CA's fetches there). */
+    pairNodeAddress?: string;
 }
 
 /** acme.env as the container's renew script reads it, for these inputs. */
@@ -355,7 +355,7 @@ export function acmeEnv(inputs: AcmeStepInputs): string {
         adminSocket: inputs.adminSocketPath,
         stateDir: ACME_STATE_DIR,
         caBundlePath: inputs.acme.caBundlePem === undefined ? undefined : ACME_CA_PATH,
-        challengeOnAllAddresses: inputs.pairNode === true,
+        challengeAddress: inputs.pairNodeAddress,
     });
 }
 

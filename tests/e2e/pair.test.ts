@@ -225,6 +225,13 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
         }
         // Two orders, two certificates: no key ever crossed between the nodes.
         expect(both[0].served.serial).not.toBe(both[1].served.serial);
+        // Each node's responder binds its own bridge address, where the orders above were fetched, never the VIP.
+        for (const node of [NODE_A, NODE_B]) {
+            const env = await execInOk(node, ["cat", "/etc/veza-haproxy/acme.env"]);
+            expect(env.split("\n").filter((line) => line.startsWith("ACME_CHALLENGE_ADDRESS="))).toEqual([
+                `ACME_CHALLENGE_ADDRESS=${await containerIPv4(node)}:8402`,
+            ]);
+        }
         expect(servedCertificate(VIP, 443, PAIR_DOMAIN, caRoot).verify).toBe("Verify return code: 0 (ok)");
         note("acme on the pair", both.map(({ node, served }) => `${node} serves serial ${served.serial} (${served.issuer})`).join("; "));
     }, 60_000);

@@ -157,14 +157,28 @@ describe("renderAcmeEnv", () => {
                     certPath: "/etc/haproxy/certs/veza.pem",
                     adminSocket: "relative.sock",
                     stateDir: "/var/lib/veza-acme",
+                    challengeAddress: "0.0.0.0\nACME_CERT_PATH=/etc/passwd",
                 },
             ),
         ).toThrow(
             new SettingsError([
                 'acme.email must be an email address such as ops@example.com: the CA sends expiry warnings there (got "ops@example.com\\nACME_DIRECTORY=https://evil.example/dir")',
                 'paths.adminSocket must be an absolute path of A-Z a-z 0-9 . _ - segments without ".." (got "relative.sock")',
+                'paths.challengeAddress must be an IPv4 address (the node\'s on the bridge) (got "0.0.0.0\\nACME_CERT_PATH=/etc/passwd")',
             ]),
         );
+    });
+
+    test("a pair node's responder listens on the node's own address only", () => {
+        const env = renderAcmeEnv(valid, {
+            certPath: "/etc/haproxy/certs/veza.pem",
+            adminSocket: "/run/haproxy/admin.sock",
+            stateDir: "/var/lib/veza-acme",
+            challengeAddress: "198.18.0.10",
+        });
+        expect(env.split("\n").filter((line) => line.startsWith("ACME_CHALLENGE_ADDRESS="))).toEqual([
+            "ACME_CHALLENGE_ADDRESS=198.18.0.10:8402",
+        ]);
     });
 
     test("is the renew script's settings, Let's Encrypt production by default, the responder on loopback", () => {

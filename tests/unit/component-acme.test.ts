@@ -75,10 +75,14 @@ describe("tls.acme under mocks", () => {
         expect(deps["pair-config"]).toEqual(expect.arrayContaining(["pair-acme", "pair-b-acme"]));
         expect(deps["pair-acme-issue"]).toEqual(["pair-acme", "pair-config"]);
         expect(deps["pair-b-acme-issue"]).toEqual(["pair-acme-issue", "pair-b-acme", "pair-config"]);
-        // Each node's responder listens on its bridge address too, for the node holding the VIP.
-        for (const node of ["acme", "b-acme"]) {
+        // Each node's responder listens on its own bridge address only, where the VIP holder routes the
+        // CA's fetches: never on the VIP, which would publish it to every client.
+        for (const [node, address] of [
+            ["acme", "198.18.0.10"],
+            ["b-acme", "198.18.0.11"],
+        ]) {
             const { header, payload } = step(byName(node));
-            expect(payload.slice(0, Number(header.env_bytes))).toContain("ACME_CHALLENGE_ADDRESS=:8402\n");
+            expect(payload.slice(0, Number(header.env_bytes))).toContain(`ACME_CHALLENGE_ADDRESS=${address}:8402\n`);
         }
         const config = step(byName("config")).payload;
         expect(config).toContain(
