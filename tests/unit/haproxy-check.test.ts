@@ -92,13 +92,17 @@ describeWithHaproxy("the real haproxy -c accepts every rendered config", () => {
         expect(warnings).toEqual([]);
     });
 
-    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared tables (the rate limit's too) and the ACME route to both nodes", () => {
+    test("a pair's config: each node finds itself in the peers section by its host name (-L stands in for the container's), with its shared tables (the rate limit's too), the ACME route to both nodes, HSTS, and edge lists longer than a line (62 proxies, a 55-entry allowlist)", () => {
         const cfg = path.join(dir, "pair.cfg");
         const peers = [
             { name: "haproxy", address: "127.0.0.31" },
             { name: "haproxy-b", address: "127.0.0.32" },
         ];
-        const edge = { rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20 } };
+        const edge = {
+            trustedProxies: manyNetworks(62, 40),
+            rateLimit: { requests: 100, periodSeconds: 10, maxConcurrentPerClient: 20, allowlist: manyNetworks(55, 41) },
+            hstsMaxAgeSeconds: 31536000,
+        };
         // With the ACME route too: both nodes' responders, retried on 404.
         writeFileSync(
             cfg,
