@@ -24,7 +24,7 @@ describeLab("npm run lab:up / lab:down", () => {
     cleanUpAfterSuite(LAB_CONTAINERS, notes);
     beforeAll(() => deleteContainers(LAB_CONTAINERS), 120_000);
 
-    test("lab:up brings up the lab stack and ends with one JSON line; a second run changes nothing; --acme adds HTTPS from the lab's Pebble; --pair --acme turns it into a pair behind a VIP, keeping the running container, each node with a certificate from the same CA; lab:down removes it all, Pebble included", async () => {
+    test("lab:up brings up the lab stack and ends with one JSON line; a second run, through the README's first command (scripts/lab.sh), installs nothing and changes nothing; --acme adds HTTPS from the lab's Pebble; --pair --acme turns it into a pair behind a VIP, keeping the running container, each node with a certificate from the same CA; lab:down removes it all, Pebble included", async () => {
         const up = await npmRun("lab:up");
         expect({ code: up.code, stderr: up.code === 0 ? "" : up.stderr }).toEqual({ code: 0, stderr: "" });
         const last = up.stdout.trim().split("\n").pop() as string;
@@ -39,11 +39,14 @@ describeLab("npm run lab:up / lab:down", () => {
         const served = await get(result.httpUrl.replace(/\/$/, ""), "/api/v1/health");
         expect(served.status).toBe(200);
 
-        const again = await npmRun("lab:up");
+        // Again, through the README's first command (install, then lab:up): nothing to install, nothing to change.
+        const again = await run("bash", ["scripts/lab.sh"], { cwd: REPO_ROOT, timeoutMs: 240_000 });
         expect(again.code).toBe(0);
+        expect(again.stderr).toContain("install: packages: all 11 present\ninstall: node: dependencies match package-lock.json\n");
         expect(again.stderr).toContain("config and certificate unchanged, haproxy running: nothing to do");
+        expect(again.stderr).toContain(`lab: serving at ${result.httpUrl} (from this machine; try: curl ${result.httpUrl}api/v1/health)`);
         expect(again.stdout.trim().split("\n").pop()).toBe(last);
-        notes.note("lab:up again", `${again.ms} ms`);
+        notes.note("scripts/lab.sh again", `${again.ms} ms`);
 
         // HTTPS from the lab's Pebble, on the running container: the plain JSON plus where to check the certificate.
         const acme = { domain: LAB_ACME_DOMAIN, caRootPem: path.join(LAB_PEBBLE_DIR, "root.pem") };

@@ -60,7 +60,7 @@ const BACKEND_2 = "veza-pair-backend-2";
 /** In the lab bridge's range kept free of DHCP leases (setup-incus.sh: ipv4.dhcp.ranges). */
 const VIP = "198.18.0.250";
 const VIP_CIDR = `${VIP}/24`;
-/** Kills per kind, as issue 12 asks (at least 5). */
+/** Kills per kind: at least 5, so one lucky run proves nothing. */
 const KILLS = 5;
 
 const API_1: BackendServer = { name: "api-1", address: `${BACKEND}.lxd` };

@@ -522,11 +522,14 @@ const REPO_SCRIPTS = [
     ...readdirSync(path.join(REPO, PLUGIN_WRAPPERS)).map((f) => path.join(PLUGIN_WRAPPERS, f)),
 ];
 describeWithShellcheck("the repository's shell scripts", () => {
-    test("are found (drills, lab setup and teardown, the HAProxy-root runner, the Pulumi toolchain, the stand-in plugins)", () => {
+    test("are found (drills, install, lab and test commands, lab setup and teardown, the HAProxy-root runner, the Pulumi toolchain, the stand-in plugins)", () => {
         expect(REPO_SCRIPTS.sort()).toEqual([
             "scripts/_drill-lib.sh",
             "scripts/failover-drill.sh",
+            "scripts/install.sh",
+            "scripts/lab.sh",
             "scripts/pulumi-toolchain.sh",
+            "scripts/test.sh",
             "scripts/vip-failover-drill.sh",
             "tests/e2e/setup-incus.sh",
             "tests/e2e/teardown-incus.sh",

@@ -336,7 +336,7 @@ describeWithOpenssl("TLS pair, real certificates", () => {
     });
 });
 
-/* Issue 9: classes of hostile or careless input, each refused with a message naming the field. */
+/* Classes of hostile or careless input, each refused with a message naming the field. */
 const OCTETS =
     "must be an IPv4 address of four decimal octets 0-255 without leading zeros, when it is one (short or numeric forms such as 127.1 or 0x7f000001 are read as addresses by the resolver)";
 const LABELS = "must be a DNS name of labels of A-Z a-z 0-9 - (RFC 1123: not starting or ending with -), or an IP address";
