@@ -22,7 +22,7 @@ const INCUS_HOST_KEYS = ["host", "user", "port", "hostKey", "insecureSkipHostKey
 
 type Kind = "number" | "string" | "boolean" | "object" | "secret";
 
-/** One `haproxy:*` key: how it is read and its README row (default shown, meaning). */
+/** One `haproxy:*` key: how it is read and its row in docs/configuration.md's config table (default shown, meaning). */
 interface StackKey {
     key: string;
     kind: Kind;
@@ -35,7 +35,7 @@ interface StackKey {
 const code = (value: unknown) => (value === "" ? '`""`' : `\`${typeof value === "string" ? value : JSON.stringify(value)}\``);
 
 /**
- * Every key the stack reads, in the README's order: each haproxy.cfg setting
+ * Every key the stack reads, in the config table's order (docs/configuration.md): each haproxy.cfg setting
  * that has a stack kind (settings.ts), then where the container runs and
  * where its certificate comes from.
  */
@@ -83,7 +83,7 @@ export const STACK_KEYS: readonly StackKey[] = [
         arg: true,
         kind: "object",
         shownDefault: "none (one container)",
-        doc: '`{ vip: "198.18.0.250/24", targets?: ["member-1", "member-2"], virtualRouterId?: 51 }`: two nodes and a floating VIP (README, "The load balancer pair")',
+        doc: '`{ vip: "198.18.0.250/24", targets?: ["member-1", "member-2"], virtualRouterId?: 51 }`: two nodes and a floating VIP (docs/pair.md)',
     },
     { key: "labTls", kind: "boolean", shownDefault: "`false`", doc: "make a self-signed lab certificate with `@pulumi/tls`" },
     { key: "tlsCertificatePem", kind: "secret", shownDefault: "none", doc: "certificate PEM (secret); needs `tlsPrivateKeyPem`" },
@@ -92,7 +92,7 @@ export const STACK_KEYS: readonly StackKey[] = [
         key: "acme",
         kind: "object",
         shownDefault: "none",
-        doc: '`{ domains: ["veza.example.com"], email, directoryUrl?, caBundlePem? }`: a certificate from Let\'s Encrypt (or another ACME CA), obtained and renewed in the container (README, "Certificates from Let\'s Encrypt"); not with `tlsCertificatePem` or `labTls`',
+        doc: '`{ domains: ["veza.example.com"], email, directoryUrl?, caBundlePem? }`: a certificate from Let\'s Encrypt (or another ACME CA), obtained and renewed in the container (docs/certificates.md); not with `tlsCertificatePem` or `labTls`',
     },
     {
         key: "incusHost",
@@ -103,7 +103,7 @@ export const STACK_KEYS: readonly StackKey[] = [
     { key: "incusSshPrivateKey", kind: "secret", shownDefault: "none", doc: "SSH key for `incusHost` (secret)" },
 ];
 
-/** The README's config table rows, made from STACK_KEYS. */
+/** The config table rows of docs/configuration.md, made from STACK_KEYS. */
 export function configTableRows(): string[] {
     return STACK_KEYS.map((k) => `| \`haproxy:${k.key}\` | ${k.shownDefault} | ${k.doc} |`);
 }

@@ -67,7 +67,7 @@ export interface HaproxyTlsArgs {
     privateKeyPem: pulumi.Input<string>;
 }
 
-/** A certificate from an ACME CA (Let's Encrypt by default), obtained and renewed in the container: README, "Certificates from Let's Encrypt". */
+/** A certificate from an ACME CA (Let's Encrypt by default), obtained and renewed in the container: docs/certificates.md. */
 export interface HaproxyAcmeTlsArgs {
     acme: pulumi.Input<AcmeArgs>;
 }
@@ -80,7 +80,7 @@ function isAcmeTls(tls: unknown): tls is HaproxyAcmeTlsArgs {
 type SettingArgs = { [K in Exclude<PublicSettingName, "apiServers" | "streamServers">]?: pulumi.Input<ResolvedSettings[K]> };
 
 /**
- * Inputs of HaproxyLoadBalancer: the haproxy.cfg settings (README's config
+ * Inputs of HaproxyLoadBalancer: the haproxy.cfg settings (the config
  * table; defaults and rules in settings.ts), plus where and how the container
  * is provisioned.
  */
@@ -119,7 +119,7 @@ export interface HaproxyLoadBalancerArgs extends SettingArgs {
     tls?: HaproxyTlsArgs | HaproxyAcmeTlsArgs;
     /**
      * Two nodes holding a floating address (the VIP) with keepalived, instead
-     * of one container (README, "The load balancer pair"). Node a is the
+     * of one container (docs/pair.md). Node a is the
      * container `containerName` (a single load balancer turned into a pair
      * keeps serving as node a), node b is `<containerName>-b`. Default: none.
      */
@@ -609,7 +609,7 @@ export class HaproxyLoadBalancer extends pulumi.ComponentResource {
     public readonly httpUrl: pulumi.Output<string>;
     /** Where the platform is served over HTTPS; "" when TLS is off. */
     public readonly httpsUrl: pulumi.Output<string>;
-    /** Stats UI, loopback inside the container (reach it through an Incus proxy device: README, Operations). */
+    /** Stats UI, loopback inside the container (reach it through an Incus proxy device: docs/operations.md). */
     public readonly statsUrl: pulumi.Output<string>;
     /** Prometheus endpoint, loopback inside the container. */
     public readonly metricsUrl: pulumi.Output<string>;

@@ -15,14 +15,14 @@ export type CookieSameSite = "Lax" | "Strict" | "None";
 export type ServerConnectionReuse = "always" | "safe";
 
 /**
- * One setting, defined once: its default, a one-line doc (the README's
+ * One setting, defined once: its default, a one-line doc (the docs'
  * config table row is made from it), the rule its value must follow, and
  * how the stack config reads it (`haproxy:<name>`). `internal` settings are
  * process details the test harness changes; they are not component args.
  */
 interface Setting<T> {
     default?: T;
-    /** How the README shows the default when it is not a plain value. */
+    /** How the config table shows the default when it is not a plain value. */
     shownDefault?: string;
     doc: string;
     check: (c: Checker, field: string, value: unknown) => void;
@@ -113,7 +113,7 @@ export const SETTINGS = {
         doc:
             "`always`: a new client connection's first request may take an idle connection to a server, so a new client costs no TCP connect to the backend " +
             "(if the server closes that connection at the same instant, GET, HEAD and OPTIONS are retried; another method gets a 502); " +
-            "`safe`: HAProxy's default, every client connection's first request opens its own (README, Performance)",
+            "`safe`: HAProxy's default, every client connection's first request opens its own (docs/performance.md)",
         check: (c, field, value) => {
             if (value !== "always" && value !== "safe") c.fail(field, `must be "always" or "safe" (got ${shown(value)})`);
         },
@@ -174,7 +174,7 @@ export const SETTINGS = {
     }),
     hstsMaxAgeSeconds: setting<number>({
         default: 0,
-        doc: "with TLS on, HTTPS responses carry `Strict-Transport-Security: max-age=<this>`; 0 = off (README, Edge protection: what it pins and how to roll it out)",
+        doc: "with TLS on, HTTPS responses carry `Strict-Transport-Security: max-age=<this>`; 0 = off (docs/edge-protection.md: what it pins and how to roll it out)",
         check: int(0, 63072000),
         stack: "number",
     }),
@@ -197,7 +197,7 @@ export const SETTINGS = {
     rateLimit: setting<RateLimit | undefined>({
         default: undefined,
         shownDefault: "off",
-        doc: "per-client-IP limits `{ requests, periodSeconds, maxConcurrentPerClient?, allowlist? }`: over them, 429 with Retry-After, counted on the `veza_rate_limited` stats line (README, Edge protection); the allowlist never covers every address, in any spelling, and may be any length",
+        doc: "per-client-IP limits `{ requests, periodSeconds, maxConcurrentPerClient?, allowlist? }`: over them, 429 with Retry-After, counted on the `veza_rate_limited` stats line (docs/edge-protection.md); the allowlist never covers every address, in any spelling, and may be any length",
         check: checkRateLimit,
         stack: "object",
     }),

@@ -2,7 +2,7 @@
 # $3 the certificate's sha256 ("none" without TLS), $4 master CLI socket,
 # $5 seconds to wait (for the lock, the master, the new worker), $6 the
 # config's size in bytes, $7 the open files it needs. stdin: the new config.
-# Exit codes, each with one meaning (README, "What happens on pulumi up"):
+# Exit codes, each with one meaning (docs/lifecycle.md, "What happens on pulumi up"):
 #   0 applied, or nothing to do
 #   1 the config arrived damaged (size or sha256 differ)
 #   2 haproxy -c rejected it

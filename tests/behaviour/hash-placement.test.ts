@@ -11,13 +11,13 @@
  * `full_hash(full_hash(puid) + node)`, until 03e9a5a1e74b "BUG/MAJOR:
  * lb-chash: fix key calculation when using default hash-key id" (3.3-dev10,
  * marked for backport to 3.0) went back to 2.x's placement. So an upgrade
- * from Debian 12 to Debian 13 moves many tracks once (README, "Stable hash
- * ring"), and a HAProxy that takes the fix moves them back: this test fails
+ * from Debian 12 to Debian 13 moves many tracks once (docs/haproxy-config.md,
+ * "Upgrading HAProxy moves tracks once"), and a HAProxy that takes the fix moves them back: this test fails
  * then, naming how many moved, instead of letting it pass unseen.
  *
  * A release without a golden file fails (under CI and elsewhere): record one
- * with UPDATE_GOLDEN=1 and say in README how far it moves tracks (docs.test
- * checks README's count against the golden files).
+ * with UPDATE_GOLDEN=1 and say in docs/haproxy-config.md how far it moves
+ * tracks (docs.test checks its count against the golden files).
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "fs";
 import * as path from "path";
@@ -60,7 +60,7 @@ describeWithHaproxy("stream_pool placement per HAProxy release", () => {
         if (process.env.UPDATE_GOLDEN === "1") writeFileSync(file, `${JSON.stringify({ haproxy: version, tracks: placement }, null, 1)}\n`);
         if (!existsSync(file)) {
             throw new Error(
-                `no golden placement for HAProxy ${release} (${file}): record it with UPDATE_GOLDEN=1 and say in README how many tracks it moves from the other releases`,
+                `no golden placement for HAProxy ${release} (${file}): record it with UPDATE_GOLDEN=1 and say in docs/haproxy-config.md how many tracks it moves from the other releases`,
             );
         }
         const golden = (JSON.parse(readFileSync(file, "utf8")) as { tracks: string[] }).tracks;

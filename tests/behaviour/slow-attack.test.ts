@@ -133,7 +133,7 @@ describeWithTools("slow-client attacks (slowhttptest)", () => {
             const outcome = await underAttack(lab, 20);
             expect(outcome.postsServed).toBe(0);
             if (drainsAfterAnswer()) {
-                // What the README says of 3.x: slow bodies outlive the 10 s timeout (40/s x 10 s would be the bound).
+                // What docs/edge-protection.md (Slow clients at scale) says of 3.x: slow bodies outlive the 10 s timeout (40/s x 10 s would be the bound).
                 expect(outcome.peaks[0]).toBeGreaterThan(SLOW_BODY_RATE * 15);
             } else {
                 // The attack ran at size, bounded by the timeout: hundreds of connections, never maxconn.

@@ -291,10 +291,10 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         expect(removedSeen3).toBe(false);
     }, 240_000);
 
-    test("the README's emergency rollback on the box puts back the config from before the last apply without a failed request, and the next config step run applies the stack's again", async () => {
-        // The command exactly as README's "Rollback" section gives it.
-        const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
-        const line = /^incus exec haproxy -- sh -c '(.+)'$/m.exec(readme);
+    test("the documented emergency rollback on the box puts back the config from before the last apply without a failed request, and the next config step run applies the stack's again", async () => {
+        // The command exactly as docs/operations.md's "Rollback" section gives it.
+        const operations = readFileSync(path.join(REPO_ROOT, "docs", "operations.md"), "utf8");
+        const line = /^incus exec haproxy -- sh -c '(.+)'$/m.exec(operations);
         expect(line).not.toBeNull();
         const { fresh: traffic, keepAlive: trafficKa } = await startTrafficPair(url, 300);
         const rollback = await execIn(LB, ["sh", "-c", (line as RegExpExecArray)[1]]);

@@ -1,40 +1,56 @@
-import { readFileSync, writeFileSync } from "fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "fs";
 import * as path from "path";
 import { configTableRows } from "../../stack-config";
 
-const README = path.join(__dirname, "..", "..", "README.md");
+const ROOT = path.join(__dirname, "..", "..");
+const README = path.join(ROOT, "README.md");
+const DEVELOPMENT = path.join(ROOT, "DEVELOPMENT.md");
+const DOCS = path.join(ROOT, "docs");
+const CONFIGURATION = path.join(DOCS, "configuration.md");
 const TABLE_HEAD = "| key | default | meaning |\n| --- | --- | --- |\n";
 
-describe("README config table", () => {
+/** docs/*.md, in name order. */
+const docsPages = (): string[] =>
+    readdirSync(DOCS)
+        .filter((name) => name.endsWith(".md"))
+        .sort()
+        .map((name) => path.join(DOCS, name));
+
+describe("docs/configuration.md config table", () => {
     // Made from the settings table (components/settings.ts) and the stack's own keys (stack-config.ts);
     // UPDATE_DOCS=1 rewrites it (review the diff before committing).
     test("is exactly the table the code defines: every key, default and meaning", () => {
-        const readme = readFileSync(README, "utf8");
-        const start = readme.indexOf(TABLE_HEAD);
+        const doc = readFileSync(CONFIGURATION, "utf8");
+        const start = doc.indexOf(TABLE_HEAD);
         expect(start).toBeGreaterThan(0);
-        const body = readme.slice(start + TABLE_HEAD.length);
+        const body = doc.slice(start + TABLE_HEAD.length);
         const current = body.slice(0, body.search(/\n(?!\|)/) + 1);
         const expected = `${configTableRows().join("\n")}\n`;
-        if (process.env.UPDATE_DOCS === "1") writeFileSync(README, readme.replace(TABLE_HEAD + current, TABLE_HEAD + expected));
+        if (process.env.UPDATE_DOCS === "1") writeFileSync(CONFIGURATION, doc.replace(TABLE_HEAD + current, TABLE_HEAD + expected));
         expect(current).toBe(expected);
     });
 });
 
-describe("README TypeScript snippets", () => {
-    // Each ```typescript block is compiled as a file of this project (so
+describe("README and docs TypeScript snippets", () => {
+    // Each ```typescript block of README.md and docs/*.md is compiled as a file of this project (so
     // "veza-haproxy" and the packages resolve as for examples/), never written to disk.
     test("every one type-checks against the library", () => {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const ts = require("typescript") as typeof import("typescript");
-        const root = path.join(__dirname, "..", "..");
-        const snippets = [...readFileSync(README, "utf8").matchAll(/```typescript\n([\s\S]*?)```/g)].map((m) => m[1]);
-        expect(snippets.length).toBeGreaterThan(0);
+        const snippets = [README, ...docsPages()].flatMap((file) =>
+            [...readFileSync(file, "utf8").matchAll(/```typescript\n([\s\S]*?)```/g)].map((m, i) => ({
+                name: `${path.basename(file, ".md")}-snippet-${i + 1}.ts`,
+                text: m[1],
+            })),
+        );
+        expect(snippets.filter((s) => s.name.startsWith("README-")).length).toBeGreaterThan(0);
+        expect(snippets.length).toBeGreaterThan(1);
         const config = ts.getParsedCommandLineOfConfigFile(
-            path.join(root, "tsconfig.json"),
+            path.join(ROOT, "tsconfig.json"),
             {},
             { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
         );
-        const files = new Map(snippets.map((text, i) => [path.join(root, "examples", `readme-snippet-${i + 1}.ts`), text]));
+        const files = new Map(snippets.map(({ name, text }) => [path.join(ROOT, "examples", name), text]));
         const host = ts.createCompilerHost(config!.options);
         const getSourceFile = host.getSourceFile.bind(host);
         host.getSourceFile = (name, lang, ...rest) =>
@@ -49,8 +65,8 @@ describe("README TypeScript snippets", () => {
     }, 60_000);
 });
 
-describe("README on HAProxy upgrades", () => {
-    test("says as many tracks move from 2.6 to 3.0 as the golden placements of the two releases differ by", () => {
+describe("docs on HAProxy upgrades", () => {
+    test("say as many tracks move from 2.6 to 3.0 as the golden placements of the two releases differ by", () => {
         const golden = (release: string) =>
             (
                 JSON.parse(readFileSync(path.join(__dirname, "..", "behaviour", "golden", `chash-placement-${release}.json`), "utf8")) as {
@@ -59,8 +75,68 @@ describe("README on HAProxy upgrades", () => {
             ).tracks;
         const [old, next] = [golden("2.6"), golden("3.0")];
         const moved = old.filter((server, i) => next[i] !== server).length;
-        expect(readFileSync(README, "utf8").replace(/\s+/g, " ")).toContain(
+        // The sentence lives in docs/haproxy-config.md ("Upgrading HAProxy moves tracks once").
+        expect(readFileSync(path.join(DOCS, "haproxy-config.md"), "utf8").replace(/\s+/g, " ")).toContain(
             `three servers, ${moved} of ${old.length} tracks land on another server`,
         );
+    });
+});
+
+/** Text outside fenced code blocks (a `#` comment in a shell block is no heading, a link there no link). */
+const prose = (markdown: string): string => markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "");
+
+/** GitHub's anchor for a heading: lowercase, spaces to -, punctuation dropped but - and _. */
+const slug = (heading: string): string =>
+    heading
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, "")
+        .replace(/ /g, "-");
+
+/** The anchors of a markdown file's headings (repeated headings get -1, -2, as on GitHub). */
+const anchors = (markdown: string): Set<string> => {
+    const seen = new Map<string, number>();
+    const out = new Set<string>();
+    for (const m of prose(markdown).matchAll(/^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$/gm)) {
+        const base = slug(m[1]);
+        const n = seen.get(base) ?? 0;
+        seen.set(base, n + 1);
+        out.add(n === 0 ? base : `${base}-${n}`);
+    }
+    return out;
+};
+
+describe("README, DEVELOPMENT.md and docs/", () => {
+    test("every relative link in README.md, DEVELOPMENT.md and docs/*.md resolves", () => {
+        const pages = [README, DEVELOPMENT, ...docsPages()];
+        const broken: string[] = [];
+        let checked = 0;
+        for (const page of pages) {
+            const text = prose(readFileSync(page, "utf8"));
+            // [text](target) and ![alt](target); an optional "title" after the target is ignored.
+            for (const m of text.matchAll(/\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
+                const target = m[1];
+                if (/^(https?:|mailto:)/i.test(target)) continue;
+                checked++;
+                const where = `${path.relative(ROOT, page)}: ${target}`;
+                const [file, anchor] = target.split("#", 2) as [string, string | undefined];
+                const resolved = file === "" ? page : path.resolve(path.dirname(page), decodeURIComponent(file));
+                if (!existsSync(resolved)) {
+                    broken.push(`${where} (no file ${path.relative(ROOT, resolved)})`);
+                    continue;
+                }
+                if (anchor === undefined || !resolved.endsWith(".md") || statSync(resolved).isDirectory()) continue;
+                if (!anchors(readFileSync(resolved, "utf8")).has(decodeURIComponent(anchor))) {
+                    broken.push(`${where} (no heading #${anchor} in ${path.relative(ROOT, resolved)})`);
+                }
+            }
+        }
+        expect(checked).toBeGreaterThan(0);
+        expect(broken).toEqual([]);
+    });
+
+    test("README.md is a first-visit page: at most 250 lines", () => {
+        const lines = readFileSync(README, "utf8").replace(/\n$/, "").split("\n").length;
+        expect(lines).toBeLessThanOrEqual(250);
     });
 });
