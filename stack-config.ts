@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { AcmeArgs, DEFAULT_SETTINGS, HaproxyLoadBalancerArgs, SettingsError } from "./components";
-import { COMPONENT_DEFAULTS } from "./components/component";
+import { COMPONENT_DEFAULTS } from "./components/args";
 import { Checker, shown } from "./components/checker";
 import { SETTINGS } from "./components/settings";
 

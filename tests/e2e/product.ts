@@ -105,7 +105,7 @@ export async function buildSteps(
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { HaproxyLoadBalancer } = require("../../components") as typeof import("../../components");
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require("../../components/component") as typeof import("../../components/component")).forgetClaims();
+    (require("../../components/claims") as typeof import("../../components/claims")).forgetClaims();
     const lb = new HaproxyLoadBalancer(componentName, args);
     await registeredAll([
         lb.configCommand,

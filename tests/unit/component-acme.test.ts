@@ -11,7 +11,8 @@ import { installMocks, makeTempDir, makeTestCert, Registered, unwrap, valueOf } 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
-import { certificateReport, forgetClaims } from "../../components/component";
+import { forgetClaims } from "../../components/claims";
+import { certificateReport } from "../../components/steps";
 import { parseStepStdin } from "../e2e/product";
 import { buildWithOrder } from "./component-build";
 

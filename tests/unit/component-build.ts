@@ -6,6 +6,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
+import { forgetClaims } from "../../components/claims";
 import { registeredAll, Registered } from "../support";
 
 export interface Built {
@@ -15,7 +16,7 @@ export interface Built {
 }
 
 export async function buildWithOrder(registered: Registered[], args: HaproxyLoadBalancerArgs, name: string): Promise<Built> {
-    const { HaproxyLoadBalancer: Component, forgetClaims } =
+    const { HaproxyLoadBalancer: Component } =
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         require("../../components/component") as typeof import("../../components/component");
     forgetClaims();

@@ -13,7 +13,7 @@ import { buildWithOrder } from "./component-build";
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
-import { forgetClaims } from "../../components/component";
+import { forgetClaims } from "../../components/claims";
 import { parseStepStdin } from "../e2e/product";
 
 const VIP = "198.18.0.250/24";

@@ -10,7 +10,7 @@ const registered: Registered[] = installMocks();
 import { createHmac } from "crypto";
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig } from "../../components";
 import { sha256Hex } from "../../components/identity";
-import { forgetClaims } from "../../components/component";
+import { forgetClaims } from "../../components/claims";
 import { parseStepStdin } from "../e2e/product";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
