@@ -1,6 +1,6 @@
 import { X509Certificate } from "crypto";
-import { Checker, isRecord, SettingsError, shown } from "./checker";
-import { IPV4_ADDRESS } from "./pair";
+import { Checker, isRecord, shown } from "./checker";
+import { IPV4_ADDRESS } from "./address";
 
 /*
  * Certificates from an ACME CA (Let's Encrypt, a private CA, Pebble in the
@@ -147,7 +147,7 @@ export function renderAcmeEnv(
     if (paths.challengePort !== undefined) c.integer("paths.challengePort", paths.challengePort, 1, 65535);
     if (paths.challengeAddress !== undefined)
         c.matches("paths.challengeAddress", paths.challengeAddress, IPV4_ADDRESS, "must be an IPv4 address (the node's on the bridge)");
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
     const lines = [
         "# Managed by veza-haproxy (Pulumi): the ACME client's settings, read by veza-acme-renew.",
         `ACME_DOMAINS=${acme.domains.join(",")}`,

@@ -9,7 +9,8 @@ import { isIPv6 } from "net";
  * /metrics on its stats port would publish the stats on the public listener).
  */
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** An IPv4 address as four decimal octets 0-255 without leading zeros: the one spelling every tool reads alike. */
+export const IPV4_ADDRESS = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 /** A last label inet_aton would take for a number: 127.1, 2130706433, 0x7f.1, 0177.0.0.1. */
 const NUMERIC_LABEL = /^(\d+|0[xX][0-9A-Fa-f]*)$/;
@@ -50,7 +51,7 @@ function isSelfIPv6(groups: number[]): boolean {
 /** True for a loopback or unspecified address or a loopback name, in any spelling `memberAddressProblem` accepts. */
 export function isSelfAddress(address: string): boolean {
     if (address.includes(":")) return isIPv6(address) && isSelfIPv6(ipv6Groups(address));
-    if (IPV4.test(address)) return isSelfIPv4(ipv4Octets(address));
+    if (IPV4_ADDRESS.test(address)) return isSelfIPv4(ipv4Octets(address));
     return SELF_NAMES.test(address);
 }
 
@@ -65,7 +66,7 @@ export function memberAddressProblem(address: unknown): string | undefined {
         if (!isIPv6(address)) return 'must be a valid IPv6 address when it holds a ":" (a port goes in `port`)';
         return undefined;
     }
-    if (IPV4.test(address)) return undefined;
+    if (IPV4_ADDRESS.test(address)) return undefined;
     if (address.length > 253) return `must be a DNS name of at most 253 characters (this one has ${address.length})`;
     const labels = address.split(".");
     if (labels.some((label) => label === "")) return "must be a DNS name without empty labels (no leading, trailing or doubled dots)";
@@ -83,5 +84,5 @@ export function memberAddressProblem(address: unknown): string | undefined {
 
 /** True for an IP literal (HAProxy resolves everything else by name at runtime). */
 export function isIpLiteral(address: string): boolean {
-    return IPV4.test(address) || isIPv6(address);
+    return IPV4_ADDRESS.test(address) || isIPv6(address);
 }

@@ -7,7 +7,8 @@ import { CERT_DIR } from "./container-paths";
  * quoted shell word.
  */
 
-const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
+/** An absolute path of A-Z a-z 0-9 . _ - segments: cannot break out of a config token or a quoted shell word. */
+export const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 const INSTANCE_NAME = /^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const CERT_FILE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,59}\.pem$/;
 
@@ -75,6 +76,11 @@ export class Checker {
 
     get problems(): string[] {
         return this.found.map((p) => p.message);
+    }
+
+    /** Throws one SettingsError listing every problem found, if any. */
+    throwIfAny(): void {
+        if (this.found.length > 0) throw new SettingsError(this.problems);
     }
 
     /** `related`: other fields a cross-field rule reads. */

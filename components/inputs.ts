@@ -21,7 +21,6 @@ import { checkSshTarget, SshTarget, sshTargetOf } from "./ssh";
 import {
     Checker,
     ProvisioningSettings,
-    SettingsError,
     settingsProblems,
     settingsWarnings,
     shown,
@@ -96,7 +95,7 @@ export function resolveInputs(parent: pulumi.ComponentResource, name: string, ar
                   (v) => {
                       const c = new Checker();
                       checkPairNames(c, v.pair, v.containerName);
-                      if (c.problems.length > 0) throw new SettingsError(c.problems);
+                      c.throwIfAny();
                       claimPairAddresses(name, v.runsOn, v.pair);
                   },
               ).apply((v) => v.pair);
@@ -105,7 +104,7 @@ export function resolveInputs(parent: pulumi.ComponentResource, name: string, ar
         ? validateNowOrLater(parent, a.tls.acme, (v) => {
               const c = new Checker();
               checkAcme(c, "tls.acme", v);
-              if (c.problems.length > 0) throw new SettingsError(c.problems);
+              c.throwIfAny();
           })
         : undefined;
     const tlsPair =
@@ -135,7 +134,7 @@ export function resolveInputs(parent: pulumi.ComponentResource, name: string, ar
             c.found.push(...settingsProblems(resolved));
             checkNotSelf(c, resolved as unknown as Record<string, unknown>, ownContainers(containerName, hasPair), vip);
             if (hasPair) checkPeersPort(c, resolved);
-            if (c.problems.length > 0) throw new SettingsError(c.problems);
+            c.throwIfAny();
         },
     ).apply(({ resolved }) => resolved);
     // Legal but unusual values: said on every run, never refused.

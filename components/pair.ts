@@ -1,4 +1,5 @@
-import { Checker, isRecord, shown } from "./checker";
+import { IPV4_ADDRESS } from "./address";
+import { ABSOLUTE_PATH, Checker, isRecord, shown } from "./checker";
 import { renderTemplate } from "./templates";
 
 /*
@@ -173,9 +174,7 @@ export interface KeepalivedView {
     notifyScript: string;
 }
 
-export const IPV4_ADDRESS = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const INTERFACE = /^[A-Za-z0-9_.-]{1,15}$/;
-const SCRIPT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
 /**
  * keepalived.conf for one node. Both nodes start as BACKUP with nopreempt:
@@ -195,8 +194,8 @@ export function renderKeepalivedConfig(view: KeepalivedView): string {
         c.fail("vip", `must not be a node's own address (got ${shown(view.vip)})`);
     c.integer("virtualRouterId", view.virtualRouterId, 1, 255);
     c.matches("interface", view.interface, INTERFACE, "must be an interface name of 1-15 letters, digits, _ . -");
-    c.matches("aliveScript", view.aliveScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
-    c.matches("notifyScript", view.notifyScript, SCRIPT_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
+    c.matches("aliveScript", view.aliveScript, ABSOLUTE_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
+    c.matches("notifyScript", view.notifyScript, ABSOLUTE_PATH, "must be an absolute path of A-Z a-z 0-9 . _ -");
     if (c.found.length > 0) throw new Error(`keepalived.conf: ${c.problems.join("; ")}`);
     return renderTemplate("keepalived.conf.mustache", {
         ...view,

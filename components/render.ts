@@ -99,7 +99,7 @@ export function renderHaproxyConfig(settings: HaproxySettings, peers: PeerNode[]
     validateSettings(resolved);
     const c = new Checker();
     checkPeers(c, "peers", peers, resolved);
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
     return renderResolved(resolved, peers);
 }
 

@@ -2,7 +2,8 @@ import { createHash } from "crypto";
 import { AcmeArgs, checkAcme, renderAcmeEnv } from "./acme";
 import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 import { sha256Hex } from "./identity";
-import { CLUSTER_MEMBER, IPV4_ADDRESS, vipProblem } from "./pair";
+import { IPV4_ADDRESS } from "./address";
+import { CLUSTER_MEMBER, vipProblem } from "./pair";
 import { loadTemplate, renderTemplate } from "./templates";
 import { Checker, SettingsError, validateProvisioning, validateTlsPair } from "./validate";
 

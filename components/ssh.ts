@@ -1,4 +1,4 @@
-import { Checker, SettingsError, shown } from "./checker";
+import { Checker, shown } from "./checker";
 
 /*
  * The SSH path to the Incus host (and its bastion): which hosts, ports and
@@ -59,7 +59,7 @@ export function checkSshTarget(target: SshTarget, insecure: boolean): void {
                 "To run unverified anyway, set insecureSkipHostKeyCheck: true",
         });
     }
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
 }
 
 /**

@@ -125,7 +125,7 @@ export function validateProvisioning(p: ProvisioningSettings): void {
             c.matches(`profiles[${i}]`, profile, NAME, "must be an Incus profile name of A-Z a-z 0-9 . _ -"),
         );
     }
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
 }
 
 /** A certificate is only usable with its key, and the other way round. */
