@@ -36,6 +36,7 @@ import type { HaproxyLoadBalancerArgs } from "../../components";
 import {
     findBinary,
     labStackConfig,
+    parseStepStdin,
     makeTestCert,
     PebbleCa,
     pebblePrograms,
@@ -46,7 +47,7 @@ import {
     waitFor,
 } from "../support";
 import { API_PORT, launchBackend, listContainers, STREAM_PORT } from "./lab";
-import { buildSteps, installProductMocks, parseStepStdin, runStepOk, upPair } from "./product";
+import { buildSteps, installProductMocks, runStepOk, upPair } from "./product";
 
 /** The lab pair's VIP: in the bridge's range kept free of DHCP leases (setup-incus.sh), apart from the e2e pair's. */
 export const LAB_VIP = "198.18.0.240/24";

@@ -69,3 +69,6 @@ export {
     valueOf,
 } from "./pulumi-mocks";
 export type { Registered } from "./pulumi-mocks";
+
+// A step's stdin: its veza-step/1 header and payload, read and rewritten.
+export { parseStepStdin, withHeader } from "./step-stdin";

@@ -6,14 +6,13 @@
  */
 import { labSettings } from "./lab-settings";
 import { readFileSync, rmSync } from "fs";
-import { installMocks, makeTempDir, makeTestCert, Registered, unwrap, valueOf } from "../support";
+import { installMocks, parseStepStdin, makeTempDir, makeTestCert, Registered, unwrap, valueOf } from "../support";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
 import { forgetClaims } from "../../components/claims";
 import { certificateReport } from "../../components/steps";
-import { parseStepStdin } from "../e2e/product";
 import { buildWithOrder } from "./component-build";
 
 const build = (args: HaproxyLoadBalancerArgs, name: string) => buildWithOrder(registered, args, name);

@@ -7,14 +7,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { labSettings } from "./lab-settings";
-import { installMocks, isSecret, Registered, registeredAll, unwrap, valueOf } from "../support";
+import { installMocks, parseStepStdin, isSecret, Registered, registeredAll, unwrap, valueOf } from "../support";
 import { buildWithOrder } from "./component-build";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs } from "../../components";
 import { forgetClaims } from "../../components/claims";
-import { parseStepStdin } from "../e2e/product";
 
 const VIP = "198.18.0.250/24";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";

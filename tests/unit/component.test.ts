@@ -3,7 +3,7 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { labSettings } from "./lab-settings";
-import { installMocks, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support";
+import { installMocks, parseStepStdin, isSecret, registeredAll, Registered, unwrap, valueOf } from "../support";
 
 const registered: Registered[] = installMocks();
 // Imported after the mocks are installed, as the SDK requires.
@@ -11,7 +11,6 @@ import { createHmac } from "crypto";
 import { HaproxyLoadBalancer, HaproxyLoadBalancerArgs, HaproxySettings, ownerToken, renderHaproxyConfig } from "../../components";
 import { sha256Hex } from "../../components/identity";
 import { forgetClaims } from "../../components/claims";
-import { parseStepStdin } from "../e2e/product";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl incus-host";
 const header = (r: Registered) => parseStepStdin(unwrap<string>(r.inputs.stdin)).header;
