@@ -29,6 +29,9 @@
 #            here first. Then $VEZA_LAB_IMAGE-backend, the same root plus
 #            python3 for the fake backend. Containers have no route out, so
 #            everything they need must already be in the image.
+#   testing-root  debootstraps Debian testing (minbase + haproxy: 3.2 today)
+#            into $VEZA_LAB_ROOTS/rootfs-testing, for the haproxy-facing
+#            suites on the next HAProxy (npm run test:haproxy-3.2); no image.
 #
 # The fake backend (tests/e2e/fixtures/veza-fake-backend.{py,service}) is NOT
 # baked into the image: tests/e2e/lab.ts pushes it into each backend container
@@ -98,6 +101,19 @@ trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
 trap cleanup EXIT
 
 now() { date +%s; }
+
+# remove_root DIR: deletes a debootstrapped root, never what is mounted
+# inside it. tests/support/run-with-haproxy-root.sh bind-mounts this
+# machine's /tmp at ROOT/tmp while a suite runs there: a bind mount of the
+# same file system is not another file system for rm --one-file-system, so
+# deleting the root then would delete /tmp's contents.
+remove_root() {
+  local dir=$1 mounted
+  [[ -e "$dir" ]] || return 0
+  mounted=$(findmnt -rn -o TARGET | awk -v d="$dir" 'index($0, d "/") == 1 || $0 == d')
+  [[ -z "$mounted" ]] || die "not removing $dir: $mounted is mounted inside it (a suite running with this HAProxy root?); wait for it to end"
+  rm -rf --one-file-system "$dir"
+}
 
 # Print the first URI of the apt source that serves suite "bookworm" (not
 # bookworm-security / -updates: the suite must match the word exactly).
@@ -277,7 +293,7 @@ PHASE="rootfs"
 T0=$(now)
 if [[ "${VEZA_LAB_REBUILD:-0}" == 1 ]]; then
   log "rootfs: VEZA_LAB_REBUILD=1, deleting $ROOTFS and the images $IMAGE, $BACKEND_IMAGE"
-  rm -rf --one-file-system "$ROOTFS"
+  remove_root "$ROOTFS"
   for alias in "$IMAGE" "$BACKEND_IMAGE"; do
     if incus image info "$alias" >/dev/null 2>&1; then incus image delete "$alias"; fi
   done
@@ -285,7 +301,7 @@ fi
 # A root built from another package list is built again, with its images.
 if [[ -f "$ROOTFS/.veza-complete" ]] && [[ "$(sed -n 2p "$ROOTFS/.veza-complete")" != "packages: $IMAGE_PACKAGES" ]]; then
   log "rootfs: $ROOTFS was built with other packages; rebuilding it and the images $IMAGE, $BACKEND_IMAGE"
-  rm -rf --one-file-system "$ROOTFS"
+  remove_root "$ROOTFS"
   for alias in "$IMAGE" "$BACKEND_IMAGE"; do
     if incus image info "$alias" >/dev/null 2>&1; then incus image delete "$alias"; fi
   done
@@ -296,7 +312,7 @@ else
   mirror=$(debian_mirror)
   mkdir -p "$ROOTS"
   partial="$ROOTFS.partial"
-  rm -rf --one-file-system "$partial"
+  remove_root "$partial"
   log "rootfs: debootstrap $LAB_SUITE (minbase + $IMAGE_PACKAGES) into $partial"
   debootstrap --variant=minbase --include="$IMAGE_PACKAGES" \
     "$LAB_SUITE" "$partial" "$mirror" >"$ROOTS/debootstrap-$LAB_SUITE.log" 2>&1 \
@@ -386,8 +402,34 @@ cleanup
 WORKDIR=""
 T_IMAGE=$(($(now) - T0))
 
+# ------------------------------------------------------------ testing root
+# Debian testing's HAProxy (3.2 today, the next LTS after 3.0), for the
+# haproxy-facing suites only (npm run test:haproxy-3.2): minbase + haproxy,
+# no image, never booted. Built once; VEZA_LAB_REBUILD=1 builds it again
+# (testing moves: the suite then says which HAProxy it found).
+PHASE="testing-root"
+T0=$(now)
+TESTING_ROOT="$ROOTS/rootfs-testing"
+if [[ "${VEZA_LAB_REBUILD:-0}" == 1 ]]; then remove_root "$TESTING_ROOT"; fi
+if [[ -f "$TESTING_ROOT/.veza-complete" ]]; then
+  log "testing-root: $TESTING_ROOT is complete ($(head -n 1 "$TESTING_ROOT/.veza-complete"))"
+else
+  mirror=$(debian_mirror)
+  partial="$TESTING_ROOT.partial"
+  remove_root "$partial"
+  log "testing-root: debootstrap testing (minbase + haproxy) into $partial"
+  debootstrap --variant=minbase --include=haproxy testing "$partial" "$mirror" >"$ROOTS/debootstrap-testing.log" 2>&1 \
+    || { tail -n 30 "$ROOTS/debootstrap-testing.log" >&2; die "debootstrap of testing failed (log above)"; }
+  rm -f "$partial"/var/cache/apt/archives/*.deb
+  mv "$partial" "$TESTING_ROOT"
+  printf 'Debian testing (%s), %s\n' "$(sed -n 's/^VERSION_CODENAME=//p' "$TESTING_ROOT/etc/os-release")" \
+    "$(chroot "$TESTING_ROOT" /usr/sbin/haproxy -v | head -n 1)" >"$TESTING_ROOT/.veza-complete"
+  log "testing-root: $(head -n 1 "$TESTING_ROOT/.veza-complete")"
+fi
+T_TESTING=$(($(now) - T0))
+
 PHASE="done"
 T_TOTAL=$(($(now) - T_START))
-printf 'setup: install=%ss daemon=%ss network=%ss rootfs=%ss image=%ss total=%ss\n' \
-  "$T_INSTALL" "$T_DAEMON" "$T_NETWORK" "$T_ROOTFS" "$T_IMAGE" "$T_TOTAL"
-printf 'setup: images %s and %s; the HAProxy root %s\n' "$IMAGE" "$BACKEND_IMAGE" "$ROOTFS"
+printf 'setup: install=%ss daemon=%ss network=%ss rootfs=%ss image=%ss testing-root=%ss total=%ss\n' \
+  "$T_INSTALL" "$T_DAEMON" "$T_NETWORK" "$T_ROOTFS" "$T_IMAGE" "$T_TESTING" "$T_TOTAL"
+printf 'setup: images %s and %s; the HAProxy roots %s and %s\n' "$IMAGE" "$BACKEND_IMAGE" "$ROOTFS" "$TESTING_ROOT"
