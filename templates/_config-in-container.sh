@@ -3,16 +3,16 @@
 # $5 seconds to wait (for the lock, the master, the new worker), $6 the
 # config's size in bytes, $7 the open files it needs. stdin: the new config.
 # Exit codes, each with one meaning (docs/lifecycle.md, "What happens on pulumi up"):
-#   0 applied, or nothing to do
-#   1 the config arrived damaged (size or sha256 differ)
-#   2 haproxy -c rejected it
-#   3 the reload or start failed; the previous config was restored
-#   4 a port of the new config is held by another program
-#   5 another apply held the lock for the whole wait
-#   6 the new config could not be written (disk full, read-only)
-#   7 the master CLI did not answer, so a reload could not be proven
-#   8 the config is larger than the limit and was not read
-#   9 maxConnections needs more open files than the container allows
+#   0 EXIT_OK             applied, or nothing to do
+#   1 EXIT_DAMAGED        the config arrived damaged (size or sha256 differ)
+#   2 EXIT_REJECTED       haproxy -c rejected it
+#   3 EXIT_RESTORED       the reload or start failed; the previous config was restored
+#   4 EXIT_PORT_HELD      a port of the new config is held by another program
+#   5 EXIT_LOCKED         another apply held the lock for the whole wait
+#   6 EXIT_UNWRITABLE     the new config could not be written (disk full, read-only)
+#   7 EXIT_MASTER_SILENT  the master CLI did not answer, so a reload could not be proven
+#   8 EXIT_TOO_LARGE      the config is larger than the limit and was not read
+#   9 EXIT_OPEN_FILES     maxConnections needs more open files than the container allows
 # In 1, 2 and 4-9 the running config and process are untouched.
 EXIT_OK=0 EXIT_DAMAGED=1 EXIT_REJECTED=2 EXIT_RESTORED=3 EXIT_PORT_HELD=4
 EXIT_LOCKED=5 EXIT_UNWRITABLE=6 EXIT_MASTER_SILENT=7 EXIT_TOO_LARGE=8 EXIT_OPEN_FILES=9

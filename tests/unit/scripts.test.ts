@@ -418,6 +418,196 @@ describe("the container step and a container that already exists", () => {
     });
 });
 
+describe("the prelude's owner and running checks, as each step uses them", () => {
+    const OTHER = ownerToken("urn:pulumi:test::veza-haproxy::veza:infra:HaproxyLoadBalancer::renamed", "local");
+    const acmeStdin = stepStdin({
+        container: "haproxy",
+        owner: OWNER,
+        cert_path: "/etc/haproxy/certs/veza.pem",
+        domain: "veza.example.com",
+        env_bytes: "0",
+        env_sha256: "0".repeat(64),
+        ca_sha256: "none",
+    });
+    const acmeIssueStdin = stepStdin({
+        container: "haproxy",
+        owner: OWNER,
+        cert_path: "/etc/haproxy/certs/veza.pem",
+        env_sha256: "0".repeat(64),
+    });
+    const keepalived = keepalivedStep({
+        containerName: "haproxy",
+        containerStep: "haproxy-container-1234",
+        owner: OWNER,
+        vip: "198.18.0.250/24",
+        keepalivedConf: "# keepalived.conf\n",
+    });
+    /** The container exists with `status`, and records `owner` and `adoptedFrom`; any other call fails. */
+    const world = (status: string, owner: string, adoptedFrom = "") => [
+        "info*) exit 0 ;;",
+        `"list ^haproxy\\$ --format csv --columns s") echo ${status} ;;`,
+        `"config get haproxy user.veza.owner") echo "${owner}" ;;`,
+        `"config get haproxy user.veza.adopted-from") echo "${adoptedFrom}" ;;`,
+        "*) cat >/dev/null 2>&1; exit 1 ;;",
+    ];
+    const creates: [string, { create: string; stdin: string }, boolean, string][] = [
+        ["acme setup", { create: stepScripts("acme").create, stdin: acmeStdin }, true, "not touching it"],
+        ["acme issue", { create: stepScripts("acmeIssue").create, stdin: acmeIssueStdin }, false, "not touching it"],
+        ["keepalived setup", keepalived, true, "not touching its keepalived"],
+    ];
+
+    test.each(creates)("%s fails on another step's container, touching nothing", (_name, step, _checksRunning, what) => {
+        const run = runStepWithFakeIncus(step, world("RUNNING", OTHER));
+        expect(run.status).toBe(1);
+        expect(run.stderr).toContain(`ERROR: haproxy is owned by another step (owner ${OTHER}, this step ${OWNER}): ${what}`);
+        expect(run.calls).not.toContain("exec");
+    });
+
+    test.each(creates.filter(([, , checksRunning]) => checksRunning))(
+        "%s fails on a container that is not running, touching nothing",
+        (_name, step) => {
+            const run = runStepWithFakeIncus(step, world("STOPPED", OWNER));
+            expect(run.status).toBe(1);
+            expect(run.stderr).toContain("ERROR: haproxy does not exist or is not running");
+            expect(run.calls).not.toContain("exec");
+        },
+    );
+
+    test("the config step exits 10 on a container that is not running, before anything reaches it", () => {
+        const run = runStepWithFakeIncus(steps.config, [
+            '"list ^lb-marker-c0ffee\\$ --format csv --columns s") echo STOPPED ;;',
+            "*) cat >/dev/null 2>&1; exit 1 ;;",
+        ]);
+        expect(run.status).toBe(10);
+        expect(run.stderr).toContain("container lb-marker-c0ffee does not exist or is not running: nothing applied");
+        expect(run.calls).not.toContain("exec");
+    });
+
+    const deletes: [string, { create: string; stdin: string }, string][] = [
+        ["acme remove", { create: stepScripts("acme").delete as string, stdin: acmeStdin }, "its ACME setup in place"],
+        ["keepalived stop", { create: keepalived.delete as string, stdin: keepalived.stdin }, "its keepalived running"],
+        ["tls remove", { create: steps.tls.delete as string, stdin: steps.tls.stdin }, "/etc/haproxy/certs/cert-path-marker.pem in place"],
+    ];
+
+    test.each(deletes)("%s leaves another step's container alone, and succeeds", (_name, step, leaving) => {
+        const run = runStepWithFakeIncus(step, world("RUNNING", OTHER));
+        expect(run.status).toBe(0);
+        expect(run.stderr).toContain(`haproxy is owned by another step now (owner ${OTHER}): leaving ${leaving}`);
+        expect(run.calls).not.toContain("exec");
+    });
+
+    test.each(deletes)("%s leaves a container it took over in a run that did not finish alone, and succeeds", (_name, step, leaving) => {
+        const run = runStepWithFakeIncus(step, world("RUNNING", OWNER, OTHER));
+        expect(run.status).toBe(0);
+        expect(run.stderr).toContain(`this step took haproxy over in a run that did not finish: leaving ${leaving}`);
+        expect(run.calls).not.toContain("exec");
+    });
+});
+
+/** The scripts that name exit codes: every step script, the config step's in-container part, the ACME renew script. */
+const TEMPLATE_DIR = path.join(__dirname, "..", "..", "templates");
+const CODED_SCRIPTS = readdirSync(TEMPLATE_DIR)
+    .filter((f) => f.endsWith(".sh.mustache") || f === "_config-in-container.sh" || f === "_acme-renew.sh")
+    .sort();
+const templateText = (file: string) => readFileSync(path.join(TEMPLATE_DIR, file), "utf8");
+const PRELUDE = templateText("_prelude.sh");
+/** `NAME=value` pairs a script defines (`EXIT_A=0 EXIT_B=1` lines), and its table rows (`#   <code> <NAME>  meaning`). */
+function exitCodes(text: string): { defined: [string, number][]; documented: [string, number][] } {
+    const defined = [...text.matchAll(/^(?:EXIT_\w+=\d+ ?)+$/gm)].flatMap((line) =>
+        [...line[0].matchAll(/(EXIT_\w+)=(\d+)/g)].map((m): [string, number] => [m[1], Number(m[2])]),
+    );
+    const documented = [...text.matchAll(/^#\s+(\d+)\s+(EXIT_[A-Z_]+)\s/gm)].map((m): [string, number] => [m[2], Number(m[1])]);
+    return { defined, documented };
+}
+
+describe("exit codes", () => {
+    test("are named by every step script, the config step's in-container part and the ACME renew script", () => {
+        expect(CODED_SCRIPTS).toEqual([
+            "_acme-renew.sh",
+            "_config-in-container.sh",
+            "acme-create.sh.mustache",
+            "acme-delete.sh.mustache",
+            "acme-issue-create.sh.mustache",
+            "config-create.sh.mustache",
+            "container-create.sh.mustache",
+            "container-delete.sh.mustache",
+            "keepalived-create.sh.mustache",
+            "keepalived-delete.sh.mustache",
+            "pair-config-create.sh.mustache",
+            "tls-create.sh.mustache",
+            "tls-delete.sh.mustache",
+        ]);
+    });
+
+    test.each(CODED_SCRIPTS)(
+        "%s defines each code once, lists them in one table in numeric order, uses each by name, never exits with a bare number",
+        (file) => {
+            const text = templateText(file);
+            const { defined, documented } = exitCodes(text);
+            const names = defined.map(([name]) => name);
+            expect(new Set(names).size).toBe(names.length);
+            // The table: rows in numeric order, each a constant defined with that value; every defined value has a row.
+            expect(documented.length).toBeGreaterThan(0);
+            expect(documented.map(([, code]) => code)).toEqual([...new Set(documented.map(([, code]) => code))].sort((a, b) => a - b));
+            expect(defined).toEqual(expect.arrayContaining(documented));
+            for (const [, code] of defined) expect(documented.map(([, c]) => c)).toContain(code);
+            // Used by name: in the script, or by the prelude it includes (fail exits with EXIT_FAILED).
+            const includesPrelude = text.includes("{{> prelude}}");
+            const used = (name: string) => text.includes(`"$${name}"`) || (includesPrelude && PRELUDE.includes(`"$${name}"`));
+            expect(names.filter((name) => !used(name))).toEqual([]);
+            const code = text
+                .split("\n")
+                .filter((line) => !/^\s*#/.test(line))
+                .join("\n");
+            expect(code).not.toMatch(/\b(exit|die) \d/);
+        },
+    );
+
+    test("every step script defines the prelude's codes before including it", () => {
+        const preludeUses = [...new Set([...PRELUDE.matchAll(/"\$(EXIT_\w+)"/g)].map((m) => m[1]))];
+        expect(preludeUses).toEqual(["EXIT_FAILED"]);
+        for (const file of CODED_SCRIPTS.filter((f) => f.endsWith(".sh.mustache"))) {
+            const text = templateText(file);
+            const head = text.slice(0, text.indexOf("{{> prelude}}"));
+            expect({ file, defined: exitCodes(head).defined }).toEqual({
+                file,
+                defined: expect.arrayContaining([
+                    ["EXIT_OK", 0],
+                    ["EXIT_FAILED", 1],
+                ]),
+            });
+        }
+        expect(PRELUDE).not.toMatch(/^EXIT_/m);
+    });
+
+    test("the config step defines exactly the codes docs/lifecycle.md's table lists (0-9 in the container, 10 and 11 on the host)", () => {
+        const lifecycle = readFileSync(path.join(__dirname, "..", "..", "docs", "lifecycle.md"), "utf8");
+        const table = lifecycle.slice(lifecycle.indexOf("| code | meaning |"));
+        const rows = table.slice(0, table.search(/\n\s*\n/));
+        const documented = [...rows.matchAll(/^\s*\| (\d+) \|/gm)].map((m) => Number(m[1]));
+        expect(documented).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        const codes = (file: string) => exitCodes(templateText(file)).defined.map(([, code]) => code);
+        const defined = new Set([
+            ...codes("_config-in-container.sh"),
+            ...codes("config-create.sh.mustache"),
+            ...codes("pair-config-create.sh.mustache"),
+        ]);
+        expect([...defined].sort((a, b) => a - b)).toEqual(documented);
+        expect(codes("_config-in-container.sh")).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(codes("config-create.sh.mustache")).toContain(10);
+        expect(codes("pair-config-create.sh.mustache")).toEqual(expect.arrayContaining([10, 11]));
+    });
+
+    test("the ACME renew script defines exactly the codes docs/certificates.md lists", () => {
+        const certificates = readFileSync(path.join(__dirname, "..", "..", "docs", "certificates.md"), "utf8");
+        const sentence = certificates.slice(certificates.indexOf("The renew script exits"));
+        const documented = [...sentence.slice(0, sentence.indexOf(".\n")).matchAll(/\b(\d+) \(/g)].map((m) => Number(m[1]));
+        expect(documented).toEqual([20, 21, 22, 23, 24, 25]);
+        const defined = exitCodes(templateText("_acme-renew.sh")).defined.map(([, code]) => code);
+        expect(defined.filter((code) => code !== 0)).toEqual(documented);
+    });
+});
+
 const describeWithShellcheck = requireBinary("shellcheck");
 describe("the keepalived step checks the VIP against the node's own eth0 before keepalived gets it", () => {
     const stepFor = (vip: string) =>
