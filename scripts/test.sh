@@ -4,6 +4,7 @@
 # (scripts/install.sh), then runs every suite:
 #   npm test            typecheck, lint, unit and behaviour on this machine's HAProxy 2.6
 #   test:haproxy-3.0    the haproxy-facing suites on Debian 13's HAProxy 3.0
+#   test:haproxy-3.2    the same on Debian testing's HAProxy 3.2
 #   test:e2e            the steps' scripts on real Incus containers
 #   test:engine         the lab stack through the real Pulumi CLI and engine
 # and prints how many passed, failed and were skipped. A suite that needs a
@@ -29,6 +30,8 @@ echo "== npm test (HAProxy 2.6, this Debian 12 machine's)"
 VEZA_EXPECT_HAPROXY=2.6 npm test || status=1
 echo "== npm run test:haproxy-3.0 (real haproxy -c, the config step and the behaviour suite on Debian 13's HAProxy)"
 npm run test:haproxy-3.0 || status=1
+echo "== npm run test:haproxy-3.2 (the same on Debian testing's HAProxy 3.2, the next LTS)"
+npm run test:haproxy-3.2 || status=1
 echo "== npm run test:e2e"
 npm run test:e2e || status=1
 echo "== Pulumi CLI (built by install when this machine has Go)"

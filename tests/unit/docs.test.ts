@@ -66,19 +66,21 @@ describe("README and docs TypeScript snippets", () => {
 });
 
 describe("docs on HAProxy upgrades", () => {
-    test("say as many tracks move from 2.6 to 3.0 as the golden placements of the two releases differ by", () => {
-        const golden = (release: string) =>
-            (
-                JSON.parse(readFileSync(path.join(__dirname, "..", "behaviour", "golden", `chash-placement-${release}.json`), "utf8")) as {
-                    tracks: string[];
-                }
-            ).tracks;
-        const [old, next] = [golden("2.6"), golden("3.0")];
-        const moved = old.filter((server, i) => next[i] !== server).length;
-        // The sentence lives in docs/haproxy-config.md ("Upgrading HAProxy moves tracks once").
-        expect(readFileSync(path.join(DOCS, "haproxy-config.md"), "utf8").replace(/\s+/g, " ")).toContain(
-            `three servers, ${moved} of ${old.length} tracks land on another server`,
-        );
+    const golden = (release: string) =>
+        (
+            JSON.parse(readFileSync(path.join(__dirname, "..", "behaviour", "golden", `chash-placement-${release}.json`), "utf8")) as {
+                tracks: string[];
+            }
+        ).tracks;
+    const moved = (from: string, to: string) => golden(from).filter((server, i) => golden(to)[i] !== server).length;
+    // The sentences live in docs/haproxy-config.md ("Upgrading HAProxy moves tracks once").
+    const text = () => readFileSync(path.join(DOCS, "haproxy-config.md"), "utf8").replace(/\s+/g, " ");
+
+    test("say as many tracks move from 2.6 to 3.0, and from 3.0 to 3.2, as the golden placements of the releases differ by", () => {
+        const total = golden("2.6").length;
+        expect(text()).toContain(`three servers, ${moved("2.6", "3.0")} of ${total} tracks land on another server`);
+        expect(text()).toContain(`from 3.0 to 3.2 moves ${moved("3.0", "3.2")} of ${total} back`);
+        expect(text()).toContain(`from 2.6 straight to 3.2 moves ${moved("2.6", "3.2")}`);
     });
 });
 
