@@ -8,3 +8,13 @@ export const MASTER_SOCKET = "/run/haproxy-master.sock";
 export const CERT_DIR = "/etc/haproxy/certs";
 /** Where the component installs a pushed certificate when `tlsCertPath` is unset. */
 export const DEFAULT_TLS_CERT_PATH = `${CERT_DIR}/veza.pem`;
+/** Written once a reload of the applied config succeeded; the VRRP track script reads it (templates/_config-in-container.sh, _vrrp-alive.sh). */
+export const CONFIG_STAMP_PATH = `${CONFIG_PATH}.veza-stamp`;
+/** Where the keepalived step installs the scripts keepalived runs (templates/keepalived-create.sh.mustache). */
+export const VRRP_ALIVE_SCRIPT = "/usr/local/sbin/veza-haproxy-alive";
+export const VRRP_NOTIFY_SCRIPT = "/usr/local/sbin/veza-vrrp-notify";
+/** The ACME client's settings and the CA bundle it trusts (templates/acme-*.sh.mustache, _acme-renew.*). */
+export const ACME_ENV_PATH = "/etc/veza-haproxy/acme.env";
+export const ACME_CA_PATH = "/etc/veza-haproxy/acme-ca.pem";
+/** Where the ACME client keeps its account, keys and certificates (mode 700). */
+export const ACME_STATE_DIR = "/var/lib/veza-haproxy/acme";

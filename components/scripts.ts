@@ -1,6 +1,6 @@
 import { createHash } from "crypto";
 import { AcmeArgs, checkAcme, renderAcmeEnv } from "./acme";
-import { CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
+import { ACME_CA_PATH, ACME_STATE_DIR, CONFIG_PATH, MASTER_SOCKET } from "./container-paths";
 import { sha256Hex } from "./identity";
 import { IPV4_ADDRESS } from "./address";
 import { CLUSTER_MEMBER, vipProblem } from "./pair";
@@ -332,10 +332,6 @@ export function tlsStep(inputs: TlsStepInputs): ScriptStep {
         ),
     };
 }
-
-/** Where the ACME client keeps its account, keys and certificates in the container (mode 700). */
-export const ACME_STATE_DIR = "/var/lib/veza-haproxy/acme";
-const ACME_CA_PATH = "/etc/veza-haproxy/acme-ca.pem";
 
 export interface AcmeStepInputs {
     containerName: string;

@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { AcmeArgs } from "./acme";
+import { VRRP_ALIVE_SCRIPT, VRRP_NOTIFY_SCRIPT } from "./container-paths";
 import { sha256Hex } from "./identity";
 import { InputError } from "./input-checks";
 import { ResolvedInputs } from "./inputs";
@@ -69,10 +70,6 @@ export function certificateReport(stdout: string): { notAfter: string; issuer: s
 function acmePaths(settings: pulumi.Output<ResolvedSettings>): pulumi.Output<{ certPath: string; adminSocketPath: string }> {
     return pulumi.unsecret(settings.apply((s) => ({ certPath: s.tlsCertPath, adminSocketPath: s.adminSocketPath })));
 }
-
-/** Where the keepalived step installs the track and notify scripts (templates/keepalived-create.sh.mustache). */
-const VRRP_ALIVE_SCRIPT = "/usr/local/sbin/veza-haproxy-alive";
-const VRRP_NOTIFY_SCRIPT = "/usr/local/sbin/veza-vrrp-notify";
 
 /**
  * `value` once every input is known valid; it fails, and never waits,

@@ -6,6 +6,19 @@ import { configStep, containerStep, ownerToken, SettingsError, stackIdentity, tl
 import { keepalivedStep, stepScripts, stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
+import {
+    ACME_CA_PATH,
+    ACME_ENV_PATH,
+    CERT_DIR,
+    CONFIG_PATH,
+    CONFIG_STAMP_PATH,
+    VRRP_ALIVE_SCRIPT,
+    VRRP_NOTIFY_SCRIPT,
+} from "../../components/container-paths";
+import { HAPROXY_STOPPING_FILE } from "../../components/pair";
+import { MAX_CONFIG_BYTES } from "../../components/scripts";
+import { DEFAULT_SETTINGS } from "../../components/settings";
+import { loadTemplate } from "../../components/templates";
 import { findBinary, requireBinary } from "../support";
 import { labSettings } from "./lab-settings";
 
@@ -734,5 +747,38 @@ describeWithShellcheck("the repository's shell scripts", () => {
         const check = spawnSync(findBinary("shellcheck") as string, ["-x", "-s", shell, file], { cwd: REPO, encoding: "utf8" });
         expect({ status: check.status, out: check.stdout }).toEqual({ status: 0, out: "" });
         expect(spawnSync(shell === "bash" ? "bash" : "dash", ["-n", file], { cwd: REPO }).status).toBe(0);
+    });
+});
+
+/*
+ * Values both the TypeScript and a script spell out (the scripts are constant
+ * text, so a path cannot reach them as a variable). Each is defined once in
+ * TypeScript; this table reads each script's copy and must find the same.
+ */
+describe("values the scripts and the TypeScript share agree", () => {
+    test.each<[string, string, string, RegExp]>([
+        ["the VRRP track script", VRRP_ALIVE_SCRIPT, "keepalived-create.sh.mustache", /^alive=(\S+)$/m],
+        ["the VRRP track script", VRRP_ALIVE_SCRIPT, "pair-config-create.sh.mustache", /^alive=(\S+)$/m],
+        ["the VRRP notify script", VRRP_NOTIFY_SCRIPT, "keepalived-create.sh.mustache", /^notify=(\S+)$/m],
+        ["the planned-stop file", HAPROXY_STOPPING_FILE, "_vrrp-handover.sh", /^stopping=(\S+)$/m],
+        ["the applied-config stamp", CONFIG_STAMP_PATH, "_vrrp-alive.sh", /^\[ -s (\S+) \]/m],
+        [
+            "the applied-config stamp (after the config path)",
+            CONFIG_STAMP_PATH.slice(CONFIG_PATH.length),
+            "_config-in-container.sh",
+            /stamp="\$cfg(\S+?)"/,
+        ],
+        ["the admin socket", DEFAULT_SETTINGS.adminSocketPath, "_vrrp-alive.sh", /^ADMIN_SOCKET=(\S+)$/m],
+        ["the config size limit", String(MAX_CONFIG_BYTES), "_config-in-container.sh", /^max_bytes=(\d+)$/m],
+        ["the certificate directory", CERT_DIR, "tls-create.sh.mustache", /^\s+(\S+)\/\?\*\.pem\) in_cert_dir=yes/m],
+        ["the ACME settings", ACME_ENV_PATH, "acme-create.sh.mustache", /^env_file=(\S+)$/m],
+        ["the ACME settings", ACME_ENV_PATH, "_acme-renew.sh", /env_file=\$\{1:-(\S+)\}/],
+        ["the ACME settings", ACME_ENV_PATH, "_acme-renew.service", /^ExecStart=\S+ (\S+)$/m],
+        ["the ACME settings", ACME_ENV_PATH, "acme-issue-create.sh.mustache", /acme-renew\.sh (\S+) </],
+        ["the ACME settings", ACME_ENV_PATH, "acme-delete.sh.mustache", /^\s+rm -f .* (\S+acme\.env) /m],
+        ["the ACME CA bundle", ACME_CA_PATH, "acme-create.sh.mustache", /^ca_file=(\S+)$/m],
+        ["the ACME CA bundle", ACME_CA_PATH, "acme-delete.sh.mustache", /^\s+rm -f .* (\S+acme-ca\.pem)$/m],
+    ])("%s: %s in %s", (_what, value, file, copy) => {
+        expect(copy.exec(loadTemplate(file))?.[1]).toBe(value);
     });
 });
