@@ -467,6 +467,18 @@ describe("the prelude's owner and running checks, as each step uses them", () =>
         ["acme setup", { create: stepScripts("acme").create, stdin: acmeStdin }, true, "not touching it"],
         ["acme issue", { create: stepScripts("acmeIssue").create, stdin: acmeIssueStdin }, false, "not touching it"],
         ["keepalived setup", keepalived, true, "not touching its keepalived"],
+        [
+            "certificate install",
+            tlsStep({
+                containerName: "haproxy",
+                certPath: "/etc/haproxy/certs/veza.pem",
+                owner: OWNER,
+                certificatePem: CERT,
+                privateKeyPem: KEY,
+            }),
+            false,
+            "not touching its certificate",
+        ],
     ];
 
     test.each(creates)("%s fails on another step's container, touching nothing", (_name, step, _checksRunning, what) => {
