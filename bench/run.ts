@@ -264,6 +264,15 @@ function markdown(r: Results): string {
         `Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`,
         "",
     );
+    // A later run of some scenarios (BENCH_ONLY) replaced their tables: say which, and when.
+    const partial = m.last_partial_run as { scenarios: string[]; date: string; loadavg_at_start: number[] } | undefined;
+    if (partial !== undefined) {
+        lines.push(
+            `Measured again ${String(partial.date).slice(0, 10)} (load average at start ${partial.loadavg_at_start.join(", ")}): ` +
+                `${partial.scenarios.join(", ")}; the tables of ${partial.scenarios.length === 1 ? "that scenario" : "those scenarios"} are from then, the rest from the date above.`,
+            "",
+        );
+    }
     for (const c of costsByRelease(r)) lines.push(...costMarkdown(c));
     if (r.throughput) {
         const tp = r.throughput;
