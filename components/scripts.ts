@@ -154,7 +154,7 @@ export interface ContainerStepInputs {
 function checked(check: (c: Checker) => void): void {
     const c = new Checker();
     check(c);
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
 }
 
 /** A stack's identity as the container records it: `<project>/<stack>` (Pulumi's names: letters, digits, . _ -). */
@@ -233,7 +233,7 @@ export function configStep(inputs: ConfigStepInputs): ScriptStep {
     const c = new Checker();
     c.containerName("containerName", inputs.containerName);
     const fields = configPayloadFields(c, inputs);
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
     return { ...stepScripts("config"), stdin: stepStdin({ container: inputs.containerName, ...fields }, inputs.config) };
 }
 
@@ -252,7 +252,7 @@ export function pairConfigStep(inputs: PairConfigStepInputs): ScriptStep {
     if (inputs.nodes[0] === inputs.nodes[1]) c.fail("nodes", `must be two different containers (both ${JSON.stringify(inputs.nodes[0])})`);
     c.matches("vip", inputs.vip, IPV4_ADDRESS, "must be an IPv4 address without prefix");
     const fields = configPayloadFields(c, inputs);
-    if (c.problems.length > 0) throw new SettingsError(c.problems);
+    c.throwIfAny();
     return {
         ...stepScripts("pairConfig"),
         stdin: stepStdin({ nodes: `${inputs.nodes[0]},${inputs.nodes[1]}`, vip: inputs.vip, ...fields }, inputs.config),

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "f
 import { tmpdir } from "os";
 import * as path from "path";
 import { configStep, containerStep, ownerToken, SettingsError, stackIdentity, tlsStep } from "../../components";
-import { keepalivedStep, stepScripts, stepStdin } from "../../components/scripts";
+import { keepalivedStep, pairConfigStep, stepScripts, stepStdin } from "../../components/scripts";
 import { applyDefaults, validateSettings } from "../../components";
 import { openFilesNeeded } from "../../components/render";
 import {
@@ -289,7 +289,7 @@ function runStepWithFakeIncus(
     cases: string[],
     files: Record<string, string> = {},
     shell = "/bin/sh",
-): { status: number | null; stderr: string; calls: string } {
+): { status: number | null; stdout: string; stderr: string; calls: string } {
     const dir = mkdtempSync(path.join(tmpdir(), "veza-fake-incus-"));
     try {
         for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
@@ -317,7 +317,7 @@ function runStepWithFakeIncus(
         } catch {
             /* none */
         }
-        return { status: run.status, stderr: run.stderr, calls };
+        return { status: run.status, stdout: run.stdout, stderr: run.stderr, calls };
     } finally {
         rmSync(dir, { recursive: true, force: true });
     }
@@ -792,5 +792,42 @@ describe("values the scripts and the TypeScript share agree", () => {
         ["the ACME CA bundle", ACME_CA_PATH, "acme-delete.sh.mustache", /^\s+rm -f .* (\S+acme-ca\.pem)$/m],
     ])("%s: %s in %s", (_what, value, file, copy) => {
         expect(copy.exec(loadTemplate(file))?.[1]).toBe(value);
+    });
+});
+
+describe("the pair's config step when no node holds the VIP (a new pair, or both rebuilt)", () => {
+    const step = pairConfigStep({ nodes: ["veza-a", "veza-b"], vip: "198.18.0.250", config: "# pair config\n", openFiles: 8256 });
+    const VIP_LINE = "2: eth0    inet 198.18.0.250/24 scope global secondary eth0";
+
+    /**
+     * keepalived as the fake sees it: a node is eligible for the VIP only once
+     * its config is applied (the track script needs the stamp), and node a
+     * takes the VIP on the third look after its apply. The apply to node b
+     * records whether node a held the VIP by then.
+     */
+    const keepalivedTakesTime = [
+        '"list ^veza-"*) echo RUNNING ;;',
+        '"exec veza-a -- sh -c "*) cat >/dev/null; : >"$DIR/applied-a" ;;',
+        '"exec veza-b -- sh -c "*) cat >/dev/null; if [ -e "$DIR/vip-a" ]; then echo yes >"$DIR/b-saw"; else echo no >"$DIR/b-saw"; fi ;;',
+        '"exec veza-"*" -- /usr/local/sbin/veza-haproxy-alive") exit 0 ;;',
+        `"exec veza-a -- ip -4 -o addr show dev eth0") if [ -e "$DIR/applied-a" ]; then echo x >>"$DIR/looks-a"; [ "$(wc -l <"$DIR/looks-a")" -ge 3 ] && : >"$DIR/vip-a"; fi; [ -e "$DIR/vip-a" ] && echo "${VIP_LINE}"; exit 0 ;;`,
+        '"exec veza-b -- ip -4 -o addr show dev eth0") exit 0 ;;',
+        "*) cat >/dev/null 2>&1; exit 1 ;;",
+    ];
+
+    test("node a takes the VIP before node b gets the config (and with it, eligibility): the first election is node a's, every time", () => {
+        const dir = mkdtempSync(path.join(tmpdir(), "veza-pair-first-"));
+        try {
+            const run = runStepWithFakeIncus(
+                step,
+                keepalivedTakesTime.map((c) => c.replace(/\$DIR/g, dir)),
+            );
+            expect(run.status).toBe(0);
+            expect(readFileSync(path.join(dir, "b-saw"), "utf8")).toBe("yes\n");
+            expect(run.stderr).toMatch(/veza-a holds the VIP 198\.18\.0\.250 \(no node did\); applying to veza-b/);
+            expect(run.stdout).toBe("vip_node=veza-a\n");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
