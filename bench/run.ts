@@ -237,6 +237,12 @@ function costMarkdown(c: ProxyCostResult): string[] {
     return lines;
 }
 
+/** A later run of one scenario alone (BENCH_ONLY), kept in meta.partial_runs. */
+interface PartialRun {
+    date: string;
+    loadavg_at_start: number[];
+}
+
 /** proxy_cost_by_haproxy in release order (2.6 before 3.0). */
 function costsByRelease(r: Results): ProxyCostResult[] {
     return Object.values(r.proxy_cost_by_haproxy ?? {}).sort((a, b) =>
@@ -264,12 +270,15 @@ function markdown(r: Results): string {
         `Measured ${String(m.date).slice(0, 10)} on ${m.cpus} cores (${m.cpu_model}), ${m.haproxy}, ${m.nginx}, ${m.wrk}; \`${m.command}\`.`,
         "",
     );
-    // A later run of some scenarios (BENCH_ONLY) replaced their tables: say which, and when.
-    const partial = m.last_partial_run as { scenarios: string[]; date: string; loadavg_at_start: number[] } | undefined;
-    if (partial !== undefined) {
+    // Later runs of some scenarios (BENCH_ONLY) replaced their tables: say which, and when.
+    const byRun = new Map<string, string[]>();
+    for (const [scenario, run] of Object.entries((m.partial_runs as Record<string, PartialRun> | undefined) ?? {})) {
+        const key = `${String(run.date).slice(0, 10)} (load average at start ${run.loadavg_at_start.join(", ")})`;
+        byRun.set(key, [...(byRun.get(key) ?? []), scenario]);
+    }
+    for (const [when, scenarios] of byRun) {
         lines.push(
-            `Measured again ${String(partial.date).slice(0, 10)} (load average at start ${partial.loadavg_at_start.join(", ")}): ` +
-                `${partial.scenarios.join(", ")}; the tables of ${partial.scenarios.length === 1 ? "that scenario" : "those scenarios"} are from then, the rest from the date above.`,
+            `Measured again ${when}: ${scenarios.join(", ")}; those tables and rows are from then, the rest from the date above.`,
             "",
         );
     }
@@ -321,7 +330,8 @@ function markdown(r: Results): string {
     if (r.failover) {
         const f = r.failover;
         lines.push(
-            `| failover: errors until the killed server is DOWN (checks every ${f.check_interval_ms} ms) | product ${f.product_errors} of ${f.product.requests}, seed literal ${f.seed_literal_errors} of ${f.seed_literal.requests} |`,
+            `| failover: errors until the killed server is DOWN (checks every ${f.check_interval_ms} ms) | product ${f.product_errors} of ${f.product.requests}, seed literal ${f.seed_literal_errors} of ${f.seed_literal.requests}` +
+                `${f.product_without_retries ? `, product without L7 retries ${f.product_without_retries_errors} of ${f.product_without_retries.requests}` : ""} |`,
         );
     }
     if (r.hash) {
@@ -410,9 +420,15 @@ async function main(): Promise<number> {
     if (ONLY.length > 0) {
         try {
             const previous = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
-            // The kept sections were measured under the previous meta: it stays, and this run is noted beside it.
-            const partial = { scenarios: ONLY, date: results.meta.date, loadavg_at_start: results.meta.loadavg_at_start };
-            Object.assign(results, previous, { meta: { ...previous.meta, last_partial_run: partial } });
+            // The kept sections were measured under the previous meta: it stays, and each scenario
+            // measured again since is noted beside it with its own run (the earlier partial runs' too).
+            const runs: Record<string, PartialRun> = { ...(previous.meta.partial_runs as Record<string, PartialRun> | undefined) };
+            const last = previous.meta.last_partial_run as (PartialRun & { scenarios: string[] }) | undefined;
+            for (const scenario of last?.scenarios ?? []) runs[scenario] ??= { date: last!.date, loadavg_at_start: last!.loadavg_at_start };
+            for (const scenario of ONLY) runs[scenario] = { date: runDate, loadavg_at_start: results.meta.loadavg_at_start as number[] };
+            const { last_partial_run: _older, ...kept } = previous.meta;
+            void _older;
+            Object.assign(results, previous, { meta: { ...kept, partial_runs: runs } });
         } catch {
             /* none yet */
         }

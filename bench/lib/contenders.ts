@@ -8,6 +8,7 @@ import { BackendProcess } from "./backends";
 import { fillPlaceholders, LiteralHaproxy, readBenchFile } from "./literal";
 import { NginxContender } from "./nginx";
 import { tempDir } from "./procs";
+import { applyVariant } from "./variants";
 
 export interface Named {
     name: string;
@@ -23,6 +24,22 @@ export function serverEntry(b: Named, weight?: number): { name: string; address:
 /** Product settings for the bench: product defaults except pools and whatever `extra` sets. */
 export function productSettings(api: Named[], stream: Named[], extra: Partial<HaproxySettings> = {}): HaproxySettings {
     return { apiServers: api.map((b) => serverEntry(b)), streamServers: stream.map((b) => serverEntry(b)), ...extra };
+}
+
+/**
+ * The product's config with a bench/lib/variants.ts edit (an experiment),
+ * run as a literal config: e.g. "no-l7-retries" for the failover scenario.
+ */
+export async function startProductVariant(settings: HaproxySettings, variant: string): Promise<LiteralHaproxy> {
+    const dir = tempDir(`product-${variant}`);
+    const copy = await renderProductCopy(dir, settings);
+    const h = await LiteralHaproxy.start(applyVariant(variant, copy.config), {
+        httpPort: copy.httpPort,
+        dir,
+        adminSocket: copy.adminSocket,
+    });
+    onCleanup(() => h.stop());
+    return h;
 }
 
 /** Product config through the test kit's haproxy (rendered by the product renderer, run unprivileged; stopped by cleanupAll). */

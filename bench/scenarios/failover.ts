@@ -1,5 +1,5 @@
 import { BackendProcess } from "../lib/backends";
-import { productSettings, startProduct, startSeedLiteral } from "../lib/contenders";
+import { productSettings, startProduct, startProductVariant, startSeedLiteral } from "../lib/contenders";
 import { sleep } from "../../tests/support";
 import { log, nowMs, round } from "../lib/stats";
 import { startWrk } from "../lib/wrk";
@@ -20,9 +20,12 @@ export interface FailoverResult {
     requests: number;
     product_errors: number;
     seed_literal_errors: number;
+    /** The product without L7 retries (the no-l7-retries variant): what the retries buy. */
+    product_without_retries_errors?: number;
     check_interval_ms: number;
     product: FailoverRun;
     seed_literal: FailoverRun;
+    product_without_retries?: FailoverRun;
 }
 
 export interface Target {
@@ -122,16 +125,31 @@ export async function measureFailover(
     } finally {
         await seed.stop();
     }
-    await a1.restart().catch(() => undefined);
     log(
         `failover seed literal: ${s.errors} errors in ${s.requests} requests, DOWN after ${s.kill_to_down_ms} ms, ${s.retries} retries, ${s.redispatches} redispatches`,
     );
+    const variant = await startProductVariant(
+        productSettings([a1, a2], backends.stream, { healthCheckIntervalMs: o.checkIntervalMs }),
+        "no-l7-retries",
+    );
+    let n: FailoverRun;
+    try {
+        n = await oneFailover(variant, a1, { ...o, drainMs });
+    } finally {
+        await variant.stop();
+    }
+    await a1.restart().catch(() => undefined);
+    log(
+        `failover product without L7 retries: ${n.errors} errors in ${n.requests} requests, DOWN after ${n.kill_to_down_ms} ms, ${n.retries} retries, ${n.redispatches} redispatches`,
+    );
     return {
-        requests: p.requests + s.requests,
+        requests: p.requests + s.requests + n.requests,
         product_errors: p.errors,
         seed_literal_errors: s.errors,
+        product_without_retries_errors: n.errors,
         check_interval_ms: o.checkIntervalMs,
         product: p,
         seed_literal: s,
+        product_without_retries: n,
     };
 }
