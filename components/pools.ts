@@ -29,6 +29,8 @@ function checkAddress(c: Checker, field: string, address: unknown): void {
 
 /** The fields of a pool entry. */
 export const SERVER_KEYS = ["name", "address", "port", "weight", "id"] as const;
+/** A pool entry as messages show it: "{ name, address, port?, weight?, id? }". */
+const SERVER_SHAPE = `{ ${SERVER_KEYS.map((k) => (k === "name" || k === "address" ? k : `${k}?`)).join(", ")} }`;
 
 /**
  * A member on a loopback address and one of the load balancer's own ports
@@ -55,7 +57,7 @@ export function checkNotOwnListener(c: Checker, field: string, servers: unknown,
 
 export function checkPool(c: Checker, field: string, servers: unknown): void {
     if (!Array.isArray(servers) || servers.length === 0) {
-        c.fail(field, "must list at least one server ({ name, address, port?, weight?, id? })");
+        c.fail(field, `must list at least one server (${SERVER_SHAPE})`);
         return;
     }
     const seen = new Map<string, number>();
@@ -74,7 +76,7 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
     servers.forEach((server: Partial<BackendServer>, i) => {
         const at = `${field}[${i}]`;
         if (!isRecord(server)) {
-            c.fail(at, `must be an object { name, address, port?, weight?, id? } (got ${shown(server)})`);
+            c.fail(at, `must be an object ${SERVER_SHAPE} (got ${shown(server)})`);
             return;
         }
         c.knownKeys(at, server, SERVER_KEYS);
@@ -83,8 +85,10 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
             const first = seen.get(name);
             if (first !== undefined) {
                 c.fail(`${at}.name`, `duplicates ${field}[${first}].name ${shown(name)}; server names must be unique in a pool`);
-            } else if (server.id === undefined) {
+            } else {
                 seen.set(name, i);
+            }
+            if (first === undefined && server.id === undefined) {
                 // A server's id (its place on the hash ring) comes from its name
                 // alone, so no other server can ever move it; two names on one id
                 // cannot both have it, and one of them would move.
@@ -100,8 +104,6 @@ export function checkPool(c: Checker, field: string, servers: unknown): void {
                 } else {
                     ids.set(id, i);
                 }
-            } else {
-                seen.set(name, i);
             }
         }
         checkAddress(c, `${at}.address`, server.address);
