@@ -7,8 +7,11 @@
 # Steps (each says what it found or did):
 #   packages   Debian packages the tests and the lab use (haproxy for haproxy -c
 #              and the behaviour suite, keepalived -t, shellcheck, Pebble and
-#              lego for ACME, sslscan, slowhttptest, sshd for SSH mode),
-#              Node.js when the machine has none.
+#              lego for ACME, sslscan, slowhttptest, sshd for SSH mode,
+#              prometheus for promtool and the metrics suite), Node.js when
+#              the machine has none. Prometheus comes without its recommended
+#              exporters and its own service stopped: the tests start their
+#              own instance on loopback, with their own config.
 #   node       the npm dependencies, when package-lock.json changed since the
 #              last install (its digest is kept in node_modules/).
 #   incus      Incus, its bridge and the Debian 13 images (tests/e2e/setup-incus.sh:
@@ -24,6 +27,9 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(haproxy socat shellcheck openssl openssh-server openssh-client keepalived slowhttptest pebble lego sslscan)
+# Installed for their binaries only: no recommended packages, no running service.
+BINARY_ONLY_PACKAGES=(prometheus)
+INSTALLED=()
 
 log() { printf 'install: %s\n' "$*" >&2; }
 fail() {
@@ -40,17 +46,30 @@ missing_packages() {
     done
 }
 
-step_packages() {
-    local wanted=("${PACKAGES[@]}") missing
-    command -v node >/dev/null 2>&1 || wanted+=(nodejs npm)
-    mapfile -t missing < <(missing_packages "${wanted[@]}")
+# install_missing LABEL APT_OPTION|"" PACKAGE...: apt-get install the ones not installed yet, and set INSTALLED to them.
+install_missing() {
+    local label=$1 option=$2 missing
+    shift 2
+    mapfile -t missing < <(missing_packages "$@")
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "packages: all ${#wanted[@]} present"
+        log "$label: all $# present"
         return
     fi
-    log "packages: installing ${missing[*]}"
+    log "$label: installing ${missing[*]}"
     apt-get update -q >/dev/null || fail packages "apt-get update failed"
-    apt-get install -y -q "${missing[@]}" >/dev/null || fail packages "apt-get install ${missing[*]} failed"
+    apt-get install -y -q ${option:+"$option"} "${missing[@]}" >/dev/null || fail packages "apt-get install ${missing[*]} failed"
+    INSTALLED=("${missing[@]}")
+}
+
+step_packages() {
+    local wanted=("${PACKAGES[@]}") p
+    command -v node >/dev/null 2>&1 || wanted+=(nodejs npm)
+    install_missing packages "" "${wanted[@]}"
+    INSTALLED=()
+    install_missing "packages (binaries only)" --no-install-recommends "${BINARY_ONLY_PACKAGES[@]}"
+    if [ -d /run/systemd/system ]; then
+        for p in "${INSTALLED[@]}"; do systemctl disable --now "$p" >/dev/null 2>&1 || true; done
+    fi
 }
 
 step_node() {

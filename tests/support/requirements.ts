@@ -19,6 +19,8 @@ const INSTALL_HINTS: Record<string, string> = {
     "pebble-challtestsrv": "apt-get install -y pebble",
     lego: "apt-get install -y lego",
     sslscan: "apt-get install -y sslscan",
+    promtool: "apt-get install -y --no-install-recommends prometheus",
+    prometheus: "apt-get install -y --no-install-recommends prometheus",
 };
 
 /** Absolute path of an executable named `name`, or undefined. */
