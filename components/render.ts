@@ -1,6 +1,7 @@
 import { isIPv6 } from "net";
 import { ACME_CHALLENGE_PREFIX } from "./acme";
 import { isIpLiteral } from "./address";
+import { NODE_METRICS_PATH, NODE_METRICS_PORT } from "./container-paths";
 import { edgeView } from "./edge";
 import { cookieValue, stableServerIds } from "./identity";
 import { applyDefaults, BackendServer, HaproxySettings, ResolvedSettings } from "./settings";
@@ -72,6 +73,8 @@ export function configView(s: ResolvedSettings, peers: PeerNode[] = []): object 
         peers: peers.map((peer) => ({ ...peer, port: PEERS_PORT })),
         peersSection: PEERS_SECTION,
         pairSyncTable: PAIR_SYNC_TABLE,
+        nodeMetricsPort: NODE_METRICS_PORT,
+        nodeMetricsPath: NODE_METRICS_PATH,
     };
 }
 

@@ -40,6 +40,9 @@ const PARTIALS = {
     acmeRenew: "_acme-renew.sh",
     acmeService: "_acme-renew.service",
     acmeTimer: "_acme-renew.timer",
+    nodeMetrics: "_node-metrics.sh",
+    nodeMetricsSocket: "_node-metrics.socket",
+    nodeMetricsService: "_node-metrics@.service",
 };
 
 /** Renders one of templates/*.sh.mustache with the shared partials. */

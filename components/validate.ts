@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from "crypto";
 import { Checker, isRecord, Problem, SettingsError, shown } from "./checker";
+import { NODE_METRICS_PORT } from "./container-paths";
 import { checkNotOwnListener } from "./pools";
 import { ResolvedSettings, SETTINGS, SETTINGS_KEYS } from "./settings";
 
@@ -24,6 +25,11 @@ function checkListeners(c: Checker, s: ResolvedSettings): void {
                     `must differ from the ACME client's challenge port ${s.acmeChallengePort} (tls.acme): HAProxy hands /.well-known/acme-challenge/ to a responder there, and a listener on it would hand the challenges back to HAProxy itself`,
                 );
         }
+    }
+    // The node metrics listen there (systemd, on loopback): a listener on it would fail to bind, or take it first.
+    for (const [field, port] of listeners) {
+        if (port === NODE_METRICS_PORT)
+            c.fail(field, `must differ from ${NODE_METRICS_PORT}: the node metrics (/veza-metrics) listen on that port in the container`);
     }
     for (let i = 0; i < listeners.length; i++) {
         for (let j = i + 1; j < listeners.length; j++) {

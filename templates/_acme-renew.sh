@@ -69,6 +69,9 @@ key=$state/certificates/$first.key
 step=waitTurn
 # The timer and the component's issue step both run this script, and lego binds the challenge port: one run at a time.
 mkdir -p "$state"
+# Every run's outcome from here on, for the node metrics
+# (veza_haproxy_acme_renew_last_result): "<exit code> <unix time>".
+trap 'printf "%s %s\n" "$?" "$(date +%s)" > "$state/veza-last-run" 2>/dev/null || true' EXIT
 exec 9>> "$state/veza-lock"
 if ! flock -n 9; then
     log "another run holds $state/veza-lock: waiting for it"

@@ -18,7 +18,9 @@ EXIT_OK=0 EXIT_DAMAGED=1 EXIT_REJECTED=2 EXIT_RESTORED=3 EXIT_PORT_HELD=4
 EXIT_LOCKED=5 EXIT_UNWRITABLE=6 EXIT_MASTER_SILENT=7 EXIT_TOO_LARGE=8 EXIT_OPEN_FILES=9
 set -eu
 cfg=$1 want=$2 cert=$3 master=$4 wait_seconds=$5 bytes=$6 open_files=$7
-new="$cfg.veza-new" prev="$cfg.veza-prev" stamp="$cfg.veza-stamp" lock="$cfg.veza-lock"
+new="$cfg.veza-new" prev="$cfg.veza-prev" stamp="$cfg.veza-stamp" lock="$cfg.veza-lock" result="$cfg.veza-result"
+# Every run's outcome, for the node metrics (veza_haproxy_config_apply_last_result): "<exit code> <unix time>".
+trap 'printf "%s %s\n" "$?" "$(date +%s)" > "$result" 2>/dev/null || true' EXIT
 max_bytes=4194304
 say() { printf 'veza-haproxy[config]: %s\n' "$*" >&2; }
 # drop_new_and_exit CODE MESSAGE: a run that stops short of the swap leaves

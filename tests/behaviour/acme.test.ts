@@ -204,5 +204,7 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         expect(failed.stderr).toContain("veza-acme[obtain]: ERROR: lego could not renew; the current certificate keeps serving");
         const after = served(lab.hp.httpsPort as number, rootFile);
         expect(after).toEqual(before);
+        // The node metrics' source (veza_haproxy_acme_renew_last_result): this run's code, beside lego's state.
+        expect(readFileSync(path.join(dir, "state", "veza-last-run"), "utf8")).toMatch(/^21 \d{10}\n$/);
     });
 });

@@ -14,7 +14,9 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { HaproxyLoadBalancerArgs } from "../../components";
+import { NODE_METRICS_PATH } from "../../components/container-paths";
 import { sha256Hex } from "../../components/identity";
+import { DEFAULT_SETTINGS } from "../../components/settings";
 import { get, waitFor } from "../support";
 import {
     API_PORT,
@@ -153,7 +155,8 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
         const state = await serversState(LB);
         // api_ws holds the WebSocket twins of the api servers; they track api_pool's state.
         const twins = ["api_ws/backend-api-1", "api_ws/backend-api-2"];
-        expect([...state.keys()].sort()).toEqual([...four, ...twins].sort());
+        // veza_node_metrics/node: the node metrics behind the stats listener.
+        expect([...state.keys()].sort()).toEqual([...four, ...twins, "veza_node_metrics/node"].sort());
         for (const s of [...four, ...twins]) expect(state.get(s)?.opState).toBe(2);
 
         const marker = `/e2e-log-probe-${Date.now()}`;
@@ -176,6 +179,20 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
             { what: "the request log line in journalctl -u haproxy", timeoutMs: 15_000, intervalMs: 300 },
         );
         expect(line).toMatch(/veza_http api_pool\/backend-api-[12] .* 200 /);
+
+        // The node metrics through the stats listener, served by the container's own systemd socket unit:
+        // one worker, and the config apply just made (exit 0, within this test).
+        const scrape = await execInOk(
+            LB,
+            ["socat", "-t", "5", "stdio", `TCP:127.0.0.1:${DEFAULT_SETTINGS.statsPort}`],
+            `GET ${NODE_METRICS_PATH} HTTP/1.0\r\n\r\n`,
+        );
+        note("node metrics scrape", scrape.split("\n")[0]);
+        expect(scrape).toMatch(/^HTTP\/1\.[01] 200 /);
+        expect(scrape).toContain(`veza_haproxy_workers{node="${LB}"} 1\n`);
+        expect(scrape).toContain(`veza_haproxy_config_apply_last_result{node="${LB}"} 0\n`);
+        const appliedAt = Number(/^veza_haproxy_config_apply_last_run_timestamp_seconds\{[^}]*\} (\d+)$/m.exec(scrape)?.[1]);
+        expect(appliedAt * 1000).toBeGreaterThanOrEqual(t0 - 1000);
     }, 240_000);
 
     test("the failover drill (scripts/failover-drill.sh) sees a stopped backend marked DOWN, the other serving 200, and its return UP", async () => {

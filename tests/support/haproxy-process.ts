@@ -57,6 +57,8 @@ export interface HaproxyProcess {
     /** Temp dir holding haproxy.cfg, sockets and the state file; removed by stop(). */
     readonly dir: string;
     readonly configPath: string;
+    /** The master CLI socket (-S). */
+    readonly masterSocket: string;
     /** Master process pid (also the process group id). */
     readonly pid: number;
     /** The full settings the current config was rendered from (process-level fields filled in). */

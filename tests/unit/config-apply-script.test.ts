@@ -138,6 +138,20 @@ describeWithHaproxy.each([
         expect(readFileSync(`${box.cfg}.veza-stamp`, "utf8")).toBe(`${sha(CONFIG_B)} none\n`);
     });
 
+    test("every run leaves its exit code and end time for the node metrics: 0 after an apply, then 3 after a failed reload", async () => {
+        const [result, seconds] = [`${box.cfg}.veza-result`, () => Math.floor(Date.now() / 1000)];
+        const started = seconds();
+        expect((await apply(box, CONFIG_B)).code).toBe(0);
+        const [ok, okAt] = readFileSync(result, "utf8").trim().split(" ").map(Number);
+        rmSync(path.join(box.fake, "reload-works"));
+        expect((await apply(box, `${CONFIG_A}# C\n`, { wait: 1 })).code).toBe(3);
+        const [failed, failedAt] = readFileSync(result, "utf8").trim().split(" ").map(Number);
+        expect([ok, failed]).toEqual([0, 3]);
+        expect(okAt).toBeGreaterThanOrEqual(started);
+        expect(failedAt).toBeGreaterThanOrEqual(okAt);
+        expect(failedAt).toBeLessThanOrEqual(seconds());
+    });
+
     test("HAProxy 3.1+ after a failed reload lists the serving worker under '# old workers': it is still found, and the next reload proven", async () => {
         writeFileSync(path.join(box.fake, "serving-in-old"), "");
         const r = await apply(box, CONFIG_B);

@@ -12,6 +12,12 @@ import {
     CERT_DIR,
     CONFIG_PATH,
     CONFIG_STAMP_PATH,
+    CONFIG_RESULT_PATH,
+    ACME_RESULT_PATH,
+    ACME_STATE_DIR,
+    NODE_METRICS_SCRIPT,
+    NODE_METRICS_PORT,
+    MASTER_SOCKET,
     VRRP_ALIVE_SCRIPT,
     VRRP_NOTIFY_SCRIPT,
 } from "../../components/container-paths";
@@ -790,6 +796,31 @@ describe("values the scripts and the TypeScript share agree", () => {
         ["the ACME settings", ACME_ENV_PATH, "acme-delete.sh.mustache", /^\s+rm -f .* (\S+acme\.env) /m],
         ["the ACME CA bundle", ACME_CA_PATH, "acme-create.sh.mustache", /^ca_file=(\S+)$/m],
         ["the ACME CA bundle", ACME_CA_PATH, "acme-delete.sh.mustache", /^\s+rm -f .* (\S+acme-ca\.pem)$/m],
+        [
+            "the config apply's result (after the config path)",
+            CONFIG_RESULT_PATH.slice(CONFIG_PATH.length),
+            "_config-in-container.sh",
+            /result="\$cfg(\S+?)"/,
+        ],
+        ["the config apply's result", CONFIG_RESULT_PATH, "_node-metrics.sh", /^config_result=\$\{VEZA_CONFIG_RESULT:-(\S+)\}$/m],
+        [
+            "the ACME run's result (after its state directory)",
+            ACME_RESULT_PATH.slice(ACME_STATE_DIR.length),
+            "_acme-renew.sh",
+            /"\$state(\/\S+)" 2>/,
+        ],
+        ["the ACME run's result", ACME_RESULT_PATH, "_node-metrics.sh", /^acme_result=\$\{VEZA_ACME_RESULT:-(\S+)\}$/m],
+        ["the config path", CONFIG_PATH, "_node-metrics.sh", /^config=\$\{VEZA_CONFIG_PATH:-(\S+)\}$/m],
+        ["the master CLI", MASTER_SOCKET, "_node-metrics.sh", /^master=\$\{VEZA_MASTER_SOCKET:-(\S+)\}$/m],
+        ["the admin socket", DEFAULT_SETTINGS.adminSocketPath, "_node-metrics.sh", /^ADMIN_SOCKET=(\S+)$/m],
+        [
+            "the node metrics script",
+            NODE_METRICS_SCRIPT,
+            "container-create.sh.mustache",
+            /^install_file "\$container" (\S+) 755 <<'VEZA_NODE_METRICS'$/m,
+        ],
+        ["the node metrics script", NODE_METRICS_SCRIPT, "_node-metrics@.service", /^ExecStart=(\S+)$/m],
+        ["the node metrics port", String(NODE_METRICS_PORT), "_node-metrics.socket", /^ListenStream=127\.0\.0\.1:(\d+)$/m],
     ])("%s: %s in %s", (_what, value, file, copy) => {
         expect(copy.exec(loadTemplate(file))?.[1]).toBe(value);
     });

@@ -136,6 +136,11 @@ describe.each<[string, Partial<HaproxySettings>, string]>([
         { tlsCertPath: "/etc/haproxy/certs/veza.pem", acmeChallengePort: 8402, [field]: 8402 },
         `${field} must differ from the ACME client's challenge port 8402 (tls.acme): HAProxy hands /.well-known/acme-challenge/ to a responder there, and a listener on it would hand the challenges back to HAProxy itself`,
     ]),
+    ...(["listenHttp", "statsPort", "listenHttps"] as const).map((field): [string, Partial<HaproxySettings>, string] => [
+        `${field} on the node metrics' port`,
+        { tlsCertPath: "/etc/haproxy/certs/veza.pem", [field]: 10001 },
+        `${field} must differ from 10001: the node metrics (/veza-metrics) listen on that port in the container`,
+    ]),
     ["empty api pool", { apiServers: [] }, "apiServers must list at least one server ({ name, address, port?, weight?, id? })"],
     ["empty stream pool", { streamServers: [] }, "streamServers must list at least one server ({ name, address, port?, weight?, id? })"],
     [
