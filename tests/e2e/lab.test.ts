@@ -14,9 +14,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { HaproxyLoadBalancerArgs } from "../../components";
-import { NODE_METRICS_PATH } from "../../components/container-paths";
 import { sha256Hex } from "../../components/identity";
-import { DEFAULT_SETTINGS } from "../../components/settings";
 import { get, waitFor } from "../support";
 import {
     API_PORT,
@@ -41,6 +39,7 @@ import {
     admin,
     configSha,
     instanceIdentity,
+    scrapeNodeMetrics,
     serversState,
     serverStats,
     showProc,
@@ -182,11 +181,7 @@ describeLab("HaproxyLoadBalancer on a real Incus lab", () => {
 
         // The node metrics through the stats listener, served by the container's own systemd socket unit:
         // one worker, and the config apply just made (exit 0, within this test).
-        const scrape = await execInOk(
-            LB,
-            ["socat", "-t", "5", "stdio", `TCP:127.0.0.1:${DEFAULT_SETTINGS.statsPort}`],
-            `GET ${NODE_METRICS_PATH} HTTP/1.0\r\n\r\n`,
-        );
+        const scrape = await scrapeNodeMetrics(LB);
         note("node metrics scrape", scrape.split("\n")[0]);
         expect(scrape).toMatch(/^HTTP\/1\.[01] 200 /);
         expect(scrape).toContain(`veza_haproxy_workers{node="${LB}"} 1\n`);

@@ -4,6 +4,8 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
+import { NODE_METRICS_PATH } from "../../components/container-paths";
+import { DEFAULT_SETTINGS } from "../../components/settings";
 import { get, parseShowProc, sleep, waitFor } from "../support";
 import { execIn, execInOk, incusOk } from "./lab";
 
@@ -14,6 +16,19 @@ export const CONFIG_PATH = "/etc/haproxy/haproxy.cfg";
 /** One runtime API command through `socat` inside the container. */
 export async function admin(container: string, cmd: string, socket = ADMIN_SOCKET): Promise<string> {
     return execInOk(container, ["socat", "-t", "2", "stdio", `UNIX-CONNECT:${socket}`], `${cmd}\n`, 15_000);
+}
+
+/**
+ * One scrape of the node metrics (/veza-metrics) through the container's stats
+ * listener, served by its systemd socket unit: the whole HTTP answer.
+ */
+export async function scrapeNodeMetrics(container: string): Promise<string> {
+    return execInOk(
+        container,
+        ["socat", "-t", "5", "stdio", `TCP:127.0.0.1:${DEFAULT_SETTINGS.statsPort}`],
+        `GET ${NODE_METRICS_PATH} HTTP/1.0\r\n\r\n`,
+        15_000,
+    );
 }
 
 export interface ProcInfo {

@@ -42,7 +42,7 @@ import {
 } from "../support";
 import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
 import { containerIPv4, execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
-import { admin, CONFIG_PATH, configSha, showProc, startTrafficPair, trafficSummary } from "./lb";
+import { admin, CONFIG_PATH, configSha, scrapeNodeMetrics, showProc, startTrafficPair, trafficSummary } from "./lb";
 import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
@@ -409,6 +409,13 @@ describeLab("a load balancer pair built by the component (pair: { vip }) on real
             `VIP moved after ${passed![1]} s; ${passed![2]} requests, ${passed![3]} failed; drill ${drill.ms} ms`,
         );
         expect(await vipHolders()).toEqual([backup]);
+        // Each node's metrics say the same as its addresses: the backup holds the VIP now, the old master not.
+        for (const [node, holds] of [
+            [backup, 1],
+            [master, 0],
+        ] as const) {
+            expect(await scrapeNodeMetrics(node)).toContain(`veza_haproxy_vrrp_holds_vip{node="${node}",vip="${VIP}"} ${holds}\n`);
+        }
     }, 180_000);
 
     /** KILLS rounds of `kill` and `revive` under a client loop; the node that comes back never takes the VIP back. */
