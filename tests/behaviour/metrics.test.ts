@@ -19,16 +19,19 @@ import { readFileSync, writeFileSync } from "fs";
 import * as path from "path";
 import { NODE_METRICS_PATH, NODE_METRICS_PORT } from "../../components/container-paths";
 import { loadTemplate } from "../../components/templates";
+import { PicturePanel, PictureSeries, renderDashboardPicture } from "../support/dashboard-picture";
 import {
     cleanupAll,
     findBinary,
     freePort,
     get,
+    haproxyVersion,
     makeTempDir,
     makeTestCert,
     onCleanup,
     request,
     requireBinary,
+    sleep,
     startLab,
     waitFor,
 } from "../support";
@@ -38,6 +41,7 @@ jest.setTimeout(120_000);
 const ROOT = path.join(__dirname, "..", "..");
 const RULES = path.join(ROOT, "prometheus", "veza-haproxy.rules.yml");
 const DASHBOARD = path.join(ROOT, "prometheus", "veza-haproxy.dashboard.json");
+const PICTURE = path.join(ROOT, "docs", "observability-dashboard.svg");
 
 interface Sample {
     metric: Record<string, string>;
@@ -84,9 +88,11 @@ describeWithTools("alert rules and dashboard against a real Prometheus scraping 
             stream: 1,
             settings: {
                 tlsCertPath: cert.pemPath,
+                // Plain HTTP traffic reaches the pools (no redirect to HTTPS): the certificate is there for its expiry.
+                httpsRedirect: false,
                 healthCheckIntervalMs: 300,
                 healthCheckFall: 2,
-                rateLimit: { requests: 3, periodSeconds: 30 },
+                rateLimit: { requests: 20, periodSeconds: 30 },
             },
         });
         const now = Math.floor(Date.now() / 1000);
@@ -138,6 +144,7 @@ describeWithTools("alert rules and dashboard against a real Prometheus scraping 
                 "",
             ].join("\n"),
         );
+        const promStartedAt = Math.floor(Date.now() / 1000);
         startProcess("prometheus", [
             findBinary("prometheus") as string,
             `--config.file=${path.join(dir, "prometheus.yml")}`,
@@ -152,8 +159,21 @@ describeWithTools("alert rules and dashboard against a real Prometheus scraping 
         };
         const query = async (expr: string) => (await api<{ result: Sample[] }>(`query?query=${encodeURIComponent(expr)}`)).result;
 
-        // Traffic for the counters: answered requests, and a client over its rate limit.
-        for (let i = 0; i < 6; i++) await request({ port: lab.hp.httpPort, path: "/api/v1/me", localAddress: "127.0.0.2" });
+        // Traffic for the counters until the end: clients within their limit on both pools (40 loopback
+        // sources in turn, ~10 requests a second), and one client over its limit (127.0.0.2, answered 429).
+        let trafficOn = true;
+        const traffic = (async () => {
+            for (let i = 0; trafficOn; i++) {
+                const path = i % 3 === 0 ? `/stream/${i % 7}/seg.ts` : "/api/v1/me";
+                const localAddress = i % 4 === 0 ? "127.0.0.2" : `127.0.0.${10 + (i % 40)}`;
+                await request({ port: lab.hp.httpPort, path, localAddress }).catch(() => undefined);
+                await sleep(100);
+            }
+        })();
+        onCleanup(async () => {
+            trafficOn = false;
+            await traffic;
+        }, "the traffic loop");
         await waitFor(
             async () => (await api<{ activeTargets: { health: string }[] }>("targets")).activeTargets.every((t) => t.health === "up"),
             {
@@ -164,12 +184,13 @@ describeWithTools("alert rules and dashboard against a real Prometheus scraping 
         // Rates need a counter that grows between two scrapes: traffic goes on while waiting.
         await waitFor(
             async () => {
-                await request({ port: lab.hp.httpPort, path: "/api/v1/me", localAddress: "127.0.0.2" });
                 return (await query('rate(haproxy_frontend_http_requests_total{proxy="veza_http"}[30s]) > 0')).length > 0;
             },
             { what: "a request rate", timeoutMs: 30_000, intervalMs: 200 },
         );
-        const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { panels: { title: string; targets: { expr: string }[] }[] };
+        const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as {
+            panels: { title: string; targets: { expr: string; legendFormat: string }[] }[];
+        };
         const rules = readFileSync(RULES, "utf8");
         const alertExprs = [...rules.matchAll(/- alert: (\S+)\n(?:\s+#.*\n)*\s+expr: (?:\|\n((?:\s{10}.*\n)+)|(.*)\n)/g)].map((m) => ({
             name: m[1],
@@ -216,5 +237,30 @@ describeWithTools("alert rules and dashboard against a real Prometheus scraping 
         });
         console.log(`metrics: VezaHaproxyPoolNoServerUp firing ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (for: 30s)`);
         expect((await poolAlert()).map((a) => a.labels.instance)).toEqual([target]);
+
+        // The dashboard drawn from this run's data (docs/observability.md shows it; UPDATE_DOCS=1 draws it again).
+        const end = Math.floor(Date.now() / 1000);
+        const drawn: PicturePanel[] = [];
+        for (const panel of dashboard.panels) {
+            const series: PictureSeries[] = [];
+            for (const t of panel.targets) {
+                const range = `query_range?query=${encodeURIComponent(asGrafanaSends(t.expr))}&start=${promStartedAt}&end=${end}&step=1`;
+                for (const r of (await api<{ result: { metric: Record<string, string>; values: [number, string][] }[] }>(range)).result) {
+                    const name = t.legendFormat.replace(/\{\{(\w+)\}\}/g, (_, label: string) => r.metric[label] ?? "");
+                    series.push({ name, points: r.values.map(([at, v]) => [at, Number(v)]) });
+                }
+            }
+            drawn.push({ title: panel.title, series });
+        }
+        const svg = renderDashboardPicture(
+            "veza-haproxy dashboard, drawn from a real Prometheus (tests/behaviour/metrics.test.ts)",
+            drawn,
+            `HAProxy ${haproxyVersion()} on loopback; ~10 requests a second from 40 clients, a quarter from one client over its rate limit; the stream pool's only server killed at ${Math.round(killedAt / 1000 - promStartedAt)} s`,
+        );
+        for (const panel of dashboard.panels) expect(svg).toContain(panel.title.replace(/&/g, "&amp;"));
+        expect(drawn.filter((p) => p.series.length === 0).map((p) => p.title)).toEqual([]);
+        trafficOn = false;
+        await traffic;
+        if (process.env.UPDATE_DOCS === "1") writeFileSync(PICTURE, svg);
     });
 });
