@@ -6,7 +6,7 @@
  * handshake, and a resumed one); one bar per
  * contender (median of alternated runs), with the min–max range under it.
  */
-import * as echarts from "echarts";
+import { renderSvgChart } from "../../tests/support/svg-chart";
 import type { ProxyCostResult, Row } from "../scenarios/proxy-cost";
 import { CONTENDERS as THROUGHPUT_CONTENDERS } from "./plot";
 
@@ -78,27 +78,11 @@ export function renderCostPlot(byRelease: ProxyCostResult[]): string {
             );
         }
     });
-    const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height });
-    chart.setOption({
-        animation: false,
-        backgroundColor: "#fff",
-        textStyle: { fontFamily: "Helvetica, Arial, sans-serif" },
-        title: [
-            ...titles,
-            {
-                text: "proxy pinned to its own core; medians of alternated runs, min–max under each value; a missing bar: the seed speaks no HTTP/2",
-                left: "center",
-                bottom: 6,
-                textStyle: { fontSize: 11, fontWeight: "normal", color: "#555" },
-            },
-        ],
-        legend: { data: CONTENDERS.map(([, l]) => l), right: 40, top: 8, itemWidth: 10, itemHeight: 10, textStyle: { fontSize: 11 } },
-        grid: grids,
-        xAxis,
-        yAxis,
-        series,
-    });
-    const svg = chart.renderToSVGString();
-    chart.dispose();
-    return svg + "\n";
+    const legend = { data: CONTENDERS.map(([, l]) => l), right: 40, top: 8, itemWidth: 10, itemHeight: 10, textStyle: { fontSize: 11 } };
+    return renderSvgChart(
+        { title: titles, legend, grid: grids, xAxis, yAxis, series },
+        WIDTH,
+        height,
+        "proxy pinned to its own core; medians of alternated runs, min–max under each value; a missing bar: the seed speaks no HTTP/2",
+    );
 }

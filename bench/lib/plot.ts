@@ -4,7 +4,7 @@
  * panels, one bar per contender: requests/s, p99 latency, and CPU µs per
  * request stacked as wrk / proxy / backends; each bar has its value on top.
  */
-import * as echarts from "echarts";
+import { renderSvgChart } from "../../tests/support/svg-chart";
 import type { ContenderSummary } from "../scenarios/throughput";
 
 /** Keys of results.json's throughput.contenders, in plot order, with a short label and a colour each. */
@@ -50,78 +50,80 @@ export function renderPlot(contenders: Record<string, ContenderSummary>, meta: {
         formatter,
     });
 
-    const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height: HEIGHT });
-    chart.setOption({
-        // A static picture: with animation on, the SVG would carry CSS keyframes that start from empty bars.
-        animation: false,
-        backgroundColor: "#fff",
-        textStyle: { fontFamily: "Helvetica, Arial, sans-serif" },
-        title: [
-            ...panels.map((p) => ({ text: p.text, left: p.center, top: 22, textAlign: "center" as const, textStyle: { fontSize: 14 } })),
-            {
-                text: `wrk keep-alive, same concurrency for every contender, medians of alternated runs — ${meta.cpus} cores, ${meta.date}`,
-                left: "center",
-                bottom: 6,
-                textStyle: { fontSize: 11, fontWeight: "normal" as const, color: "#555" },
+    return renderSvgChart(
+        {
+            title: [
+                ...panels.map((p) => ({
+                    text: p.text,
+                    left: p.center,
+                    top: 22,
+                    textAlign: "center" as const,
+                    textStyle: { fontSize: 14 },
+                })),
+                {
+                    text: `wrk keep-alive, same concurrency for every contender, medians of alternated runs — ${meta.cpus} cores, ${meta.date}`,
+                    left: "center",
+                    bottom: 6,
+                    textStyle: { fontSize: 11, fontWeight: "normal" as const, color: "#555" },
+                },
+            ],
+            // Only the CPU panel needs a legend: the other panels' bars are named on their x axis.
+            legend: {
+                data: CPU_PARTS.map(([part]) => part),
+                left: panels[2].gridLeft,
+                top: 44,
+                itemWidth: 10,
+                itemHeight: 10,
+                textStyle: { fontSize: 11 },
             },
-        ],
-        // Only the CPU panel needs a legend: the other panels' bars are named on their x axis.
-        legend: {
-            data: CPU_PARTS.map(([part]) => part),
-            left: panels[2].gridLeft,
-            top: 44,
-            itemWidth: 10,
-            itemHeight: 10,
-            textStyle: { fontSize: 11 },
-        },
-        grid: panels.map((p) => ({ left: p.gridLeft, top: 70, width: 280, height: 230 })),
-        xAxis: panels.map((_, i) => ({
-            type: "category" as const,
-            gridIndex: i,
-            data: labels,
-            axisLabel: { interval: 0, fontSize: 11, color: "#000" },
-        })),
-        yAxis: panels.map((_, i) => ({
-            type: "value" as const,
-            gridIndex: i,
-            splitNumber: 4,
-            axisLine: { show: true },
-            axisLabel: { fontSize: 11, formatter: i === 0 ? kilo : undefined },
-        })),
-        series: [
-            {
-                type: "bar" as const,
-                name: "requests/s",
-                xAxisIndex: 0,
-                yAxisIndex: 0,
-                barWidth: "60%",
-                data: perContender((c) => c.rps),
-                label: valueLabel((p) => kilo(Number(p.value))),
-            },
-            {
-                type: "bar" as const,
-                name: "p99 ms",
-                xAxisIndex: 1,
-                yAxisIndex: 1,
-                barWidth: "60%",
-                data: perContender((c) => c.p99_ms),
-                label: valueLabel((p) => Number(p.value).toFixed(2)),
-            },
-            ...CPU_PARTS.map(([part, color], i) => ({
-                type: "bar" as const,
-                name: part,
-                xAxisIndex: 2,
-                yAxisIndex: 2,
-                stack: "cpu",
-                barWidth: "60%",
-                itemStyle: { color },
-                data: rows.map((r) => r.c.cpu_us_per_req[part]),
-                // The stack's total goes on its top part only.
-                label: i === CPU_PARTS.length - 1 ? valueLabel((p) => total(rows[p.dataIndex].c).toFixed(1)) : undefined,
+            grid: panels.map((p) => ({ left: p.gridLeft, top: 70, width: 280, height: 230 })),
+            xAxis: panels.map((_, i) => ({
+                type: "category" as const,
+                gridIndex: i,
+                data: labels,
+                axisLabel: { interval: 0, fontSize: 11, color: "#000" },
             })),
-        ],
-    });
-    const svg = chart.renderToSVGString();
-    chart.dispose();
-    return svg + "\n";
+            yAxis: panels.map((_, i) => ({
+                type: "value" as const,
+                gridIndex: i,
+                splitNumber: 4,
+                axisLine: { show: true },
+                axisLabel: { fontSize: 11, formatter: i === 0 ? kilo : undefined },
+            })),
+            series: [
+                {
+                    type: "bar" as const,
+                    name: "requests/s",
+                    xAxisIndex: 0,
+                    yAxisIndex: 0,
+                    barWidth: "60%",
+                    data: perContender((c) => c.rps),
+                    label: valueLabel((p) => kilo(Number(p.value))),
+                },
+                {
+                    type: "bar" as const,
+                    name: "p99 ms",
+                    xAxisIndex: 1,
+                    yAxisIndex: 1,
+                    barWidth: "60%",
+                    data: perContender((c) => c.p99_ms),
+                    label: valueLabel((p) => Number(p.value).toFixed(2)),
+                },
+                ...CPU_PARTS.map(([part, color], i) => ({
+                    type: "bar" as const,
+                    name: part,
+                    xAxisIndex: 2,
+                    yAxisIndex: 2,
+                    stack: "cpu",
+                    barWidth: "60%",
+                    itemStyle: { color },
+                    data: rows.map((r) => r.c.cpu_us_per_req[part]),
+                    // The stack's total goes on its top part only.
+                    label: i === CPU_PARTS.length - 1 ? valueLabel((p) => total(rows[p.dataIndex].c).toFixed(1)) : undefined,
+                })),
+            ],
+        },
+        WIDTH,
+        HEIGHT,
+    );
 }

@@ -5,7 +5,8 @@
  * the dashboard's order, two a row. docs/observability-dashboard.svg is drawn
  * by tests/behaviour/metrics.test.ts with UPDATE_DOCS=1.
  */
-import * as echarts from "echarts";
+
+import { renderSvgChart } from "./svg-chart";
 
 export interface PictureSeries {
     name: string;
@@ -52,18 +53,5 @@ export function renderDashboardPicture(title: string, panels: PicturePanel[], fo
             });
         }
     });
-    const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height });
-    chart.setOption({
-        animation: false,
-        backgroundColor: "#fff",
-        textStyle: { fontFamily: "Helvetica, Arial, sans-serif" },
-        title: [...titles, { text: footnote, left: "center", bottom: 6, textStyle: { fontSize: 11, fontWeight: "normal", color: "#555" } }],
-        grid: grids,
-        xAxis,
-        yAxis,
-        series,
-    });
-    const svg = chart.renderToSVGString();
-    chart.dispose();
-    return svg + "\n";
+    return renderSvgChart({ title: titles, grid: grids, xAxis, yAxis, series }, WIDTH, height, footnote);
 }
