@@ -69,9 +69,17 @@ key=$state/certificates/$first.key
 step=waitTurn
 # The timer and the component's issue step both run this script, and lego binds the challenge port: one run at a time.
 mkdir -p "$state"
-# Every run's outcome from here on, for the node metrics
-# (veza_haproxy_acme_renew_last_result): "<exit code> <unix time>".
-trap 'printf "%s %s\n" "$?" "$(date +%s)" > "$state/veza-last-run" 2>/dev/null || true' EXIT
+# On every exit from here on: the run's outcome for the node metrics
+# (veza_haproxy_acme_renew_last_result), "<exit code> <unix time>"; and a
+# bundle made but not moved into place is removed.
+bundle=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+on_exit() {
+    local code=$?
+    if [ -n "$bundle" ]; then rm -f "$bundle"; fi
+    printf '%s %s\n' "$code" "$(date +%s)" > "$state/veza-last-run" 2>/dev/null || true
+}
+trap on_exit EXIT
 exec 9>> "$state/veza-lock"
 if ! flock -n 9; then
     log "another run holds $state/veza-lock: waiting for it"
@@ -102,7 +110,6 @@ fi
 step=checkNew
 if [ ! -s "$crt" ] || [ ! -s "$key" ]; then die "$EXIT_UNUSABLE" "lego left no certificate or key in $state/certificates"; fi
 bundle=$(mktemp "$cert_path.new.XXXXXX")
-trap 'rm -f "$bundle"' EXIT
 cat "$crt" "$key" > "$bundle"
 if ! grep -q -- '-----BEGIN CERTIFICATE-----' "$bundle" || ! grep -q -- 'PRIVATE KEY-----' "$bundle"; then
     die "$EXIT_UNUSABLE" "lego's certificate or key is not PEM"
@@ -129,6 +136,6 @@ fi
 step=installDisk
 chmod 600 "$bundle"
 mv -f "$bundle" "$cert_path" || die "$EXIT_DISK" "could not replace $cert_path"
-trap - EXIT
+bundle=""
 log "installed $(openssl x509 -noout -serial -enddate -in "$crt" | tr '\n' ' ')"
 exit "$EXIT_OK"

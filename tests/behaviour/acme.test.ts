@@ -123,6 +123,8 @@ describeWithAcme("ACME certificates from a real CA (Pebble), through the load ba
         expect(now.verify).toBe("Verify return code: 0 (ok)");
         expect(now.issuer).toMatch(/Pebble/);
         expect(await lab.hp.workerPid()).toBe(workerBefore);
+        // The node metrics' source (veza_haproxy_acme_renew_last_result): a run that installed a certificate is a 0.
+        expect(readFileSync(path.join(dir, "state", "veza-last-run"), "utf8")).toMatch(/^0 \d{10}\n$/);
         // The key never went through a command line: it is only in lego's state and the certificate file, mode 600.
         expect(readFileSync(lab.hp.settings.tlsCertPath as string, "utf8")).toContain("PRIVATE KEY-----");
     });

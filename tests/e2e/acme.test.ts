@@ -25,7 +25,7 @@ import {
     waitFor,
 } from "../support";
 import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
-import { showProc } from "./lb";
+import { scrapeNodeMetrics, showProc } from "./lb";
 import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
@@ -97,6 +97,11 @@ describeLab("tls.acme on real Incus with Pebble", () => {
         const now = served();
         expect(now.verify).toBe("Verify return code: 0 (ok)");
         note("issued", `${issue.ms} ms (the issue step, lego through HAProxy's route); ${issue.stdout.trim().replace(/\n/g, "; ")}`);
+        // The node metrics: the certificate HAProxy serves now (its end of validity, as the issue step reported it) and the run's result.
+        const notAfter = Math.floor(Date.parse(/^not_after=(.+)$/m.exec(issue.stdout)?.[1] ?? "") / 1000);
+        const metrics = await scrapeNodeMetrics(LB);
+        expect(metrics).toContain(`veza_haproxy_certificate_expiry_timestamp_seconds{node="${LB}"} ${notAfter}\n`);
+        expect(metrics).toContain(`veza_haproxy_acme_renew_last_result{node="${LB}"} 0\n`);
         // Run again, it has nothing to do: the certificate is valid for far more than 30 days.
         const again = await runStepOk(steps.acme.issue, "update");
         expect(again.stderr).toContain("the served certificate is lego's and valid for more than 30 days: nothing to install");
@@ -219,6 +224,7 @@ describeLab("tls.acme on real Incus with Pebble", () => {
             { what: "the failed renewal in the journal (tag veza-acme)", timeoutMs: 10_000, intervalMs: 250 },
         );
         expect(served()).toEqual(before);
+        expect(await scrapeNodeMetrics(LB)).toContain(`veza_haproxy_acme_renew_last_result{node="${LB}"} 21\n`);
         note("CA gone", `the run failed (${run.code}); journal: ${journal.trim().split("\n").pop()}`);
     }, 120_000);
 
