@@ -14,7 +14,7 @@
 #              own instance on loopback, with their own config.
 #   node       the npm dependencies, when package-lock.json changed since the
 #              last install (its digest is kept in node_modules/).
-#   incus      Incus, its bridge and the Debian 13 images (tests/e2e/setup-incus.sh:
+#   incus      Incus, its bridge and the Debian 13 images (lab/setup-incus.sh:
 #              idempotent, seconds when done).
 #   pulumi     the Pulumi CLI, built from Go modules where this machine has Go
 #              (scripts/pulumi-toolchain.sh: cached by version). Without Go, or
@@ -86,7 +86,7 @@ step_node() {
 }
 
 step_incus() {
-    bash tests/e2e/setup-incus.sh >&2 || fail incus "tests/e2e/setup-incus.sh failed (its message above)"
+    bash lab/setup-incus.sh >&2 || fail incus "lab/setup-incus.sh failed (its message above)"
 }
 
 step_pulumi() {

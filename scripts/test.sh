@@ -42,7 +42,7 @@ else
     echo "test: no Pulumi CLI (scripts/install.sh builds it where Go 1.26+ is installed): test:engine cannot run"
     if [ "${CI:-}" = true ]; then status=1; else echo "test:engine SKIPPED"; fi
 fi
-bash tests/e2e/teardown-incus.sh || true
+bash lab/teardown-incus.sh || true
 
 read -r passed failed skipped < <(awk '{p += $1; f += $2; s += $3} END {print p+0, f+0, s+0}' "$summary")
 echo "test: $(($(date +%s) - started))s"

@@ -1,6 +1,6 @@
-import { deleteContainers, execInOk, incusAvailable, launchBackend, LAB_IMAGE } from "../../tests/e2e/lab";
-import { KILL_KINDS, KillKind, KillRounds, PairWatch, spread } from "../../tests/e2e/pair-lab";
-import { installProductMocks, upPair } from "../../tests/e2e/product";
+import { deleteContainers, execInOk, incusAvailable, launchBackend, LAB_IMAGE } from "../../lab/lab";
+import { KILL_KINDS, KillKind, KillRounds, PairWatch, spread } from "../../lab/pair-lab";
+import { installProductMocks, upPair } from "../../lab/product";
 import { log } from "../lib/stats";
 
 /** One kind of failure of the VIP holder, over `kills` rounds: the kill rounds' counts, the move times summarised. */

@@ -1,5 +1,5 @@
 /*
- * ACME against a real CA (issue 13): Pebble, Let's Encrypt's test server, and
+ * ACME against a real CA: Pebble, Let's Encrypt's test server, and
  * its DNS helper on loopback; the product's rendered config with the ACME
  * route; Debian's lego driven by the renew script the container runs
  * (templates/_acme-renew.sh). Pebble validates HTTP-01 by fetching the token

@@ -1,5 +1,5 @@
 /*
- * Per-client rate limits (issue 14) on the real rendered config: clients are
+ * Per-client rate limits on the real rendered config: clients are
  * told apart by their loopback source address (127.0.0.2, .3, ...), as
  * different hosts would be. A refused request is answered 429 with
  * Retry-After by HAProxy itself, never reaches a server, and is counted on

@@ -1,5 +1,5 @@
 /*
- * Slow-client attacks at scale, with the real tool (issue 14): slowhttptest
+ * Slow-client attacks at scale, with the real tool: slowhttptest
  * runs a slow-body (R-U-Dead-Yet) and a slowloris (slow headers) attack at
  * once against the rendered config, while a normal client (another source
  * address) keeps asking.

@@ -1,5 +1,5 @@
 /*
- * A request body sent slowly is cut at the edge (issue 14, hole 1): the
+ * A request body sent slowly is cut at the edge: the
  * request timeout (10 s) covers the body, not only the headers, so a client
  * dripping a byte a second cannot hold a connection, and the backend never
  * sees its request. Normal clients are served meanwhile.

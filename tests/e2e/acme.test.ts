@@ -24,9 +24,22 @@ import {
     underLoad,
     waitFor,
 } from "../support";
-import { API_PORT, deleteContainers, execIn, execInOk, LAB_IMAGE, launchBackend, requireIncusLab } from "./lab";
-import { scrapeNodeMetrics, showProc } from "./lb";
-import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
+import {
+    API_PORT,
+    buildSteps,
+    deleteContainers,
+    execIn,
+    execInOk,
+    installProductMocks,
+    LAB_IMAGE,
+    launchBackend,
+    ProductSteps,
+    requireIncusLab,
+    runStep,
+    runStepOk,
+    scrapeNodeMetrics,
+    showProc,
+} from "../support/lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 // Once per file, before the component module is loaded (buildSteps loads it).
@@ -38,7 +51,7 @@ const describeLab = tools === describe ? requireIncusLab() : tools;
 const LB = "haproxy-acme";
 const API = "acme-api-1";
 const DOMAIN = "veza.acme.test";
-/** The Incus host's address on the lab bridge (tests/e2e/setup-incus.sh): where the containers reach Pebble. */
+/** The Incus host's address on the lab bridge (lab/setup-incus.sh): where the containers reach Pebble. */
 const BRIDGE_HOST = "198.18.0.1";
 /** The component's default tlsCertPath. */
 const CERT_PATH = "/etc/haproxy/certs/veza.pem";

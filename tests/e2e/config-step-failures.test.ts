@@ -21,20 +21,30 @@ import { sha256Hex } from "../../components/identity";
 import { get, sleep, waitFor } from "../support";
 import {
     API_PORT,
+    buildSteps,
+    CONFIG_PATH,
+    configSha,
     deleteContainers,
     execIn,
     execInOk,
+    installProductMocks,
     LAB_IMAGE,
     launchBackend,
     listContainers,
+    ProductSteps,
     requireIncusLab,
+    runStep,
+    runStepOk,
+    serverStats,
+    showProc,
+    startTrafficPair,
+    StepRun,
     STREAM_PORT,
+    trafficSummary,
     waitHttpOk,
     writeFileIn,
-} from "./lab";
-import { CONFIG_PATH, configSha, serverStats, showProc, startTrafficPair, trafficSummary } from "./lb";
+} from "../support/lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
-import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk, StepRun } from "./product";
 
 // Once per file, before the component module is loaded (buildSteps loads it).
 installProductMocks();

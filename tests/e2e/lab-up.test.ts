@@ -7,9 +7,8 @@
 import { existsSync, readFileSync } from "fs";
 import * as path from "path";
 import { get, request, servedCertificate, waitFor } from "../support";
-import { LAB_ACME_DOMAIN, LAB_PEBBLE_DIR } from "./lab-up";
-import { showProc } from "./lb";
-import { deleteContainers, ExecResult, LAB_CONTAINERS, listContainers, REPO_ROOT, requireIncusLab, run } from "./lab";
+import { LAB_ACME_DOMAIN, LAB_PEBBLE_DIR } from "../../lab/lab-up";
+import { deleteContainers, ExecResult, LAB_CONTAINERS, listContainers, REPO_ROOT, requireIncusLab, run, showProc } from "../support/lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 const describeLab = requireIncusLab();
@@ -42,7 +41,9 @@ describeLab("npm run lab:up / lab:down", () => {
         // Again, through the README's first command (install, then lab:up): nothing to install, nothing to change.
         const again = await run("bash", ["scripts/lab.sh"], { cwd: REPO_ROOT, timeoutMs: 240_000 });
         expect(again.code).toBe(0);
-        expect(again.stderr).toContain("install: packages: all 11 present\ninstall: node: dependencies match package-lock.json\n");
+        expect(again.stderr).toContain(
+            "install: packages: all 11 present\ninstall: packages (binaries only): all 1 present\ninstall: node: dependencies match package-lock.json\n",
+        );
         expect(again.stderr).toContain("config and certificate unchanged, haproxy running: nothing to do");
         expect(again.stderr).toContain(`lab: serving at ${result.httpUrl} (from this machine; try: curl ${result.httpUrl}api/v1/health)`);
         expect(again.stdout.trim().split("\n").pop()).toBe(last);

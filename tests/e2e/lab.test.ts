@@ -3,7 +3,7 @@
  * by exactly the scripts HaproxyLoadBalancer registers (captured under
  * pulumi.runtime.setMocks and run with /bin/sh -c and their stdin, like
  * @pulumi/command's local provider). The backends are the lab's
- * fake backend (fixture), launched with tests/e2e/lab.ts.
+ * fake backend (fixture), launched with lab/lab.ts.
  *
  * The scenarios share one lab and run in order (npm run test:e2e is
  * --runInBand): fresh lab, failover drill, membership change (add, then
@@ -17,38 +17,40 @@ import type { HaproxyLoadBalancerArgs } from "../../components";
 import { sha256Hex } from "../../components/identity";
 import { get, waitFor } from "../support";
 import {
+    admin,
+    ADMIN_FORCED_DRAIN,
     API_PORT,
+    buildSteps,
+    configSha,
     deleteContainers,
-    ExecResult,
     execIn,
     execInOk,
+    ExecResult,
     FAKE_BACKEND_UNIT,
     incus,
     incusOk,
+    installProductMocks,
+    instanceIdentity,
     LAB_CONTAINERS,
     LAB_IMAGE,
     launchBackend,
     listContainers,
-    requireIncusLab,
+    ProductSteps,
     REPO_ROOT,
+    requireIncusLab,
     runRepoScript,
-    STREAM_PORT,
-} from "./lab";
-import {
-    ADMIN_FORCED_DRAIN,
-    admin,
-    configSha,
-    instanceIdentity,
+    runStep,
+    runStepOk,
     scrapeNodeMetrics,
     serversState,
     serverStats,
     showProc,
     startTrafficPair,
+    STREAM_PORT,
     TrafficLoop,
     TrafficResult,
-} from "./lb";
+} from "../support/lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
-import { buildSteps, installProductMocks, ProductSteps, runStep, runStepOk } from "./product";
 
 // Once per file, before the component module is loaded (buildSteps loads it).
 installProductMocks();

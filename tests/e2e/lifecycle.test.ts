@@ -42,18 +42,24 @@ import type { HaproxyLoadBalancerArgs } from "../../components";
 import { get, makeTestCert, requireBinary } from "../support";
 import {
     API_PORT,
+    buildSteps,
+    configSha,
     execIn,
     incus,
     incusOk,
+    installProductMocks,
     LAB_IMAGE,
     launchBackend,
     listContainers,
+    ProductSteps,
     requireIncusLab,
+    runStepOk,
+    showProc,
     STREAM_PORT,
+    TrafficLoop,
+    trafficSummary,
     waitHttpOk,
-} from "./lab";
-import { configSha, showProc, TrafficLoop, trafficSummary } from "./lb";
-import { buildSteps, installProductMocks, ProductSteps, runStepOk } from "./product";
+} from "../support/lab";
 import { runRemoteStep, runRemoteStepOk, Sshd, startSshd } from "./sshd";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 

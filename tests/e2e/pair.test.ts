@@ -40,10 +40,36 @@ import {
     startPebble,
     waitFor,
 } from "../support";
-import { KILL_KINDS, KillKind, MOVE_LIMIT_MS, NO_TAKE_BACK_WAIT_MS, PairWatch, spread, startContainer, VipClient } from "./pair-lab";
-import { containerIPv4, execIn, execInOk, incusOk, LAB_IMAGE, launchBackend, requireIncusLab, runRepoScript } from "./lab";
-import { admin, CONFIG_PATH, configSha, scrapeNodeMetrics, showProc, startTrafficPair, trafficSummary } from "./lb";
-import { buildSteps, installProductMocks, runStep, runStepOk, upPair } from "./product";
+import {
+    admin,
+    buildSteps,
+    CONFIG_PATH,
+    configSha,
+    containerIPv4,
+    execIn,
+    execInOk,
+    incusOk,
+    installProductMocks,
+    KILL_KINDS,
+    KillKind,
+    LAB_IMAGE,
+    launchBackend,
+    MOVE_LIMIT_MS,
+    NO_TAKE_BACK_WAIT_MS,
+    PairWatch,
+    requireIncusLab,
+    runRepoScript,
+    runStep,
+    runStepOk,
+    scrapeNodeMetrics,
+    showProc,
+    spread,
+    startContainer,
+    startTrafficPair,
+    trafficSummary,
+    upPair,
+    VipClient,
+} from "../support/lab";
 import { cleanUpAfterSuite, noteBook } from "./suite";
 
 installProductMocks();

@@ -17,7 +17,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { freePort, sleep } from "../support";
-import type { StepCommand, StepOp, StepRun } from "./product";
+import type { StepCommand, StepOp, StepRun } from "../support/lab";
 
 export interface Sshd {
     port: number;

@@ -3,8 +3,7 @@
  * numbers, and cleanup that runs even when a test fails.
  */
 import { cleanupAll } from "../support";
-import { deleteContainers } from "./lab";
-import { abortAllTraffic } from "./lb";
+import { abortAllTraffic, deleteContainers } from "../support/lab";
 
 export interface NoteBook {
     /** Records a measurement and prints it at once. */

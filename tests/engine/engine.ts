@@ -16,7 +16,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { findBinary, isCI, makeTempDir, onCleanup } from "../support";
-import { REPO_ROOT } from "../e2e/lab";
+import { REPO_ROOT } from "../support/lab";
 
 const STAND_IN_BIN = path.join(__dirname, "stand-ins", "bin");
 const INLINE_HOST = path.join(__dirname, "inline-host.ts");

@@ -17,19 +17,23 @@ import * as path from "node:path";
 import { cleanupAll, freePort, get, waitFor } from "../support";
 import { startSshd } from "../e2e/sshd";
 import {
+    abortAllTraffic,
     API_PORT,
+    configSha,
     deleteContainers,
     execIn,
     execInOk,
     incus,
     incusOk,
+    instanceIdentity,
     LAB_IMAGE,
     launchBackend,
     listContainers,
     requireIncusLab,
+    startTrafficPair,
     STREAM_PORT,
-} from "../e2e/lab";
-import { abortAllTraffic, configSha, instanceIdentity, startTrafficPair, trafficSummary } from "../e2e/lb";
+    trafficSummary,
+} from "../support/lab";
 import { noteBook } from "../e2e/suite";
 import { changedSteps, commandProviderName, EngineProject, programWarnings, requireEngine, stepSummary } from "./engine";
 

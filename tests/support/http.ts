@@ -41,7 +41,7 @@ export interface RequestOpts {
     tls?: Omit<RequestOptions, "host" | "port" | "path" | "method" | "headers" | "agent"> & Record<string, unknown>;
 }
 
-/** The e2e lab's bridge (tests/e2e/setup-incus.sh: 198.18.0.1/24, a benchmarking range, NAT off). */
+/** The e2e lab's bridge (lab/setup-incus.sh: 198.18.0.1/24, a benchmarking range, NAT off). */
 const LAB_BRIDGE = /^198\.18\.0\.\d{1,3}$/;
 
 /** Throws unless `host` is on loopback or the Incus lab bridge: where every test's traffic stays. */

@@ -3,7 +3,7 @@
 #
 # Runs COMMAND with another Debian release's HAProxy first on PATH: the
 # haproxy of ROOT, a debootstrapped root such as the lab's Debian 13
-# (/var/lib/veza-lab/rootfs-trixie, made by tests/e2e/setup-incus.sh), run
+# (/var/lib/veza-lab/rootfs-trixie, made by lab/setup-incus.sh), run
 # through chroot. The test kit finds `haproxy` on PATH first, so the unit and
 # behaviour suites run unchanged against that release (CI: 2.6 from this
 # machine, then 3.0 from Debian 13's root).
@@ -22,7 +22,7 @@ root=$1
 shift
 [[ $EUID -eq 0 ]] || die "must run as root (chroot, mount --bind)"
 [[ "$root" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "ROOT must be an absolute path of A-Z a-z 0-9 . _ - / (got '$root')"
-[[ -x "$root/usr/sbin/haproxy" ]] || die "no haproxy in $root: build the root with tests/e2e/setup-incus.sh (npm run lab:setup)"
+[[ -x "$root/usr/sbin/haproxy" ]] || die "no haproxy in $root: build the root with lab/setup-incus.sh (npm run lab:setup)"
 
 bin=$(mktemp -d /tmp/veza-haproxy-root.XXXXXX)
 mounted=0

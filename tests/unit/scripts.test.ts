@@ -141,7 +141,7 @@ describe("provisioning scripts", () => {
         );
     });
 
-    // Issue 9 (13): the builders are public API; every value is checked before it can reach a shell.
+    // The builders are public API: every value is checked before it can reach a shell.
     test.each<[string, () => unknown, string]>([
         [
             "a command substitution in the admin socket",
@@ -735,7 +735,7 @@ describeWithShellcheck("shellcheck", () => {
 const REPO = path.join(__dirname, "..", "..");
 const PLUGIN_WRAPPERS = "tests/engine/stand-ins/bin";
 const REPO_SCRIPTS = [
-    ...["scripts", "tests/e2e", "tests/support"].flatMap((dir) =>
+    ...["scripts", "lab", "tests/support"].flatMap((dir) =>
         readdirSync(path.join(REPO, dir))
             .filter((f) => f.endsWith(".sh"))
             .map((f) => path.join(dir, f)),
@@ -745,6 +745,8 @@ const REPO_SCRIPTS = [
 describeWithShellcheck("the repository's shell scripts", () => {
     test("are found (drills, install, lab and test commands, lab setup and teardown, the HAProxy-root runner, the Pulumi toolchain, the stand-in plugins)", () => {
         expect(REPO_SCRIPTS.sort()).toEqual([
+            "lab/setup-incus.sh",
+            "lab/teardown-incus.sh",
             "scripts/_drill-lib.sh",
             "scripts/failover-drill.sh",
             "scripts/install.sh",
@@ -752,8 +754,6 @@ describeWithShellcheck("the repository's shell scripts", () => {
             "scripts/pulumi-toolchain.sh",
             "scripts/test.sh",
             "scripts/vip-failover-drill.sh",
-            "tests/e2e/setup-incus.sh",
-            "tests/e2e/teardown-incus.sh",
             "tests/engine/stand-ins/bin/pulumi-resource-command",
             "tests/engine/stand-ins/bin/pulumi-resource-random",
             "tests/support/run-with-haproxy-root.sh",

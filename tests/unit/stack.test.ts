@@ -116,7 +116,7 @@ describe("the stack program (index.ts) with the lab stack's config", () => {
             { "haproxy:apiServers": [{ name: "bad name", address: "x.lxd" }] },
             'apiServers[0].name must be 1-64 characters of A-Z a-z 0-9 . _ - (got "bad name")',
         ],
-        // Issue 9: typos and lenient numbers.
+        // Typos and lenient numbers.
         ["a misspelt key", { "haproxy:listenHTTP": 8080 }, "haproxy:listenHTTP is not a known setting: did you mean haproxy:listenHttp?"],
         ["a key nothing resembles", { "haproxy:colour": "red" }, "haproxy:colour is not a known setting (known: haproxy:apiServers,"],
         [

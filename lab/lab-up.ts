@@ -32,7 +32,7 @@
 import { spawn } from "child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "fs";
 import * as path from "path";
-import type { HaproxyLoadBalancerArgs } from "../../components";
+import type { HaproxyLoadBalancerArgs } from "../components";
 import {
     findBinary,
     labStackConfig,
@@ -45,7 +45,7 @@ import {
     setStackConfig,
     TestCert,
     waitFor,
-} from "../support";
+} from "../tests/support";
 import { API_PORT, launchBackend, listContainers, STREAM_PORT } from "./lab";
 import { buildSteps, installProductMocks, runStepOk, upPair } from "./product";
 
@@ -152,7 +152,7 @@ function labArgs(): HaproxyLoadBalancerArgs {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { readStackConfig } = require("../../stack-config") as typeof import("../../stack-config");
+    const { readStackConfig } = require("../stack-config") as typeof import("../stack-config");
     return readStackConfig(new pulumi.Config("haproxy"), "haproxy");
 }
 

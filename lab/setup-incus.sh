@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# tests/e2e/setup-incus.sh: idempotent setup of the Incus lab used by the e2e suite.
+# lab/setup-incus.sh: idempotent setup of the Incus lab used by the e2e suite.
 #
-# Run as root:  bash tests/e2e/setup-incus.sh   (or: npm run lab:setup)
+# Run as root:  bash lab/setup-incus.sh   (or: npm run lab:setup)
 #
 # Phases (each one skips itself when its work is already done):
 #   install  Incus 6.0 LTS from bookworm-backports + debootstrap. The apt source
@@ -33,8 +33,8 @@
 #            into $VEZA_LAB_ROOTS/rootfs-testing, for the haproxy-facing
 #            suites on the next HAProxy (npm run test:haproxy-3.2); no image.
 #
-# The fake backend (tests/e2e/fixtures/veza-fake-backend.{py,service}) is NOT
-# baked into the image: tests/e2e/lab.ts pushes it into each backend container
+# The fake backend (lab/fixtures/veza-fake-backend.{py,service}) is NOT
+# baked into the image: lab/lab.ts pushes it into each backend container
 # with `incus file push`, so the fixture can change without rebuilding the image.
 #
 # Environment:
@@ -45,7 +45,7 @@
 #   VEZA_LAB_MIRROR   Debian mirror URI            (default: read from the apt sources)
 #   VEZA_LAB_REBUILD  1 = delete and rebuild the root and images even if they exist
 #
-# Remove the lab containers with tests/e2e/teardown-incus.sh (the image and the
+# Remove the lab containers with lab/teardown-incus.sh (the image and the
 # network are kept for the next run).
 set -euo pipefail
 
@@ -205,7 +205,7 @@ else
     mirror=$(debian_mirror)
     log "install: adding ${SUITE}-backports source (mirror read from the apt sources) -> $BACKPORTS_FILE"
     cat >"$BACKPORTS_FILE" <<EOF
-# Added by veza-haproxy tests/e2e/setup-incus.sh (Incus 6.0 LTS lives in backports).
+# Added by veza-haproxy lab/setup-incus.sh (Incus 6.0 LTS lives in backports).
 Types: deb
 URIs: ${mirror}
 Suites: ${SUITE}-backports
@@ -319,7 +319,7 @@ else
     || { tail -n 30 "$ROOTS/debootstrap-$LAB_SUITE.log" >&2; die "debootstrap failed (log above)"; }
 
   cat >"$partial/etc/network/interfaces" <<'INTERFACES'
-# Written by veza-haproxy tests/e2e/setup-incus.sh
+# Written by veza-haproxy lab/setup-incus.sh
 auto lo
 iface lo inet loopback
 

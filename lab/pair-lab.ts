@@ -6,7 +6,7 @@
  *
  * Traffic goes only to the VIP on the lab bridge.
  */
-import { get, sleep, waitFor } from "../support";
+import { get, sleep, waitFor } from "../tests/support";
 import { execIn, execInOk, incusOk } from "./lab";
 
 /** How the VIP holder fails, and how it comes back: the kinds of kill the e2e suite and the bench run. */

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# tests/e2e/teardown-incus.sh: delete the e2e lab containers (idempotent).
+# lab/teardown-incus.sh: delete the e2e lab containers (idempotent).
 #
 # Deletes only the containers the e2e suite creates (plus any extra names given
 # as arguments), and stops lab:up --acme's Pebble. The image ($VEZA_LAB_IMAGE), the bridge, the storage pool and
 # the default profile set up by setup-incus.sh are kept for the next run.
 #
-#   bash tests/e2e/teardown-incus.sh [extra-container ...]
+#   bash lab/teardown-incus.sh [extra-container ...]
 set -euo pipefail
 
 LAB_CONTAINERS=(haproxy haproxy-b backend-api-1 backend-api-2 backend-api-3 stream-srv-1 stream-srv-2)
 
-# lab:up --acme's Pebble (tests/e2e/lab-up.ts), by its pid files; a pid is
+# lab:up --acme's Pebble (lab/lab-up.ts), by its pid files; a pid is
 # only signalled while it is still Pebble's (not a recycled number).
 PEBBLE_DIR=/var/lib/veza-lab/pebble
 for pidfile in "$PEBBLE_DIR/pebble-challtestsrv.pid" "$PEBBLE_DIR/pebble.pid"; do

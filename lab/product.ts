@@ -12,8 +12,8 @@
  */
 import { spawn } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
-import { deepUnwrap, installMocks, parseStepStdin, registeredAll, Registered, setMockAddress, withHeader } from "../support";
-import type { HaproxyLoadBalancerArgs } from "../../components";
+import { deepUnwrap, installMocks, parseStepStdin, registeredAll, Registered, setMockAddress, withHeader } from "../tests/support";
+import type { HaproxyLoadBalancerArgs } from "../components";
 
 let registered: Registered[] | undefined;
 
@@ -85,9 +85,9 @@ export async function buildSteps(
     const start = reg.length;
     // Loaded lazily, after the mocks are installed, as the SDK requires.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { HaproxyLoadBalancer } = require("../../components") as typeof import("../../components");
+    const { HaproxyLoadBalancer } = require("../components") as typeof import("../components");
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require("../../components/claims") as typeof import("../../components/claims")).forgetClaims();
+    (require("../components/claims") as typeof import("../components/claims")).forgetClaims();
     const lb = new HaproxyLoadBalancer(componentName, args);
     await registeredAll([
         lb.configCommand,

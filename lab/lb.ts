@@ -4,9 +4,9 @@
  * Only talks to the local Incus daemon and the lab's 198.18.0.x addresses.
  */
 import * as http from "node:http";
-import { NODE_METRICS_PATH } from "../../components/container-paths";
-import { DEFAULT_SETTINGS } from "../../components/settings";
-import { get, parseShowProc, sleep, waitFor } from "../support";
+import { NODE_METRICS_PATH } from "../components/container-paths";
+import { DEFAULT_SETTINGS } from "../components/settings";
+import { get, parseShowProc, sleep, waitFor } from "../tests/support";
 import { execIn, execInOk, incusOk } from "./lab";
 
 export const ADMIN_SOCKET = "/run/haproxy/admin.sock";

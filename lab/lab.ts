@@ -1,6 +1,6 @@
 /**
  * Helpers for the e2e suite: drive the Incus lab prepared by
- * tests/e2e/setup-incus.sh (images $VEZA_LAB_IMAGE and its -backend, bridge
+ * lab/setup-incus.sh (images $VEZA_LAB_IMAGE and its -backend, bridge
  * 198.18.0.0/24).
  *
  * Every external command goes through child_process.execFile with an argv
@@ -18,7 +18,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
-import { get, isCI, waitFor } from "../support";
+import { get, isCI, waitFor } from "../tests/support";
 
 /** The load balancer's image: a minbase plus haproxy, socat and keepalived, nothing more (what the component installs). */
 export const LAB_IMAGE: string = process.env.VEZA_LAB_IMAGE || "veza-debian13";
@@ -40,7 +40,7 @@ export const FAKE_BACKEND_UNIT = "veza-fake-backend";
 export const FAKE_BACKEND_UNHEALTHY_FLAG = "/run/veza-fake-backend/unhealthy";
 export const FIXTURES_DIR = path.join(__dirname, "fixtures");
 /** The repository's root. */
-export const REPO_ROOT = path.resolve(__dirname, "../..");
+export const REPO_ROOT = path.resolve(__dirname, "..");
 
 const DEFAULT_CMD_TIMEOUT_MS = 120_000;
 const CONTAINER_NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
@@ -133,13 +133,13 @@ export function incusAvailable(): { ok: boolean; reason: string } {
         }
     };
     const version = probe(["--version"]);
-    if (version.missing) return { ok: false, reason: "incus is not on PATH (run: sudo bash tests/e2e/setup-incus.sh)" };
+    if (version.missing) return { ok: false, reason: "incus is not on PATH (run: sudo bash lab/setup-incus.sh)" };
     if (!version.ok) return { ok: false, reason: `incus --version failed: ${version.out}` };
     const info = probe(["info"]);
-    if (!info.ok) return { ok: false, reason: `incus daemon not answering (run tests/e2e/setup-incus.sh): ${info.out}` };
+    if (!info.ok) return { ok: false, reason: `incus daemon not answering (run lab/setup-incus.sh): ${info.out}` };
     for (const alias of [LAB_IMAGE, LAB_BACKEND_IMAGE]) {
         const image = probe(["image", "info", alias]);
-        if (!image.ok) return { ok: false, reason: `image alias ${alias} missing (run tests/e2e/setup-incus.sh): ${image.out}` };
+        if (!image.ok) return { ok: false, reason: `image alias ${alias} missing (run lab/setup-incus.sh): ${image.out}` };
     }
     return { ok: true, reason: `incus ${version.out.trim()}, images ${LAB_IMAGE} and ${LAB_BACKEND_IMAGE}` };
 }
