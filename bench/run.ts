@@ -16,8 +16,6 @@
  *               holder's container dies, and when its haproxy stops
  *   rate_limit_cost  proxy CPU per request with rateLimit off and on
  *               (limits out of reach), alternating run by run
- *   tls         HTTPS through the product and nginx with the same
- *               certificate: keep-alive requests/s and new TLS connections/s
  *
  *   cost        the headline: proxy CPU µs per request over HTTP/1.1,
  *               HTTPS and HTTP/2 and per new TLS connection (full and
@@ -32,7 +30,7 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: cost,render,hash,change,throughput,reload,failover,vip,ratelimit,tls)
+ *   BENCH_ONLY (comma list of: cost,render,hash,change,throughput,reload,failover,vip,ratelimit)
  *   BENCH_COST_CONNECTIONS (32); BENCH_COST_VARIANTS=a,b: the proxy-cost
  *   scenario also runs the product with these bench/lib/variants.ts edits;
  *   BENCH_COST_ROWS=https,handshake: only these rows
@@ -58,7 +56,6 @@ import { measureReload, ReloadResult } from "./scenarios/reload";
 import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
-import { measureTls, TlsResult } from "./scenarios/tls";
 import { measureProxyCost, ProxyCostResult, Row, ROWS } from "./scenarios/proxy-cost";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
@@ -126,7 +123,6 @@ interface Results {
     change_to_serving?: object;
     vip_failover?: VipFailoverResult;
     rate_limit_cost?: RateLimitCostResult;
-    tls?: TlsResult;
     targets?: Target[];
     meta: Record<string, unknown>;
 }
@@ -161,7 +157,7 @@ function targets(r: Results): Target[] {
         if (value === undefined) return;
         t.push({ name, target, value: String(value), pass: pass(value) });
     };
-    // Issue 15's goal: the proxy's own CPU per request at or below nginx's on every row, within 5% of the seed's over HTTP.
+    // The performance goal: the proxy's own CPU per request at or below nginx's on every row, within 5% of the seed's over HTTP.
     const ratios = r.proxy_cost?.ratios ?? {};
     for (const row of ["http", "https", "h2", "handshake", "resumed"]) {
         add(`proxy CPU ${row}: product / nginx`, "<= 1.00", ratios[`${row}.product_vs_nginx`], (v) => v <= 1);
@@ -366,18 +362,6 @@ function markdown(r: Results): string {
                 `(per-round median x${c.paired_on_vs_off}); ${c.on.rps} vs ${c.off.rps} requests/s |`,
         );
     }
-    if (r.tls) {
-        const t = r.tls;
-        for (const [what, m] of [
-            ["HTTPS keep-alive requests/s", t.keep_alive],
-            ["new TLS connections/s (wrk: resumed where the server caches sessions)", t.handshakes],
-        ] as const) {
-            lines.push(
-                `| ${what}, product vs nginx (same certificate; ${t.wrk.runs_each} alternated runs each) | ${m.product_per_s} vs ${m.nginx_per_s} (x${m.product_vs_nginx}); ` +
-                    `proxy CPU ${m.proxy_cpu_us.product} vs ${m.proxy_cpu_us.nginx} µs each |`,
-            );
-        }
-    }
     lines.push("", "| target | wanted | measured | |", "|---|---|---|---|");
     for (const t of r.targets ?? []) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${t.pass ? "met" : "**missed**"} |`);
     return lines.join("\n") + "\n";
@@ -400,14 +384,14 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["cost", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
-    const load = ["cost", "throughput", "reload", "failover", "ratelimit", "tls"].some(wants);
+    const loopback = ["cost", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
+    const load = ["cost", "throughput", "reload", "failover", "ratelimit"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
         ["nginx", "nginx-light", load],
         ["h2load", "nghttp2-client", wants("cost")],
-        ["openssl", "openssl", wants("cost") || wants("tls")],
+        ["openssl", "openssl", wants("cost")],
         ["taskset", "util-linux", wants("cost")],
     ] as const) {
         if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
@@ -459,7 +443,7 @@ async function main(): Promise<number> {
             results.change_to_serving_ms = c.change_to_serving_ms;
             results.change_to_serving = c;
         }
-        if (["throughput", "reload", "failover", "ratelimit", "tls"].some(wants)) {
+        if (["throughput", "reload", "failover", "ratelimit"].some(wants)) {
             const [a1, a2, a3, s1, s2] = await startBackendProcesses(BACKENDS_WITH_SPARE);
             if (wants("throughput")) {
                 const product = await startProduct(productSettings([a1, a2], [s1, s2]));
@@ -546,7 +530,6 @@ async function main(): Promise<number> {
             };
             if (wants("ratelimit"))
                 results.rate_limit_cost = await measureRateLimitCost([a1, a2], [s1, s2], { ...sideBySide, warmupSeconds: 2 });
-            if (wants("tls")) results.tls = await measureTls([a1, a2], [s1, s2], sideBySide);
             if (wants("failover")) {
                 results.failover = await measureFailover(
                     { api: [a1, a2], stream: [s1, s2] },
@@ -572,7 +555,6 @@ async function main(): Promise<number> {
         change_to_serving: results.change_to_serving,
         vip_failover: results.vip_failover,
         rate_limit_cost: results.rate_limit_cost,
-        tls: results.tls,
         targets: results.targets,
         meta: results.meta,
     };

@@ -1,26 +1,25 @@
 /*
  * Tuning experiments on COPIES of the product's rendered haproxy.cfg
  * (written under bench/tmp/, never to templates/). Not part of `npm run
- * bench`; run by hand when throughput misses its targets:
+ * bench`; run by hand before changing the template's global, defaults or
+ * server lines:
  *
- *   npx ts-node bench/tune.ts                 # every variant
- *   npx ts-node bench/tune.ts nbthread1 ...   # only these (plus "product")
- *   BENCH_ROUNDS=5 BENCH_SECONDS=5 npx ts-node bench/tune.ts
- *   BENCH_WITH_SEED=1 ...: also the seed's literal config, for reference
+ *   npx ts-node bench/tune.ts                 # every cost variant's proxy CPU per request
+ *   npx ts-node bench/tune.ts nbthread1 ...   # only these, beside the product
  *   npx ts-node bench/tune.ts --reload [variants...]   # reload errors instead
  *   npx ts-node bench/tune.ts --failover [variants...] # failover errors instead
  *
- * Each round runs direct, then every variant, alternating; medians printed.
+ * The cost mode is the proxy-cost scenario run with BENCH_COST_VARIANTS
+ * (bench/run.ts): one way to measure a variant's cost, the headline's.
  */
-import { mkdirSync, rmSync, writeFileSync } from "fs";
+import { mkdirSync, rmSync } from "fs";
 import * as path from "path";
 import { onCleanup, sleep } from "../tests/support";
-import { BACKENDS_WITH_SPARE, productSettings, renderProductCopy, startBackendProcesses, startSeedLiteral } from "./lib/contenders";
+import { BACKENDS_WITH_SPARE, productSettings, renderProductCopy, startBackendProcesses } from "./lib/contenders";
 import { LiteralHaproxy } from "./lib/literal";
 import { cleanupAll, installExitHandlers } from "./lib/procs";
-import { log, round } from "./lib/stats";
+import { log } from "./lib/stats";
 import { oneFailover } from "./scenarios/failover";
-import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { startWrk } from "./lib/wrk";
 import { applyVariant, VARIANTS } from "./lib/variants";
 
@@ -104,6 +103,10 @@ async function failoverMode(names: string[]): Promise<void> {
     );
 }
 
+/** The variants made for --failover and --reload; the rest are cost variants. */
+const FAILOVER_VARIANTS = ["no-shutdown-sessions", "observe-l4", "observe-l4-no-shutdown", "split-ws"];
+const RELOAD_VARIANTS = ["idle-close-on-response", "close-spread-1s", "idle-close-spread"];
+
 async function main(): Promise<void> {
     installExitHandlers();
     const reload = process.argv.includes("--reload");
@@ -113,13 +116,7 @@ async function main(): Promise<void> {
     for (const n of names) if (!(n in VARIANTS)) throw new Error(`unknown variant ${n}; known: ${Object.keys(VARIANTS).join(", ")}`);
     if (failover) {
         try {
-            await failoverMode(
-                names.filter(
-                    (n) =>
-                        wanted.length > 0 ||
-                        ["product", "no-shutdown-sessions", "observe-l4", "observe-l4-no-shutdown", "split-ws"].includes(n),
-                ),
-            );
+            await failoverMode(names.filter((n) => wanted.length > 0 || n === "product" || FAILOVER_VARIANTS.includes(n)));
         } finally {
             await cleanupAll();
         }
@@ -127,62 +124,20 @@ async function main(): Promise<void> {
     }
     if (reload) {
         try {
-            await reloadMode(
-                names.filter(
-                    (n) => wanted.length > 0 || ["product", "idle-close-on-response", "close-spread-1s", "idle-close-spread"].includes(n),
-                ),
-            );
+            await reloadMode(names.filter((n) => wanted.length > 0 || n === "product" || RELOAD_VARIANTS.includes(n)));
         } finally {
             await cleanupAll();
         }
         return;
     }
-    const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-    const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-    const threads = Number(process.env.BENCH_WRK_THREADS ?? 2);
-    const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
-    const tmp = path.join(__dirname, "tmp", `tune-${process.pid}`);
-    mkdirSync(tmp, { recursive: true });
-    onCleanup(() => rmSync(tmp, { recursive: true, force: true }));
-    try {
-        const [a1, a2, s1, s2] = await startBackendProcesses(["backend-api-1", "backend-api-2", "stream-srv-1", "stream-srv-2"]);
-        const targets: { name: string; port: number; pgid?: number }[] = [{ name: "direct", port: a1.port }];
-        if (process.env.BENCH_WITH_SEED === "1") {
-            const seed = await startSeedLiteral([a1, a2], [s1, s2]);
-            targets.push({ name: "seed-literal", port: seed.httpPort, pgid: seed.pgid });
-        }
-        for (const name of names) {
-            const dir = path.join(tmp, name);
-            mkdirSync(dir, { recursive: true });
-            const copy = await renderProductCopy(dir, productSettings([a1, a2], [s1, s2]));
-            const cfg = applyVariant(name, copy.config);
-            writeFileSync(path.join(dir, "haproxy.cfg"), cfg);
-            const h = await LiteralHaproxy.start(cfg, { httpPort: copy.httpPort, dir, adminSocket: copy.adminSocket });
-            onCleanup(() => h.stop(false));
-            targets.push({ name, port: copy.httpPort, pgid: h.pgid });
-        }
-        const contenders: Contender[] = targets.map((t) => ({
-            key: t.name,
-            label: t.name,
-            port: t.port,
-            proxyPgids: t.pgid === undefined ? [] : [t.pgid],
-            backendPgids: t.name === "direct" ? [a1.pgid] : [a1.pgid, a2.pgid],
-        }));
-        const s = await measureThroughput(contenders, { rounds, seconds, threads, connections, path: "/api/v1/bench", warmupSeconds: 1 });
-        const direct = s.get("direct") as ContenderSummary;
-        const product = s.get("product") as ContenderSummary;
-        console.log(
-            `\n| variant | rps (median) | vs direct | vs product | p99 ms | CPU µs/req wrk / proxy / backends | total CPU µs/req |\n|---|---:|---:|---:|---:|---|---:|`,
-        );
-        for (const [name, c] of s) {
-            const cpu = c.cpu_us_per_req;
-            console.log(
-                `| ${name} | ${c.rps} | ${round(c.rps / direct.rps, 3)} | ${round(c.rps / product.rps, 3)} | ${c.p99_ms} | ${cpu.wrk} / ${cpu.proxy} / ${cpu.backends} | ${round(cpu.wrk + cpu.proxy + cpu.backends, 1)} |`,
-            );
-        }
-    } finally {
-        await cleanupAll();
-    }
+    // Without --reload or --failover: the variants' proxy cost is the proxy-cost scenario's own run
+    // (bench/run.ts with BENCH_ONLY=cost and BENCH_COST_VARIANTS): the same alternated rounds, rows and
+    // pinning as the headline, beside the product, recorded in bench/experiments/.
+    const cost = names.filter((n) => n !== "product" && (wanted.length > 0 || ![...FAILOVER_VARIANTS, ...RELOAD_VARIANTS].includes(n)));
+    process.env.BENCH_ONLY = "cost";
+    process.env.BENCH_COST_VARIANTS = cost.join(",");
+    log(`the variants' proxy cost: BENCH_ONLY=cost BENCH_COST_VARIANTS=${cost.join(",")} (bench/run.ts)`);
+    await import("./run");
 }
 
 if (require.main === module) {

@@ -83,7 +83,7 @@ export const VARIANTS: Record<string, Edit[]> = {
         dropLines(/^\s+retry-on /),
         dropLines(/disable-l7-retry/),
     ],
-    // Proxy cost (issue 15; BENCH_ONLY=cost BENCH_COST_VARIANTS=...):
+    // Proxy cost (npm run bench:tune, or BENCH_ONLY=cost BENCH_COST_VARIANTS=...):
     // one X-Forwarded-Proto rule for both binds instead of two conditional ones.
     "one-xfp-rule": [
         dropLines(/set-header X-Forwarded-Proto http unless/),
