@@ -17,6 +17,8 @@
  *   rate_limit_cost  proxy CPU per request with rateLimit off and on
  *               (limits out of reach), alternating run by run
  *
+ *   syscalls    the proxy's syscalls per request under strace -f -c (HTTPS
+ *               keep-alive, HTTP/2), the cost scenario's contenders and load
  *   cost        the headline: proxy CPU µs per request over HTTP/1.1,
  *               HTTPS and HTTP/2 and per new TLS connection (full and
  *               resumed handshakes), proxy pinned to its own core, lean
@@ -30,7 +32,7 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: cost,render,hash,change,throughput,reload,failover,vip,ratelimit)
+ *   BENCH_ONLY (comma list of: cost,syscalls,render,hash,change,throughput,reload,failover,vip,ratelimit)
  *   BENCH_COST_CONNECTIONS (32); BENCH_COST_VARIANTS=a,b: the proxy-cost
  *   scenario also runs the product with these bench/lib/variants.ts edits;
  *   BENCH_COST_ROWS=https,handshake: only these rows
@@ -57,6 +59,7 @@ import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
 import { measureProxyCost, ProxyCostResult, Row, ROWS } from "./scenarios/proxy-cost";
+import { measureSyscalls, SYSCALL_ROWS, SyscallsResult } from "./scenarios/syscalls";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
 const RESULTS_JSON = path.join(__dirname, "results.json");
@@ -114,6 +117,7 @@ interface Results {
     proxy_cost?: ProxyCostResult;
     /** proxy_cost of each HAProxy version measured (a run on another release keeps the others'). */
     proxy_cost_by_haproxy?: Record<string, ProxyCostResult>;
+    syscalls_by_haproxy?: Record<string, SyscallsResult>;
     throughput?: Throughput;
     reload?: ReloadResult;
     failover?: FailoverResult;
@@ -239,11 +243,41 @@ interface PartialRun {
     loadavg_at_start: number[];
 }
 
-/** proxy_cost_by_haproxy in release order (2.6 before 3.0). */
+/** A by-release section's values in release order (2.6 before 3.0). */
+function byRelease<T extends { haproxy_version: string }>(section: Record<string, T> | undefined): T[] {
+    return Object.values(section ?? {}).sort((a, b) => a.haproxy_version.localeCompare(b.haproxy_version, "en", { numeric: true }));
+}
+
+/** proxy_cost_by_haproxy in release order. */
 function costsByRelease(r: Results): ProxyCostResult[] {
-    return Object.values(r.proxy_cost_by_haproxy ?? {}).sort((a, b) =>
-        a.haproxy_version.localeCompare(b.haproxy_version, "en", { numeric: true }),
-    );
+    return byRelease(r.proxy_cost_by_haproxy);
+}
+
+/** The socket I/O calls shown per request, receives then sends; "all" counts every syscall strace saw. */
+const IO_SYSCALLS = ["recvfrom", "read", "sendto", "write", "writev"];
+
+/** The syscalls per request of one release: one row per load and contender, its socket I/O calls and all calls. */
+function syscallsMarkdown(sys: SyscallsResult): string[] {
+    const lines = [
+        `${sys.haproxy_version.replace(/ \d{4}\/\d{2}\/\d{2}$/, "")}, ${sys.nginx_version}: the proxy's syscalls per request under \`strace -f -c\` ` +
+            `(BENCH_ONLY=syscalls: the cost scenario's contenders and load, one run of ${sys.load.seconds} s each; counts, not times).`,
+        "",
+        `| syscalls per request | ${IO_SYSCALLS.join(" | ")} | all |`,
+        `|---|${IO_SYSCALLS.map(() => "---:").join("|")}|---:|`,
+    ];
+    for (const row of SYSCALL_ROWS) {
+        for (const [key, calls] of Object.entries(sys.per_request[row] ?? {})) {
+            const all = round(
+                Object.values(calls).reduce((a, b) => a + b, 0),
+                2,
+            );
+            lines.push(
+                `| ${ROW_LABELS.find(([r]) => r === row)?.[1] ?? row}: ${key} | ${IO_SYSCALLS.map((n) => calls[n] ?? "—").join(" | ")} | ${all} |`,
+            );
+        }
+    }
+    lines.push("");
+    return lines;
 }
 
 const EXPERIMENTS_DIR = path.join(__dirname, "experiments");
@@ -279,6 +313,7 @@ function markdown(r: Results): string {
         );
     }
     for (const c of costsByRelease(r)) lines.push(...costMarkdown(c));
+    for (const sys of byRelease(r.syscalls_by_haproxy)) lines.push(...syscallsMarkdown(sys));
     if (r.throughput) {
         const tp = r.throughput;
         lines.push(
@@ -384,15 +419,16 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["cost", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
-    const load = ["cost", "throughput", "reload", "failover", "ratelimit"].some(wants);
+    const loopback = ["cost", "syscalls", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
+    const load = ["cost", "syscalls", "throughput", "reload", "failover", "ratelimit"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
         ["nginx", "nginx-light", load],
-        ["h2load", "nghttp2-client", wants("cost")],
-        ["openssl", "openssl", wants("cost")],
-        ["taskset", "util-linux", wants("cost")],
+        ["h2load", "nghttp2-client", wants("cost") || wants("syscalls")],
+        ["openssl", "openssl", wants("cost") || wants("syscalls")],
+        ["taskset", "util-linux", wants("cost") || wants("syscalls")],
+        ["strace", "strace", wants("syscalls")],
     ] as const) {
         if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
@@ -434,6 +470,17 @@ async function main(): Promise<number> {
             results.proxy_cost_by_haproxy = { ...results.proxy_cost_by_haproxy, [cost.haproxy_version]: cost };
             // An experiment's before/after stays in the bench's history, kept or not.
             if (COST_VARIANTS.length > 0) writeExperiment(cost, runDate);
+        }
+        if (wants("syscalls")) {
+            const sys = await measureSyscalls({
+                rounds: 1,
+                seconds: cfg.seconds,
+                connections: cfg.costConnections,
+                h2: { connections: 4, streams: 8 },
+                path: cfg.path,
+                variants: COST_VARIANTS,
+            });
+            results.syscalls_by_haproxy = { ...results.syscalls_by_haproxy, [sys.haproxy_version]: sys };
         }
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);
@@ -546,6 +593,7 @@ async function main(): Promise<number> {
         tls_handshake: results.tls_handshake,
         proxy_cost: results.proxy_cost,
         proxy_cost_by_haproxy: results.proxy_cost_by_haproxy,
+        syscalls_by_haproxy: results.syscalls_by_haproxy,
         throughput: results.throughput,
         reload: results.reload,
         failover: results.failover,

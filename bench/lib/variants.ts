@@ -105,6 +105,8 @@ export const VARIANTS: Record<string, Edit[]> = {
     // sendto and 3.1 recvfrom per request against 1.13 and 1.38). Tried:
     // the same 2 sendto per request with zero-copy forwarding off.
     "no-zero-copy-fwd": [addToSection(GLOBAL, ["tune.disable-zero-copy-forwarding"])],
+    // HTTP/2 on 3.0+ sends each response on its own (BENCH_ONLY=syscalls): with no fast-forwarding at all (3.0+, experimental).
+    "no-fast-forward": [addToSection(GLOBAL, ["expose-experimental-directives", "tune.disable-fast-forward"])],
     // References, not proposals: what a feature costs.
     "no-ctl-deny": [dropLines(/req\.hdrs -m reg/)],
     "no-edge-rules": [

@@ -73,7 +73,7 @@ export interface ProxyCostResult {
     ratios: Record<string, number>;
 }
 
-interface Running {
+export interface Running {
     httpPort: number;
     httpsPort?: number;
     h2: boolean;
@@ -84,7 +84,7 @@ interface Running {
     stop(): Promise<void>;
 }
 
-interface CostContender {
+export interface CostContender {
     key: string;
     label: string;
     start(): Promise<Running>;
@@ -105,7 +105,7 @@ export interface ProxyCostOptions {
 const stat = (xs: number[]): Stat => ({ median: round(median(xs), 2), min: round(Math.min(...xs), 2), max: round(Math.max(...xs), 2) });
 
 /** The lean backend: one pinned nginx worker on the four pool ports. */
-async function startLeanBackend(cpus: string): Promise<{ ports: number[]; stop(): Promise<void> }> {
+export async function startLeanBackend(cpus: string): Promise<{ ports: number[]; stop(): Promise<void> }> {
     const dir = tempDir("lean");
     const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
     const config = fillPlaceholders(readBenchFile("lean-backend.conf"), {
@@ -137,7 +137,7 @@ async function haproxyThreads(h: LiteralHaproxy): Promise<number> {
     return Number(m[1]);
 }
 
-function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOptions): CostContender[] {
+export function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOptions): CostContender[] {
     const named = (name: string, i: number) => ({ name, port: backendPorts[i] });
     const api = [named("backend-api-1", 0), named("backend-api-2", 1)];
     const stream = [named("stream-srv-1", 2), named("stream-srv-2", 3)];
@@ -196,7 +196,7 @@ function unsupported(row: Row, c: Running): string | undefined {
     return undefined;
 }
 
-async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuPlan, seconds: number) {
+export async function measureOnce(row: Row, c: Running, o: ProxyCostOptions, plan: CpuPlan, seconds: number) {
     // Lower case: HTTP/2 (h2load) wants it so, HTTP/1.1 does not mind.
     const headers = c.cookie === undefined ? [] : [`cookie: ${c.cookie}`];
     const cpu0 = groupsCpuMs(c.pgids);
