@@ -5,8 +5,9 @@
  *               config, the seed's literal config and nginx (2 backends
  *               each), alternating run by run, medians
  *   reload      errors seen by a steady load during 50 re-render + reloads
- *   failover    errors while a killed api backend is still marked UP,
- *               product config vs the seed's literal config
+ *   failover    errors while a killed api backend is still marked UP:
+ *               the product, the seed literal, the product without L7
+ *               retries, and nginx (proxy_next_upstream, its default)
  *   hash        1,000 track ids over 3 -> 4 -> 3 stream servers
  *   render      renderHaproxyConfig and `haproxy -c` for 10/100/1,000 servers
  *   change_to_serving_ms  config apply (render, check, save state, reload)
@@ -362,7 +363,8 @@ function markdown(r: Results): string {
         const f = r.failover;
         lines.push(
             `| failover: errors until the killed server is DOWN (checks every ${f.check_interval_ms} ms) | product ${f.product_errors} of ${f.product.requests}, seed literal ${f.seed_literal_errors} of ${f.seed_literal.requests}` +
-                `${f.product_without_retries ? `, product without L7 retries ${f.product_without_retries_errors} of ${f.product_without_retries.requests}` : ""} |`,
+                `${f.product_without_retries ? `, product without L7 retries ${f.product_without_retries_errors} of ${f.product_without_retries.requests}` : ""}` +
+                `${f.nginx ? `, nginx (proxy_next_upstream error timeout, no active checks; the product's window) ${f.nginx_errors} of ${f.nginx.requests}` : ""} |`,
         );
     }
     if (r.hash) {

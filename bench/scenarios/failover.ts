@@ -1,5 +1,5 @@
 import { BackendProcess } from "../lib/backends";
-import { productSettings, startProduct, startProductVariant, startSeedLiteral } from "../lib/contenders";
+import { productSettings, startNginx, startProduct, startProductVariant, startSeedLiteral } from "../lib/contenders";
 import { sleep } from "../../tests/support";
 import { log, nowMs, round } from "../lib/stats";
 import { startWrk } from "../lib/wrk";
@@ -26,14 +26,24 @@ export interface FailoverResult {
     product: FailoverRun;
     seed_literal: FailoverRun;
     product_without_retries?: FailoverRun;
+    /**
+     * nginx with its default proxy_next_upstream (error timeout: a GET whose
+     * server fails is passed to the next one) and no active health checks
+     * (open-source nginx has none): its errors over the product's window from
+     * the kill to DOWN, plus the same drain.
+     */
+    nginx_errors?: number;
+    nginx?: FailoverRun;
 }
 
 export interface Target {
     httpPort: number;
-    stat(): Promise<Record<string, string>[]>;
+    /** HAProxy's stats; absent for a proxy without health checks (nginx), which is given a fixed window instead. */
+    stat?(): Promise<Record<string, string>[]>;
 }
 
 async function statusOf(t: Target, backend: string, server: string): Promise<Record<string, string>> {
+    if (t.stat === undefined) throw new Error("statusOf: this target has no stats");
     const row = (await t.stat()).find((r) => r.pxname === backend && r.svname === server);
     if (row === undefined) throw new Error(`no stat row ${backend}/${server}`);
     return row;
@@ -49,14 +59,15 @@ async function statusOf(t: Target, backend: string, server: string): Promise<Rec
 export async function oneFailover(
     t: Target,
     victim: BackendProcess,
-    o: { threads: number; connections: number; drainMs: number },
+    o: { threads: number; connections: number; drainMs: number; windowMs?: number },
 ): Promise<FailoverRun> {
     await victim.restart().catch(() => undefined); // a previous run may have killed it
     // Wait until both api servers are UP (a restarted one needs `rise` checks).
     const deadline = Date.now() + 30000;
     while (
-        (await statusOf(t, "api_pool", "backend-api-1")).status !== "UP" ||
-        (await statusOf(t, "api_pool", "backend-api-2")).status !== "UP"
+        t.stat !== undefined &&
+        ((await statusOf(t, "api_pool", "backend-api-1")).status !== "UP" ||
+            (await statusOf(t, "api_pool", "backend-api-2")).status !== "UP")
     ) {
         if (Date.now() > deadline) throw new Error("api servers not UP before the failover run");
         await sleep(100);
@@ -72,12 +83,14 @@ export async function oneFailover(
     let killToDown: number;
     try {
         await sleep(1500);
-        // Kill right after a health check went through, so the window until DOWN is the full fall x inter.
+        // Kill right after a health check went through, so the window until DOWN is the full fall x inter
+        // (a proxy without health checks sends none: it gets the fixed window).
         const checks = await victim.healthChecks();
-        while ((await victim.healthChecks()) === checks) await sleep(10);
+        while (t.stat !== undefined && (await victim.healthChecks()) === checks) await sleep(10);
         const t0 = nowMs();
         await victim.kill();
-        for (;;) {
+        while (t.stat === undefined && nowMs() - t0 < (o.windowMs ?? 0)) await sleep(20);
+        for (; t.stat !== undefined;) {
             const row = await statusOf(t, "api_pool", "backend-api-1");
             if (row.status.startsWith("DOWN")) break;
             if (nowMs() - t0 > 60000) throw new Error("backend-api-1 never marked DOWN");
@@ -89,7 +102,7 @@ export async function oneFailover(
         wrk.interrupt();
     }
     const res = await wrk.done;
-    const after = await statusOf(t, "api_pool", "BACKEND");
+    const after = t.stat === undefined ? {} : await statusOf(t, "api_pool", "BACKEND");
     return {
         requests: res.requests,
         errors: res.non2xx + res.socketErrors,
@@ -138,12 +151,22 @@ export async function measureFailover(
     } finally {
         await variant.stop();
     }
-    await a1.restart().catch(() => undefined);
     log(
         `failover product without L7 retries: ${n.errors} errors in ${n.requests} requests, DOWN after ${n.kill_to_down_ms} ms, ${n.retries} retries, ${n.redispatches} redispatches`,
     );
+    const nginx = await startNginx([a1, a2], backends.stream);
+    let x: FailoverRun;
+    try {
+        x = await oneFailover({ httpPort: nginx.httpPort }, a1, { ...o, drainMs, windowMs: p.kill_to_down_ms });
+    } finally {
+        await nginx.stop();
+    }
+    await a1.restart().catch(() => undefined);
+    log(
+        `failover nginx (proxy_next_upstream error timeout): ${x.errors} errors in ${x.requests} requests over the product's ${x.kill_to_down_ms} ms window`,
+    );
     return {
-        requests: p.requests + s.requests + n.requests,
+        requests: p.requests + s.requests + n.requests + x.requests,
         product_errors: p.errors,
         seed_literal_errors: s.errors,
         product_without_retries_errors: n.errors,
@@ -151,5 +174,7 @@ export async function measureFailover(
         product: p,
         seed_literal: s,
         product_without_retries: n,
+        nginx_errors: x.errors,
+        nginx: x,
     };
 }
