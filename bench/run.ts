@@ -18,6 +18,9 @@
  *   rate_limit_cost  proxy CPU per request with rateLimit off and on
  *               (limits out of reach), alternating run by run
  *
+ *   instructions  (BENCH_ONLY only, slow) HAProxy's instructions per request
+ *               under callgrind, and those in memcpy/memmove: the cost
+ *               scenario's HAProxy contenders and variants, exact request counts
  *   syscalls    the proxy's syscalls per request under strace -f -c (HTTPS
  *               keep-alive, HTTP/2), the cost scenario's contenders and load
  *   cost        the headline: proxy CPU µs per request over HTTP/1.1,
@@ -33,7 +36,7 @@
  * Environment: BENCH_ROUNDS (5) BENCH_SECONDS (5) BENCH_CONNECTIONS (64)
  *   BENCH_WRK_THREADS (2) BENCH_RELOADS (50) BENCH_FAILOVER_INTER_MS (2000)
  *   BENCH_VIP_KILLS (5)
- *   BENCH_ONLY (comma list of: cost,syscalls,render,hash,change,throughput,reload,failover,vip,ratelimit)
+ *   BENCH_ONLY (comma list of: cost,syscalls,instructions,render,hash,change,throughput,reload,failover,vip,ratelimit)
  *   BENCH_COST_CONNECTIONS (32); BENCH_COST_VARIANTS=a,b: the proxy-cost
  *   scenario also runs the product with these bench/lib/variants.ts edits;
  *   BENCH_COST_ROWS=https,handshake: only these rows
@@ -60,6 +63,7 @@ import { measureRender, RenderResult } from "./scenarios/render";
 import { Contender, ContenderSummary, measureThroughput } from "./scenarios/throughput";
 import { measureRateLimitCost, RateLimitCostResult } from "./scenarios/rate-limit";
 import { measureProxyCost, ProxyCostResult, Row, ROWS } from "./scenarios/proxy-cost";
+import { INSTRUCTION_ROWS, InstructionsResult, measureInstructions } from "./scenarios/instructions";
 import { measureSyscalls, SYSCALL_ROWS, SyscallsResult } from "./scenarios/syscalls";
 import { measureVipFailover, VipFailoverResult } from "./scenarios/vip-failover";
 
@@ -90,7 +94,7 @@ const COST_ROWS = process.env.BENCH_COST_ROWS === undefined ? undefined : (proce
 for (const row of COST_ROWS ?? [])
     if (!ROWS.includes(row)) throw new Error(`BENCH_COST_ROWS: unknown row ${row}; known: ${ROWS.join(", ")}`);
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
-const wants = (s: string) => ONLY.length === 0 || ONLY.includes(s);
+const wants = (s: string) => (ONLY.length === 0 && s !== "instructions") || ONLY.includes(s);
 
 interface Throughput {
     direct_rps: number;
@@ -119,6 +123,7 @@ interface Results {
     /** proxy_cost of each HAProxy version measured (a run on another release keeps the others'). */
     proxy_cost_by_haproxy?: Record<string, ProxyCostResult>;
     syscalls_by_haproxy?: Record<string, SyscallsResult>;
+    instructions_by_haproxy?: Record<string, InstructionsResult>;
     throughput?: Throughput;
     reload?: ReloadResult;
     failover?: FailoverResult;
@@ -254,6 +259,29 @@ function costsByRelease(r: Results): ProxyCostResult[] {
     return byRelease(r.proxy_cost_by_haproxy);
 }
 
+/** One release's instructions per request: a column per HAProxy contender, the ratio to the seed literal beside each. */
+function instructionsMarkdown(ins: InstructionsResult): string[] {
+    const keys = [...new Set(INSTRUCTION_ROWS.flatMap((row) => Object.keys(ins.per_request[row] ?? {})))];
+    const lines = [
+        `${ins.haproxy_version.replace(/ \d{4}\/\d{2}\/\d{2}$/, "")}: instructions per request under callgrind (BENCH_ONLY=instructions: ` +
+            `${ins.requests} requests after a warm-up, one core; in brackets those in memcpy/memmove; x: to the seed literal).`,
+        "",
+        `| instructions per request | ${keys.join(" | ")} |`,
+        `|---|${keys.map(() => "---:").join("|")}|`,
+    ];
+    for (const row of INSTRUCTION_ROWS) {
+        const at = ins.per_request[row] ?? {};
+        const seed = at.seed_literal?.ir;
+        const cell = (k: string) =>
+            at[k] === undefined
+                ? "—"
+                : `${at[k].ir} (${at[k].memcpy_ir})${seed === undefined || k === "seed_literal" ? "" : ` x${round(at[k].ir / seed, 3)}`}`;
+        lines.push(`| ${ROW_LABELS.find(([r]) => r === row)?.[1] ?? row} | ${keys.map(cell).join(" | ")} |`);
+    }
+    lines.push("");
+    return lines;
+}
+
 /** The socket I/O calls shown per request, receives then sends; "all" counts every syscall strace saw. */
 const IO_SYSCALLS = ["recvfrom", "read", "sendto", "write", "writev"];
 
@@ -315,6 +343,7 @@ function markdown(r: Results): string {
     }
     for (const c of costsByRelease(r)) lines.push(...costMarkdown(c));
     for (const sys of byRelease(r.syscalls_by_haproxy)) lines.push(...syscallsMarkdown(sys));
+    for (const ins of byRelease(r.instructions_by_haproxy)) lines.push(...instructionsMarkdown(ins));
     if (r.throughput) {
         const tp = r.throughput;
         lines.push(
@@ -421,16 +450,19 @@ async function main(): Promise<number> {
     }
     installExitHandlers();
     // Only what the wanted scenarios run (the VIP scenario needs the Incus lab instead).
-    const loopback = ["cost", "syscalls", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(wants);
+    const loopback = ["cost", "syscalls", "instructions", "render", "hash", "change", "throughput", "reload", "failover", "ratelimit"].some(
+        wants,
+    );
     const load = ["cost", "syscalls", "throughput", "reload", "failover", "ratelimit"].some(wants);
     for (const [bin, pkg, needed] of [
         ["haproxy", "haproxy", loopback],
         ["wrk", "wrk", load],
         ["nginx", "nginx-light", load],
-        ["h2load", "nghttp2-client", wants("cost") || wants("syscalls")],
+        ["h2load", "nghttp2-client", wants("cost") || wants("syscalls") || wants("instructions")],
         ["openssl", "openssl", wants("cost") || wants("syscalls")],
         ["taskset", "util-linux", wants("cost") || wants("syscalls")],
         ["strace", "strace", wants("syscalls")],
+        ["valgrind", "valgrind", wants("instructions")],
     ] as const) {
         if (needed && findBinary(bin) === undefined) throw new Error(`${bin} not found: apt-get install -y ${pkg}`);
     }
@@ -483,6 +515,18 @@ async function main(): Promise<number> {
                 variants: COST_VARIANTS,
             });
             results.syscalls_by_haproxy = { ...results.syscalls_by_haproxy, [sys.haproxy_version]: sys };
+        }
+        if (wants("instructions")) {
+            const ins = await measureInstructions({
+                rounds: 1,
+                seconds: 0,
+                connections: 4,
+                h2: { connections: 4, streams: 8 },
+                path: cfg.path,
+                variants: COST_VARIANTS,
+                requests: Number(process.env.BENCH_INSTRUCTION_REQUESTS ?? 2000),
+            });
+            results.instructions_by_haproxy = { ...results.instructions_by_haproxy, [ins.haproxy_version]: ins };
         }
         if (wants("render")) results.render = await measureRender([10, 100, 1000], 5);
         if (wants("hash")) results.hash = await measureHash(1000);
@@ -596,6 +640,7 @@ async function main(): Promise<number> {
         proxy_cost: results.proxy_cost,
         proxy_cost_by_haproxy: results.proxy_cost_by_haproxy,
         syscalls_by_haproxy: results.syscalls_by_haproxy,
+        instructions_by_haproxy: results.instructions_by_haproxy,
         throughput: results.throughput,
         reload: results.reload,
         failover: results.failover,

@@ -80,6 +80,8 @@ export interface Running {
     pgids: number[];
     /** "name=value" of the sticky cookie this contender sets, sent back on every request. */
     cookie?: string;
+    /** HAProxy's current worker (the master CLI's "show proc"); absent for nginx. */
+    workerPid?: () => Promise<number>;
     threads: number;
     stop(): Promise<void>;
 }
@@ -100,6 +102,8 @@ export interface ProxyCostOptions {
     variants: string[];
     /** The rows to run (default all): experiments may run only the rows they change. */
     rows?: Row[];
+    /** The haproxy to run (a wrapper script); default: haproxy pinned to the proxy's core. */
+    haproxyBin?: string;
 }
 
 const stat = (xs: number[]): Stat => ({ median: round(median(xs), 2), min: round(Math.min(...xs), 2), max: round(Math.max(...xs), 2) });
@@ -142,7 +146,7 @@ export function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOp
     const api = [named("backend-api-1", 0), named("backend-api-2", 1)];
     const stream = [named("stream-srv-1", 2), named("stream-srv-2", 3)];
     const cert = benchCertificate();
-    const haproxyBin = pinnedBinary("haproxy", plan.proxy);
+    const haproxyBin = o.haproxyBin ?? pinnedBinary("haproxy", plan.proxy);
     const literal = async (h: LiteralHaproxy): Promise<Running> => ({
         httpPort: h.httpPort,
         httpsPort: h.httpsPort,
@@ -150,6 +154,7 @@ export function contenders(backendPorts: number[], plan: CpuPlan, o: ProxyCostOp
         pgids: [h.pgid],
         cookie: await stickyCookie(h.httpPort, o.path),
         threads: await haproxyThreads(h),
+        workerPid: () => h.workerPid(),
         stop: () => h.stop(),
     });
     const product = (variant: string | undefined) => async (): Promise<Running> => {
