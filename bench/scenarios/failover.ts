@@ -121,50 +121,37 @@ export async function measureFailover(
 ): Promise<FailoverResult> {
     const [a1, a2] = backends.api;
     const drainMs = 4000;
-    const product = await startProduct(productSettings([a1, a2], backends.stream, { healthCheckIntervalMs: o.checkIntervalMs }));
-    let p: FailoverRun;
-    try {
-        p = await oneFailover(product, a1, { ...o, drainMs });
-    } finally {
-        await product.stop();
-    }
-    log(
-        `failover product: ${p.errors} errors in ${p.requests} requests, DOWN after ${p.kill_to_down_ms} ms, ${p.retries} retries, ${p.redispatches} redispatches`,
-    );
-    const seed = await startSeedLiteral([a1, a2], backends.stream, o.checkIntervalMs);
-    let s: FailoverRun;
-    try {
-        s = await oneFailover(seed, a1, { ...o, drainMs });
-    } finally {
-        await seed.stop();
-    }
-    log(
-        `failover seed literal: ${s.errors} errors in ${s.requests} requests, DOWN after ${s.kill_to_down_ms} ms, ${s.retries} retries, ${s.redispatches} redispatches`,
-    );
-    const variant = await startProductVariant(
-        productSettings([a1, a2], backends.stream, { healthCheckIntervalMs: o.checkIntervalMs }),
-        "no-l7-retries",
-    );
-    let n: FailoverRun;
-    try {
-        n = await oneFailover(variant, a1, { ...o, drainMs });
-    } finally {
-        await variant.stop();
-    }
-    log(
-        `failover product without L7 retries: ${n.errors} errors in ${n.requests} requests, DOWN after ${n.kill_to_down_ms} ms, ${n.retries} retries, ${n.redispatches} redispatches`,
-    );
+    const settings = productSettings([a1, a2], backends.stream, { healthCheckIntervalMs: o.checkIntervalMs });
+    /** One contender's failover run, the contender stopped whatever happens. */
+    const run = async <T extends Target & { stop(): Promise<unknown> }>(
+        what: string,
+        started: T,
+        window?: number,
+    ): Promise<FailoverRun> => {
+        let r: FailoverRun;
+        try {
+            r = await oneFailover(started, a1, { ...o, drainMs, windowMs: window });
+        } finally {
+            await started.stop();
+        }
+        log(
+            `failover ${what}: ${r.errors} errors in ${r.requests} requests, ` +
+                (window === undefined
+                    ? `DOWN after ${r.kill_to_down_ms} ms, ${r.retries} retries, ${r.redispatches} redispatches`
+                    : `over the product's ${r.kill_to_down_ms} ms window`),
+        );
+        return r;
+    };
+    const p = await run("product", await startProduct(settings));
+    const s = await run("seed literal", await startSeedLiteral([a1, a2], backends.stream, o.checkIntervalMs));
+    const n = await run("product without L7 retries", await startProductVariant(settings, "no-l7-retries"));
     const nginx = await startNginx([a1, a2], backends.stream);
-    let x: FailoverRun;
-    try {
-        x = await oneFailover({ httpPort: nginx.httpPort }, a1, { ...o, drainMs, windowMs: p.kill_to_down_ms });
-    } finally {
-        await nginx.stop();
-    }
-    await a1.restart().catch(() => undefined);
-    log(
-        `failover nginx (proxy_next_upstream error timeout): ${x.errors} errors in ${x.requests} requests over the product's ${x.kill_to_down_ms} ms window`,
+    const x = await run(
+        "nginx (proxy_next_upstream error timeout)",
+        { httpPort: nginx.httpPort, stop: () => nginx.stop() },
+        p.kill_to_down_ms,
     );
+    await a1.restart().catch(() => undefined);
     return {
         requests: p.requests + s.requests + n.requests + x.requests,
         product_errors: p.errors,
